@@ -373,3 +373,16 @@ def test_mri_noise_only_on_sampled_kspace(coils):
     sampled = op.mask[0, 0, 0] > 0
     assert r[..., sampled].std().item() == pytest.approx(0.05, rel=0.05)
     assert r[..., ~sampled].abs().max() == 0
+
+
+@pytest.mark.parametrize("size", [(8, 10), (7, 9)])
+def test_single_coil_mri_a_dagger_is_the_pseudo_inverse(size):
+    op = O.mri(img_size=size, acceleration=3, center_fraction=0.1, generator=gen(2), dtype=F64)
+    n = size[0] * size[1]
+    basis = torch.eye(n, dtype=F64).reshape(n, 1, *size)
+    dense = op.A(basis).reshape(n, -1).T
+    y = torch.randn(1, *dense.shape[:1], generator=gen(), dtype=F64)
+    ref = torch.linalg.pinv(dense) @ y[0]
+    assert torch.allclose(op.A_dagger(y.reshape(1, 2, *size)).flatten(), ref, atol=1e-10)
+    # the mask is not conjugate-symmetric, so the zero-filled adjoint is not the pseudo-inverse
+    assert not torch.allclose(op.A_adjoint(y.reshape(1, 2, *size)).flatten(), ref, atol=1e-3)

@@ -18,10 +18,14 @@ class RealMRI(LinearPhysics):
     (B, 2, N, H, W) for N coils. As a map between real vector spaces, the restriction
     x ↦ MRI(x, 0) has adjoint y ↦ Re(MRIᴴ y), the first channel of deepinv's adjoint.
 
-    ``A_dagger`` is the zero-filled (coil-combined with the conjugate sensitivities) inverse
-    Fourier transform, real part: Re(Σ_c S̄_c Fᴴ M y_c). It is the exact inverse when k-space
-    is fully sampled (Σ|S_c|² = 1), and the usual zero-filled reconstruction otherwise (not the
-    least-squares pseudo-inverse of the undersampled real operator).
+    ``A_dagger``: with one coil, the exact Moore–Penrose pseudo-inverse of this real operator.
+    For real x the spectrum is Hermitian, X(−k) = conj X(k), so AᴴA = Re(Fᴴ M F) = Fᴴ D F with
+    D = (M + M̃)/2, M̃ the mask mirrored k → −k (values 0, ½, 1), hence A† y = Fᴴ D⁺ F Aᴴ y:
+    the zero-filled reconstruction with frequencies whose mirror is unsampled counted twice
+    (A† = Aᴴ when the mask is conjugate-symmetric). ``x − A†(A x − y)`` is then the exact
+    projection onto {x : A x = y}. With several coils (no such closed form) ``A_dagger`` is the
+    zero-filled coil-combined image Re(Σ_c S̄_c Fᴴ M y_c), exact when k-space is fully sampled
+    (Σ|S_c|² = 1); use :func:`~restorekit.operators.cg_solve` for least squares.
 
     Noise is added by the wrapped deepinv operator, i.e. only at sampled k-space locations.
     """
@@ -40,7 +44,14 @@ class RealMRI(LinearPhysics):
         return self.physics.A_adjoint(y)[:, :1]
 
     def A_dagger(self, y: torch.Tensor, **kwargs) -> torch.Tensor:
-        return self.A_adjoint(y)
+        x = self.A_adjoint(y)
+        if isinstance(self.physics, MultiCoilMRI):
+            return x
+        m = self.physics.mask[0, 0]
+        d = (m + _mirror(m)) / 2
+        d_pinv = torch.where(d > 0, 1 / d.clamp(min=0.5), 0.0)
+        spectrum = MRI.fft(x[:, 0].to(torch.complex128 if x.dtype == torch.float64 else torch.complex64))
+        return MRI.ifft(spectrum * d_pinv).real[:, None]
 
     def noise(self, y: torch.Tensor, **kwargs) -> torch.Tensor:
         return self.physics.noise(y, **kwargs)
@@ -49,6 +60,14 @@ class RealMRI(LinearPhysics):
     def mask(self) -> torch.Tensor:
         """The k-space sampling mask, (1, 2, H, W) (both channels equal)."""
         return self.physics.mask
+
+
+def _mirror(t: torch.Tensor) -> torch.Tensor:
+    """t(−k) for a centred (fftshifted) 2D spectrum t(k): index c ↦ (2⌊n/2⌋ − c) mod n per axis."""
+    h, w = t.shape[-2:]
+    rows = (2 * (h // 2) - torch.arange(h, device=t.device)) % h
+    cols = (2 * (w // 2) - torch.arange(w, device=t.device)) % w
+    return t[..., rows[:, None], cols[None, :]]
 
 
 def cartesian_mask(img_size, acceleration: float = 4.0, center_fraction: float = 0.08, *,
@@ -105,8 +124,7 @@ def coil_maps(img_size, coils: int, *, dtype=torch.float32) -> torch.Tensor:
 
 
 def mri(*, img_size, acceleration: float = 4.0, center_fraction: float = 0.08, coils: int = 1,
-        noise_sigma: float = 0.0, poisson: float | None = None,
-        generator: torch.Generator | None = None, device=None, dtype=torch.float32):
+        noise_sigma: float = 0.0, generator: torch.Generator | None = None, device=None, dtype=torch.float32):
     r"""Accelerated Cartesian MRI on real gray images: y_c = M F (S_c x) + M n_c.
 
     F is the orthonormal centred 2D DFT, M the column mask of :func:`cartesian_mask`, S_c the
@@ -121,7 +139,8 @@ def mri(*, img_size, acceleration: float = 4.0, center_fraction: float = 0.08, c
     acceleration : undersampling factor R ≥ 1 (W/R columns kept).
     center_fraction : fraction of central columns always kept.
     coils : number of receiver coils.
-    noise_sigma, poisson : Gaussian noise std (per real/imaginary part) and Poisson gain.
+    noise_sigma : Gaussian noise std per real and imaginary part of k-space (Poisson noise is
+        not offered: k-space values are signed).
     generator : draws the mask and the measurement noise.
     """
     check_generator(generator)
@@ -134,4 +153,4 @@ def mri(*, img_size, acceleration: float = 4.0, center_fraction: float = 0.08, c
     else:
         physics = MultiCoilMRI(mask=mask, coil_maps=coil_maps(img_size, coils, dtype=dtype).to(device),
                                device=device)
-    return RealMRI(physics, noise_model(noise_sigma, poisson, generator), device)
+    return RealMRI(physics, noise_model(noise_sigma, None, generator), device)
