@@ -256,6 +256,8 @@ def test_operator_norm_is_cached_per_shape():
     (lambda: O.blur("gaussian", noise_sigma=2.0), ValueError, "noise_sigma"),
     (lambda: O.blur("gaussian", poisson=0.0), ValueError, "poisson"),
     (lambda: O.blur("gaussian", generator=0), TypeError, "generator"),
+    (lambda: O.blur("gaussian", noise_sigma=0.1, generator=gen(), device="cuda"), ValueError,
+     "generator is on cpu"),
     (lambda: O.blur("gaussian", dtype=torch.float16), TypeError, "dtype"),
     (lambda: O.blur("gaussian", sigma=3.0).A(torch.zeros(1, 1, 8, 8)), ValueError, "larger than the image"),
     (lambda: O.inpainting("circle", img_size=8), ValueError, "mask"),
@@ -386,3 +388,16 @@ def test_single_coil_mri_a_dagger_is_the_pseudo_inverse(size):
     assert torch.allclose(op.A_dagger(y.reshape(1, 2, *size)).flatten(), ref, atol=1e-10)
     # the mask is not conjugate-symmetric, so the zero-filled adjoint is not the pseudo-inverse
     assert not torch.allclose(op.A_adjoint(y.reshape(1, 2, *size)).flatten(), ref, atol=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", list(O.BUILDERS))
+def test_operators_on_cuda_match_cpu(name):
+    x = torch.rand(2, 1, 16, 16, generator=gen())
+    cpu = O.make(name, 16, generator=gen(1), noise_sigma=0.0)
+    cuda = O.make(name, 16, generator=gen(1), noise_sigma=0.0, device="cuda")
+    y = cpu.A(x)
+    assert torch.allclose(cuda.A(x.cuda()).cpu(), y, atol=1e-5)
+    assert torch.allclose(cuda.A_adjoint(y.cuda()).cpu(), cpu.A_adjoint(y), atol=1e-5)
+    noisy = O.make(name, 16, noise_sigma=0.1, generator=torch.Generator("cuda").manual_seed(0), device="cuda")
+    assert noisy(x.cuda()).device.type == "cuda"

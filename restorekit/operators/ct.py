@@ -61,7 +61,7 @@ def ct(*, img_size, views: int | None = None, angle_range: float = 180.0, noise_
     angle_range = real_number(angle_range, "angle_range", low=0.0, high=180.0, low_open=True)
     angles = torch.arange(views, dtype=dtype, device=device) * (angle_range / views)
     return ParallelBeamCT(angles, h, device=device, dtype=dtype,
-                          noise_model=noise_model(noise_sigma, poisson, generator))
+                          noise_model=noise_model(noise_sigma, poisson, generator, device))
 
 
 def fbp(operator, y: torch.Tensor) -> torch.Tensor:

@@ -153,4 +153,4 @@ def mri(*, img_size, acceleration: float = 4.0, center_fraction: float = 0.08, c
     else:
         physics = MultiCoilMRI(mask=mask, coil_maps=coil_maps(img_size, coils, dtype=dtype).to(device),
                                device=device)
-    return RealMRI(physics, noise_model(noise_sigma, None, generator), device)
+    return RealMRI(physics, noise_model(noise_sigma, None, generator, device), device)
