@@ -185,6 +185,21 @@ class DiffusionPrior(torch.nn.Module):
         return self.to_image(self.predict(u_t, t, cond).x0)
 
 
+def conv_unet(channels: int = 1, widths: tuple[int, ...] = (32, 64), *, layers_per_block: int = 1,
+              num_class_embeds: int | None = None, sample_size: int = 64) -> torch.nn.Module:
+    """A fully convolutional diffusers ``UNet2DModel`` (no attention anywhere, DownBlock2D /
+    UpBlock2D), the architecture of the house priors; randomly initialised from torch's global
+    generator (seed it in the calling script for a reproducible network)."""
+    from diffusers import UNet2DModel
+
+    n = len(widths)
+    return UNet2DModel(sample_size=sample_size, in_channels=channels, out_channels=channels,
+                       block_out_channels=tuple(widths), down_block_types=("DownBlock2D",) * n,
+                       up_block_types=("UpBlock2D",) * n, layers_per_block=layers_per_block,
+                       norm_num_groups=min(8, widths[0]), add_attention=False,
+                       num_class_embeds=num_class_embeds)
+
+
 def _as_t(t, like: torch.Tensor):
     """An int stays an int; a tensor of timesteps becomes a (B,) LongTensor."""
     if isinstance(t, torch.Tensor):

@@ -60,6 +60,25 @@ class GaussianPrior:
         self.alphas_cumprod = (linear_alphas_cumprod() if alphas_cumprod is None
                                else torch.as_tensor(alphas_cumprod).to("cpu", torch.float64))
 
+    @classmethod
+    def power_law(cls, size: int | tuple[int, int], channels: int = 1, *, mean: float = 0.5,
+                  variance: float = 0.02, corner: float = 0.1, exponent: float = 3.0,
+                  alphas_cumprod: torch.Tensor | None = None) -> "GaussianPrior":
+        """A smooth natural-image-like oracle: S(k) ∝ (1 + |k|²/corner²)^(−exponent/2) (k in
+        cycles per pixel), scaled so that the pixel variance is ``variance``."""
+        h, w = (size, size) if isinstance(size, int) else size
+        fy = torch.fft.fftfreq(h, dtype=torch.float64)
+        fx = torch.fft.fftfreq(w, dtype=torch.float64)
+        S = (1 + (fy[:, None] ** 2 + fx[None, :] ** 2) / corner ** 2) ** (-exponent / 2)
+        S = S * (h * w) * variance / S.sum()
+        return cls(mean, S.expand(channels, h, w), alphas_cumprod=alphas_cumprod)
+
+    def covariance(self) -> torch.Tensor:
+        """Σ as a dense (n, n) matrix, n = C·H·W (small images only)."""
+        n = int(torch.tensor(self.shape).prod())
+        basis = torch.eye(n, dtype=torch.float64).reshape(n, *self.shape)
+        return self.filter(basis, self.spectrum).reshape(n, n).T.contiguous()
+
     @property
     def num_train_timesteps(self) -> int:
         return self.alphas_cumprod.numel()
