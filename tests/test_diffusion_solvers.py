@@ -171,3 +171,25 @@ def test_parameter_checks(tiny_prior):
         solve(y, op, tiny_prior, "dds", eta=1.5)
     with pytest.raises(ValueError, match="weight"):
         solve(y, op, tiny_prior, "mcg", weight=0.0)
+
+
+# ---- deepinv adapter ------------------------------------------------------------------------
+def test_deepinv_adapter_sigma_convention(blur_problem):
+    """deepinv's DiffPIR on the oracle: its samples must have the posterior's mean and spread.
+    A σ convention off by 2 (e.g. passing [−1, 1] units) halves the spread (measured 0.53)."""
+    from restorekit.solvers.deepinv_adapter import PriorDenoiser, run_deepinv
+
+    prior, op, y, post_mean, post_var = blur_problem
+    net = PriorDenoiser(prior)
+    x = torch.rand(2, 1, 16, 16, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(net(x, torch.tensor([0.1, 0.2])), prior.denoise(x, torch.tensor([0.1, 0.2])))
+    assert net.calls == 1
+    result = run_deepinv("diffpir", y.expand(BATCH, -1, -1, -1).contiguous(), op, prior, 50,
+                         generator=torch.Generator().manual_seed(0))
+    assert result.nfe == 50 and result.x.shape == (BATCH, 1, 16, 16)
+    err = relative_error(result.x.mean(0, keepdim=True), post_mean, prior)
+    ratio = result.x.std(0).mean().item() / post_var.mean().sqrt().item()
+    assert err < 0.25, f"DiffPIR error {err:.3f} (measured 0.11)"
+    assert 0.75 < ratio < 1.33, f"DiffPIR sample std / posterior std = {ratio:.2f} (measured 0.97)"
+    with pytest.raises(ValueError, match="method"):
+        run_deepinv("ddim", y, op, prior, 10)
