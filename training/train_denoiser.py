@@ -140,6 +140,9 @@ def write_card(args):
         pass
     table = heldout_table(nets, sigmas=(0.05, 0.1, 0.2))
     params = sum(p.numel() for p in net.parameters())
+    stopped = ("" if info["steps"] >= info["planned_steps"] else
+               f" (of {info['planned_steps']} planned: stopped by the wall-time limit before the "
+               "learning rate had fully decayed)")
     size_kb = (args.out / "model.safetensors").stat().st_size / 1024
     card = f"""# denoiser-gray — restorekit's bias-free CNN denoiser
 
@@ -153,10 +156,10 @@ Class `restorekit.priors.dncnn.BiasFreeDenoiser`; load with
 {size_kb:.0f} KB (safetensors).
 
 **Training** (`training/train_denoiser.py`, seed {info['seed']}): MSE to the clean patch,
-σ ~ U[0, {info['sigma_max']}]; {info['steps']} Adam steps, batch {info['batch']} of
+σ ~ U[0, {info['sigma_max']}]; {info['steps']} Adam steps{stopped}, batch {info['batch']} of
 {info['patch']}×{info['patch']} patches from `restorekit.data.random_patches` (scikit-image
 training images, lfw faces, dead leaves, ellipse phantoms — never the HELD_OUT images),
-lr {info['lr']} with cosine decay to 1 %. Wall time {info['wall_min']:.0f} min on
+lr {info['lr']} with cosine decay to 1 % over {info['planned_steps']} steps. Wall time {info['wall_min']:.0f} min on
 {info['threads']} CPU thread(s) ({platform.processor() or platform.machine()},
 shared machine), no GPU. This is a short CPU run: the network is under-trained compared with
 published DnCNN models.

@@ -94,7 +94,7 @@ def load(name: str, device=None):
     if kind in _NETWORKS:
         from .denoisers import DenoiserPrior
 
-        return DenoiserPrior(load_network(name, device))
+        return DenoiserPrior(load_network(name, device), name=name)
     if kind == "diffusion":
         from .diffusion import DiffusionPrior
 
