@@ -20,8 +20,9 @@ from training.convert_scico_dncnn import convert, read_flax_msgpack
 
 DENOISERS = [n for n, d in registry._shipped().items() if registry._meta(d)["kind"] in ("dncnn", "denoiser")]
 SCICO = [n for n, d in registry._shipped().items() if registry._meta(d)["kind"] == "dncnn"]
-#: minimum PSNR gain (dB) over the noisy input at σ = 0.1 on the camera crop (measured: see test)
-MIN_GAIN = {"dncnn": 8.0, "denoiser-gray": 6.0}
+#: minimum PSNR gain (dB) over the noisy input at σ = 0.1 on the 128² camera crop, noise seed 0
+#: (measured when the weights were shipped: dncnn 10.32, denoiser-gray 9.15)
+MIN_GAIN = {"dncnn": 9.5, "denoiser-gray": 8.5}
 
 
 @pytest.fixture(autouse=True)
