@@ -2,12 +2,15 @@
 common contract (shape, finiteness, determinism, nfe) on a tiny UNet with every operator."""
 from __future__ import annotations
 
+import inspect
+
 import deepinv as dinv
 import numpy as np
 import pytest
 import torch
 from deepinv.physics.functional.blur import gaussian_blur
 
+from restorekit.operators import BUILDERS, make
 from restorekit.priors import DiffusionPrior, GaussianPrior
 from restorekit.priors.diffusion import conv_unet
 from restorekit.priors.schedule import linear_alphas_cumprod
@@ -103,16 +106,13 @@ def test_red_diff_without_regulariser_fits_the_data(blur_problem):
 
 
 # ---- the contract, on a tiny random UNet, with every operator -------------------------------
-def operators(shape):
-    c, h, w = shape
-    ker = gaussian_blur(sigma=(1.0, 1.0))
-    return {
-        "blur": dinv.physics.BlurFFT(img_size=shape, filter=ker, noise_model=dinv.physics.GaussianNoise(0.02)),
-        "inpainting": dinv.physics.Inpainting(img_size=shape, mask=0.6,
-                                              rng=torch.Generator().manual_seed(0)),
-        "denoising": dinv.physics.Denoising(noise_model=dinv.physics.GaussianNoise(0.05)),
-        "super-resolution": dinv.physics.Downsampling(img_size=shape, factor=2, filter="bicubic"),
-    }
+def build_operator(name: str):
+    """Operator ``name`` of the registry for 16×16 gray images, with a little noise (random
+    masks and kernels drawn from a fixed generator)."""
+    extra = {"generator": torch.Generator().manual_seed(0)}
+    if "generator" not in inspect.signature(BUILDERS[name].build).parameters:
+        extra = {}
+    return make(name, 16, 1, noise_sigma=0.02, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -121,26 +121,29 @@ def tiny_prior():
     return DiffusionPrior(conv_unet(1, (8, 16), sample_size=16), linear_alphas_cumprod())
 
 
-@pytest.mark.parametrize("op_name", ["blur", "inpainting", "denoising", "super-resolution"])
+STEPS = 2
+
+
+@pytest.mark.parametrize("op_name", sorted(BUILDERS))
 @pytest.mark.parametrize("name", DIFFUSION_SOLVERS)
 def test_contract_every_operator(tiny_prior, name, op_name):
-    op = operators((1, 16, 16))[op_name]
+    op = build_operator(op_name)
     x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
     y = op.A(x)
-    runs = [solve(y, op, tiny_prior, name, steps=3, x_true=x, generator=torch.Generator().manual_seed(7))
+    runs = [solve(y, op, tiny_prior, name, steps=STEPS, x_true=x, generator=torch.Generator().manual_seed(7))
             for _ in range(2)]
     r = runs[0]
     assert r.x.shape == x.shape and torch.isfinite(r.x).all()
     assert torch.equal(runs[0].x, runs[1].x)
-    assert r.nfe == 3
-    assert len(r.history.data_fit) == 3 and len(r.history.psnr) == 3
-    other = solve(y, op, tiny_prior, name, steps=3, generator=torch.Generator().manual_seed(8))
+    assert r.nfe == STEPS  # one network call per step
+    assert len(r.history.data_fit) == STEPS and len(r.history.psnr) == STEPS
+    other = solve(y, op, tiny_prior, name, steps=STEPS, generator=torch.Generator().manual_seed(8))
     if (name, op_name) != ("mcg", "denoising"):  # there MCG's hard projection returns y itself
         assert not torch.equal(other.x, r.x)
 
 
 def test_callback_keys_and_levels(tiny_prior):
-    op = operators((1, 16, 16))["inpainting"]
+    op = build_operator("inpainting-random")
     y = op.A(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)))
     seen = []
     solve(y, op, tiny_prior, "dds", steps=4, callback=seen.append)
