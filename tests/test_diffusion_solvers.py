@@ -64,18 +64,22 @@ def inpainting_problem():
 
 
 # ---- against the exact posterior -----------------------------------------------------------
-# Margin: the mean over 16 samples must be at least 2× (blur) / 2.5× (inpainting) closer to the
-# exact posterior mean than both the prior mean and A†y are. Measured when written: blur DPS
-# 0.31, DDS 0.27, RED-Diff (from Aᴴy) 0.17 (A†y: 28); inpainting DPS 0.12, MCG 0.20, DDS 0.15, RED-Diff 0.14 (A†y: 2.4).
-@pytest.mark.parametrize("name, params", [("dps", dict(steps=200)), ("dds", {}),
-                                          ("red-diff", dict(steps=200, lr=0.05, init="adjoint"))])
-def test_blur_posterior_mean(blur_problem, name, params):
+# The error of the mean of 16 samples, relative to ‖E[x|y] − m‖, must be below a stated cap
+# (about 1.3× what was measured when written, in brackets) and at least 2× (blur) / 2.5×
+# (inpainting) below both trivial estimates, the prior mean (1 by definition) and A†y (blur 28,
+# inpainting 2.4). The DPS cap catches a factor 2 on ζ (ζ/2 measured 0.46).
+@pytest.mark.parametrize("name, params, cap", [
+    ("dps", dict(steps=200), 0.4),                                 # [0.31]
+    ("dds", {}, 0.35),                                             # [0.27]
+    ("red-diff", dict(steps=200, lr=0.05, init="adjoint"), 0.25),  # [0.17]
+])
+def test_blur_posterior_mean(blur_problem, name, params, cap):
     prior, op, y, post_mean, post_var = blur_problem
     result = solve(y.expand(BATCH, -1, -1, -1).contiguous(), op, prior, name,
                    generator=torch.Generator().manual_seed(0), **params)
     baseline = min(1.0, relative_error(op.A_dagger(y), post_mean, prior))
     err = relative_error(result.x.mean(0, keepdim=True), post_mean, prior)
-    assert err < 0.5 * baseline, f"{name}: error {err:.3f}, baseline {baseline:.3f}"
+    assert err < min(cap, 0.5 * baseline), f"{name}: error {err:.3f}, baseline {baseline:.3f}"
     if name == "red-diff":  # a point estimate: no spread to compare
         return
     # spread of the samples: the right order of the posterior standard deviation
@@ -83,15 +87,19 @@ def test_blur_posterior_mean(blur_problem, name, params):
     assert 0.5 < ratio < 2, f"{name}: sample std / posterior std = {ratio:.2f}"
 
 
-@pytest.mark.parametrize("name, params", [("dps", dict(steps=200, zeta=0.5)), ("mcg", dict(steps=200)),
-                                          ("dds", {}), ("red-diff", dict(steps=200, lr=0.05))])
-def test_inpainting_posterior_mean(inpainting_problem, name, params):
+@pytest.mark.parametrize("name, params, cap", [
+    ("dps", dict(steps=200, zeta=0.5), 0.17),         # [0.12]
+    ("mcg", dict(steps=200), 0.27),                   # [0.20]
+    ("dds", {}, 0.2),                                 # [0.15]
+    ("red-diff", dict(steps=200, lr=0.05), 0.2),      # [0.14]
+])
+def test_inpainting_posterior_mean(inpainting_problem, name, params, cap):
     prior, op, y, post_mean = inpainting_problem
     result = solve(y.expand(BATCH, -1, -1, -1).contiguous(), op, prior, name,
                    generator=torch.Generator().manual_seed(0), **params)
     baseline = min(1.0, relative_error(op.A_dagger(y), post_mean, prior))
     err = relative_error(result.x.mean(0, keepdim=True), post_mean, prior)
-    assert err < baseline / 2.5, f"{name}: error {err:.3f}, baseline {baseline:.3f}"
+    assert err < min(cap, baseline / 2.5), f"{name}: error {err:.3f}, baseline {baseline:.3f}"
     if name in ("mcg", "dds"):  # both end on the measurements exactly (noiseless y)
         torch.testing.assert_close(op.A(result.x), y.expand_as(result.x), rtol=0, atol=1e-6)
 
