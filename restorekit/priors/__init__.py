@@ -3,7 +3,8 @@ from .base import Denoiser, Diffusion, Energy, Prediction, Proximal, require
 from .denoisers import DenoiserPrior
 from .diffusion import DiffusionPrior
 from .gaussian import GaussianPrior
+from .registry import available, load
 from .tv import TV
 
 __all__ = ["Denoiser", "Diffusion", "Energy", "Prediction", "Proximal", "require", "DenoiserPrior",
-           "DiffusionPrior", "GaussianPrior", "TV"]
+           "DiffusionPrior", "GaussianPrior", "TV", "available", "load"]
