@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .priors.base import Diffusion, require
-from .priors.schedule import ddim_step, timesteps
+from .priors.schedule import abar_at, ddim_step, randn, timesteps
 
 
 def _check_shape(shape) -> tuple[int, int, int, int]:
@@ -24,14 +24,18 @@ def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, cond=None,
            progress: bool = False) -> torch.Tensor:
     """Draw images from a diffusion prior with DDIM (Song et al. 2021, eq. 12).
 
-    Timesteps are diffusers' "leading" spacing t_i = i·⌊T/steps⌋, walked from high to low.
-    With ``p = prior.predict(u_t, t, cond)`` = (û0, ε̂, ε_renoise), each step is
+    Timesteps are diffusers' "leading" spacing t_i = i·⌊T/steps⌋, walked from high to low
+    (980, 960, …, 0 for 50 of 1000). From u ~ N(0, I), with
+    ``p = prior.predict(u_t, t, cond)`` = (û0, ε̂, ε_renoise), each step is
 
-        u_{t'} = a_{t'}·û0 + √(1 − ā_{t'} − σ²)·ε_renoise + σ·ξ,
-        σ = η·√((1 − ā_{t'})/(1 − ā_t))·√(1 − ā_t/ā_{t'}),   ξ ~ N(0, I),
+        u_{t'} = a_{t'}·û0 + s_{t'}·(η·ξ + √(1 − η²)·ε_renoise),   ξ ~ N(0, I),
 
-    t' the next (lower) timestep; ε_renoise is ε̂ except for CFG++, which renoises with the
-    unconditional ε. The result is the last û0 (at t = 0), mapped to [0, 1] and clipped there.
+    t' the next (lower) timestep: for η = 0 the deterministic DDIM of diffusers'
+    ``DDIMScheduler`` (and CFG++'s u_{t'} = a_{t'}·û0 + s_{t'}·ε_u, since its ε_renoise is the
+    unconditional ε). η > 0 is read as the share of fresh noise, as in DDS and
+    :func:`restorekit.priors.schedule.ddim_step` (not the textbook σ_t(η), which injects less
+    noise for the same η). No clipping inside the loop. The result is the last û0 (at t = 0),
+    mapped to [0, 1] and clipped there.
     The prior's ``reset()`` is called first, so guidance momentum never leaks between calls.
 
     Parameters
@@ -58,20 +62,20 @@ def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, cond=None,
         generator.device if generator is not None else torch.device("cpu"))
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(0)
-    abar = prior.alphas_cumprod
     ts = timesteps(total, steps)
     prior.reset()
     # 1. start from pure noise at the first (largest) timestep
     u = torch.randn(shape, generator=generator, device=device)
     with torch.no_grad():
         for i in tqdm(range(steps), desc="sample", disable=not progress, leave=False):
-            t = ts[i]
             # 2. guided or plain prediction (û0, ε̂, ε_renoise)
-            p = prior.predict(u, t, cond)
+            p = prior.predict(u, ts[i], cond)
             if i == steps - 1:
                 break
-            # 3. DDIM step to the next timestep
-            u = ddim_step(p, abar[t], abar[ts[i + 1]], eta=eta, generator=generator)
+            # 3. DDIM step to the next timestep, renoising with ε_renoise
+            noise = randn(shape, generator, u) if eta > 0 else torch.zeros_like(u)
+            u = ddim_step(p.x0, p.eps_renoise, abar_at(prior.alphas_cumprod, ts[i + 1], u),
+                          float(eta), noise)
     return prior.to_image(p.x0).clamp(0, 1)
 
 

@@ -31,7 +31,8 @@ import math
 import torch
 
 from .base import Prediction
-from .schedule import eps_from_x0, tweedie_x0
+from .diffusion import DiffusionPrior
+from .schedule import abar_at, eps_from_x0, tweedie_x0
 
 
 def _check_real(value, name: str, *, low=None, high=None, allowed: str) -> float:
@@ -103,21 +104,29 @@ class _Guided:
         return labels.to(device)
 
     # -- prediction -----------------------------------------------------------------------------
-    def eps_pair(self, u_t: torch.Tensor, t: int, cond=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ε_c, ε_u) from one network call on [u_t; u_t] with labels [c; ∅]."""
+    def eps_pair(self, u_t: torch.Tensor, t, cond=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ε_c, ε_u) from one network call on [u_t; u_t] with labels [c; ∅].
+
+        ``t`` is an int or a (B,) LongTensor of timesteps; ``cond`` overrides the class.
+        """
         labels = self._labels(cond, u_t.shape[0], u_t.device)
         null = torch.full_like(labels, self.prior.null_class)
+        if isinstance(t, torch.Tensor):
+            t = t.reshape(-1).expand(u_t.shape[0]).repeat(2)
         eps = self.prior.model_eps(torch.cat([u_t, u_t]), t, torch.cat([labels, null]))
         return eps.chunk(2)
 
-    def predict(self, u_t: torch.Tensor, t: int, cond=None) -> Prediction:
-        """Guided (û0, ε̂, ε_renoise) at integer timestep ``t``; ``cond`` overrides the class."""
+    def predict(self, u_t: torch.Tensor, t, cond=None) -> Prediction:
+        """Guided (û0, ε̂, ε_renoise) at timestep ``t`` (int or (B,)); ``cond`` overrides the class."""
         eps_c, eps_u = self.eps_pair(u_t, t, cond)
-        return self._combine(u_t, self.alphas_cumprod[t], eps_c, eps_u)
+        if isinstance(t, torch.Tensor):
+            t = t.reshape(-1).expand(u_t.shape[0])
+        return self._combine(u_t, abar_at(self.alphas_cumprod, t, u_t), eps_c, eps_u)
 
-    def denoise(self, x: torch.Tensor, sigma) -> torch.Tensor:
-        """One guided Tweedie step at the timestep matching ``sigma`` (image units)."""
-        return self.prior.denoise_with(self.predict, x, sigma)
+    def denoise(self, x: torch.Tensor, sigma, cond=None) -> torch.Tensor:
+        """DiffusionPrior's one-step Tweedie denoiser at level ``sigma``, through the guided
+        ``predict`` (t with s_t/a_t closest to 2σ, u_t = a_t·(2x − 1), û0 mapped back)."""
+        return DiffusionPrior.denoise(self, x, sigma, cond)
 
     def _combine(self, u_t, abar_t, eps_c, eps_u) -> Prediction:
         raise NotImplementedError
