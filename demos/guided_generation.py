@@ -36,17 +36,18 @@ from restorekit.priors.guidance import APG, CFG, CFGpp  # noqa: E402
 WEIGHTS = Path(rk.__file__).parent / "weights" / "diffusion-gray-cond"
 PHANTOM = "phantom"
 
-# method name → (wrapper, strengths in the grid, strengths in the oversaturation sweep)
+# method name → (wrapper, guidance strengths); CFG++'s λ ∈ [0, 1] is likened to CFG's w ∈ [1, 12.5]
 METHODS = {
-    "CFG": (lambda prior, cond, s: CFG(prior, cond, s), (1.0, 3.0, 7.5), (1, 2, 3, 5, 7.5, 10, 15)),
-    "CFG++": (lambda prior, cond, s: CFGpp(prior, cond, s), (0.2, 0.6, 1.0), (0, 0.2, 0.4, 0.6, 0.8, 1.0)),
-    "APG": (lambda prior, cond, s: APG(prior, cond, s), (1.0, 3.0, 7.5), (1, 2, 3, 5, 7.5, 10, 15)),
+    "CFG": (lambda prior, cond, s: CFG(prior, cond, s), (1.0, 2.0, 4.0, 7.5, 15.0)),
+    "CFG++": (lambda prior, cond, s: CFGpp(prior, cond, s), (0.0, 0.25, 0.5, 0.75, 1.0)),
+    "APG": (lambda prior, cond, s: APG(prior, cond, s), (1.0, 2.0, 4.0, 7.5, 15.0)),
 }
-QUICK_SWEEP = {"CFG": (1.0, 3.0, 7.5), "CFG++": (0.2, 0.6, 1.0), "APG": (1.0, 3.0, 7.5)}
+QUICK_STRENGTHS = {"CFG": (1.0, 4.0, 15.0), "CFG++": (0.25, 0.5, 1.0), "APG": (1.0, 4.0, 15.0)}
 
 
-def load_prior(random_init: bool, seed: int):
-    """The shipped class-conditional prior and its class names (or a random stand-in)."""
+def load_prior(weights: Path, random_init: bool, seed: int):
+    """A class-conditional prior and its class names (``weights``: a diffusers folder with
+    ``unet/``, ``scheduler/`` and ``classes.json``), or a random stand-in."""
     if random_init:
         from diffusers import DDPMScheduler, UNet2DModel
 
@@ -57,11 +58,11 @@ def load_prior(random_init: bool, seed: int):
                            down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
                            add_attention=False, num_class_embeds=len(classes) + 1)
         return DiffusionPrior(unet, DDPMScheduler(beta_schedule="linear")), classes
-    if not (WEIGHTS / "classes.json").exists():
-        raise SystemExit(f"no class-conditional weights at {WEIGHTS}; run with --random-init "
+    if not (weights / "classes.json").exists():
+        raise SystemExit(f"no class-conditional weights at {weights}; run with --random-init "
                          "for a smoke test")
-    classes = json.loads((WEIGHTS / "classes.json").read_text())["classes"]
-    return DiffusionPrior.from_pretrained(str(WEIGHTS)), classes
+    classes = json.loads((weights / "classes.json").read_text())["classes"]
+    return DiffusionPrior.from_pretrained(str(weights)), classes
 
 
 def saturation(x: torch.Tensor) -> dict[str, float]:
@@ -75,7 +76,7 @@ def draw_all(prior, classes, sweep, *, per_class, size, steps, seed):
     labels = torch.arange(len(classes)).repeat_interleave(per_class)
     shape = (len(labels), 1, size, size)
     out = {}
-    for name, (make, _, _) in METHODS.items():
+    for name, (make, _) in METHODS.items():
         out[name] = {}
         for s in sweep[name]:
             start = time.perf_counter()
@@ -137,31 +138,35 @@ def saturation_figure(stats, path):
     plt.close(fig)
 
 
-def restoration(prior, classes, *, size, steps, seeds):
-    """Box inpainting of the held-out phantom by DDS, unguided and guided to 'phantom'."""
-    x = rk.data.load_image("shepp_logan_phantom", size=size)
+def restoration(prior, classes, *, size, steps, runs, seed):
+    """Box inpainting of the held-out phantom by DDS, unguided and guided to 'phantom'.
+
+    ``runs`` independent DDS runs go as one batch (the same image and mask, own noise each).
+    """
+    x = rk.data.load_image("shepp_logan_phantom", size=size).repeat(runs, 1, 1, 1)
     op = rk.operators.inpainting("box", img_size=size, noise_sigma=0.01,
-                                 generator=torch.Generator().manual_seed(0))
+                                 generator=torch.Generator().manual_seed(seed))
     y = op(x)
     c = classes.index(PHANTOM)
     priors = {"unguided (null class)": prior, "conditional (CFG w=1)": CFG(prior, c, 1.0),
               "CFG w=3": CFG(prior, c, 3.0), "CFG++ λ=0.6": CFGpp(prior, c, 0.6),
               "APG w=3": APG(prior, c, 3.0)}
-    rows, panels = [], [("measurement", y), ("ground truth", x)]
+    rows, panels = [], [("measurement", y[:1]), ("ground truth", x[:1])]
     for label, p in priors.items():
-        results = [rk.solve(y, op, p, solver="dds", steps=steps, x_true=x,
-                            generator=torch.Generator().manual_seed(s)) for s in seeds]
-        values = torch.stack([r.metrics.psnr for r in results]).flatten()
-        rows.append((label, values.mean().item(), values.std().item() if len(seeds) > 1 else 0.0,
-                     sum(r.seconds for r in results) / len(results)))
-        panels.append((label, results[0].x))
-    return x, panels, rows
+        r = rk.solve(y, op, p, solver="dds", steps=steps, x_true=x,
+                     generator=torch.Generator().manual_seed(seed))
+        v = r.metrics.psnr
+        rows.append((label, v.mean().item(), v.std().item() if runs > 1 else 0.0, r.seconds))
+        panels.append((label, r.x[:1]))
+    return x[:1], panels, rows
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="demo-out/guidance", help="output folder for the PNGs")
     ap.add_argument("--quick", action="store_true", help="few steps, small images, few strengths")
+    ap.add_argument("--weights", type=Path, default=WEIGHTS,
+                    help="class-conditional model folder (default: the shipped diffusion-gray-cond)")
     ap.add_argument("--random-init", action="store_true",
                     help="use a random tiny network instead of the shipped weights (smoke test)")
     ap.add_argument("--seed", type=int, default=0)
@@ -172,19 +177,18 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    prior, classes = load_prior(args.random_init, args.seed)
-    size, steps, per_class = (32, 10, 2) if args.quick else (64, 50, 4)
-    sweep = QUICK_SWEEP if args.quick else {k: v[2] for k, v in METHODS.items()}
-    print(f"prior: {'random tiny network' if args.random_init else WEIGHTS}; classes {classes}; "
+    prior, classes = load_prior(args.weights, args.random_init, args.seed)
+    size, steps, per_class = (32, 10, 2) if args.quick else (32, 50, 3)
+    sweep = QUICK_STRENGTHS if args.quick else {k: v[1] for k, v in METHODS.items()}
+    print(f"prior: {'random tiny network' if args.random_init else args.weights}; classes {classes}; "
           f"{size}x{size}, {steps} DDIM steps, {per_class} samples per class")
 
     # 1. samples per class and strength, for every method
     samples = draw_all(prior, classes, sweep, per_class=per_class, size=size, steps=steps,
                        seed=args.seed)
-    for name, (_, grid, _) in METHODS.items():
-        shown = [s for s in grid if s in samples[name]]
+    for name in METHODS:
         path = out / f"grid_{name.lower().replace('+', 'p')}.png"
-        grid_figure(samples[name], classes, shown, name, min(per_class, 3), path)
+        grid_figure(samples[name], classes, sweep[name], name, per_class, path)
         print(f"wrote {path}")
 
     # 2. oversaturation against strength
@@ -197,12 +201,12 @@ def main(argv=None) -> None:
     print(f"wrote {out / 'oversaturation.png'}")
 
     # 3. guided vs unguided restoration
-    seeds = (0,) if args.quick else (0, 1, 2)
-    x, panels, rows = restoration(prior, classes, size=size, steps=20 if args.quick else 50,
-                                  seeds=seeds)
-    print(f"\nbox inpainting of shepp_logan_phantom ({size}x{size}, σ = 0.01), DDS, "
-          f"{len(seeds)} seed(s)")
-    print(f"{'prior':24s} {'PSNR dB':>8s} {'± std':>6s} {'s/run':>6s}")
+    runs, rsize, rsteps = (2, 32, 20) if args.quick else (4, 64, 50)
+    x, panels, rows = restoration(prior, classes, size=rsize, steps=rsteps, runs=runs,
+                                  seed=args.seed)
+    print(f"\nbox inpainting of shepp_logan_phantom ({rsize}x{rsize}, σ = 0.01), DDS "
+          f"{rsteps} steps, {runs} runs")
+    print(f"{'prior':24s} {'PSNR dB':>8s} {'± std':>6s} {'s':>6s}")
     for label, mean, std, sec in rows:
         print(f"{label:24s} {mean:8.2f} {std:6.2f} {sec:6.1f}")
     from restorekit.figures import comparison_figure
