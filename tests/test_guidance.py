@@ -382,3 +382,17 @@ def test_solvers_run_with_guided_priors(prior, solver, wrapper):
     unguided = restorekit.solve(y, op, prior, solver=solver,
                                 generator=torch.Generator().manual_seed(0), **SOLVER_PARAMS[solver])
     assert (unguided.x - runs[0].x).abs().max() > 1e-3  # guidance reaches the solver
+
+
+@pytest.mark.parametrize("wrapper", sorted(WRAPPERS))
+def test_dds_without_data_term_is_guided_ddim_sampling(prior, wrapper):
+    """DDS with no CG step and η = 0 is DDIM: it must renoise with ε_renoise like sample()."""
+    from restorekit.operators import denoising
+
+    guided = WRAPPERS[wrapper](prior)
+    y = torch.rand(SHAPE, generator=torch.Generator().manual_seed(2))
+    dds = restorekit.solve(y, denoising(), guided, solver="dds", steps=6, eta=0.0, cg_steps=0,
+                           generator=torch.Generator().manual_seed(9))
+    ref = restorekit.sample(guided, SHAPE, steps=6, generator=torch.Generator().manual_seed(9))
+    ok, err = _close(dds.x.clamp(0, 1), ref, 1e-4)
+    assert ok, err
