@@ -38,9 +38,9 @@ PHANTOM = "phantom"
 
 # method name → (wrapper, guidance strengths); CFG++'s λ ∈ [0, 1] is likened to CFG's w ∈ [1, 12.5]
 METHODS = {
-    "CFG": (lambda prior, cond, s: CFG(prior, cond, s), (1.0, 2.0, 4.0, 7.5, 15.0)),
-    "CFG++": (lambda prior, cond, s: CFGpp(prior, cond, s), (0.0, 0.25, 0.5, 0.75, 1.0)),
-    "APG": (lambda prior, cond, s: APG(prior, cond, s), (1.0, 2.0, 4.0, 7.5, 15.0)),
+    "CFG": (lambda prior, cond, s: CFG(prior, cond, s), (1.0, 3.0, 7.5, 15.0)),
+    "CFG++": (lambda prior, cond, s: CFGpp(prior, cond, s), (0.0, 0.3, 0.6, 1.0)),
+    "APG": (lambda prior, cond, s: APG(prior, cond, s), (1.0, 3.0, 7.5, 15.0)),
 }
 QUICK_STRENGTHS = {"CFG": (1.0, 4.0, 15.0), "CFG++": (0.25, 0.5, 1.0), "APG": (1.0, 4.0, 15.0)}
 
@@ -201,7 +201,7 @@ def main(argv=None) -> None:
     print(f"wrote {out / 'oversaturation.png'}")
 
     # 3. guided vs unguided restoration
-    runs, rsize, rsteps = (2, 32, 20) if args.quick else (4, 64, 50)
+    runs, rsize, rsteps = (2, 32, 20) if args.quick else (3, 64, 50)
     x, panels, rows = restoration(prior, classes, size=rsize, steps=rsteps, runs=runs,
                                   seed=args.seed)
     print(f"\nbox inpainting of shepp_logan_phantom ({rsize}x{rsize}, σ = 0.01), DDS "

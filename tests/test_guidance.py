@@ -183,6 +183,9 @@ def test_cfgpp_lambda_zero_is_unconditional_ddim(prior, scheduler):
                             generator=torch.Generator().manual_seed(3))
     ok, err = _close(got, ref, 1e-4)
     assert ok, err
+    plain = restorekit.sample(prior, SHAPE, steps=10, generator=torch.Generator().manual_seed(3))
+    ok, err = _close(got, plain, 1e-5)                  # the prior's own null-class sampling
+    assert ok, err
     guided = restorekit.sample(CFGpp(prior, 1, 1.0), SHAPE, steps=10,
                                generator=torch.Generator().manual_seed(3))
     assert (guided - ref).abs().max() > 0.05
