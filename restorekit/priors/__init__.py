@@ -2,3 +2,4 @@
 from .base import Denoiser, Diffusion, Energy, Prediction, Proximal, require
 from .diffusion import DiffusionPrior
 from .gaussian import GaussianPrior
+from .guidance import APG, CFG, CFGpp
