@@ -3,8 +3,9 @@ from .base import Denoiser, Diffusion, Energy, Prediction, Proximal, require
 from .denoisers import DenoiserPrior
 from .diffusion import DiffusionPrior
 from .gaussian import GaussianPrior
+from .guidance import APG, CFG, CFGpp
 from .registry import available, load
 from .tv import TV
 
 __all__ = ["Denoiser", "Diffusion", "Energy", "Prediction", "Proximal", "require", "DenoiserPrior",
-           "DiffusionPrior", "GaussianPrior", "TV", "available", "load"]
+           "DiffusionPrior", "GaussianPrior", "APG", "CFG", "CFGpp", "TV", "available", "load"]
