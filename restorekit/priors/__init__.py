@@ -1,0 +1,1 @@
+from .lpn import LPN
