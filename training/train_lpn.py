@@ -40,12 +40,12 @@ def parse_args(argv=None):
     p.add_argument("--sigma", type=float, default=0.1)
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--layers", type=int, default=5)
-    p.add_argument("--patch", type=int, default=48)
+    p.add_argument("--patch", type=int, default=40)
     p.add_argument("--pool", type=int, default=3000, help="number of training patches drawn once")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--l1-steps", type=int, default=1200)
-    p.add_argument("--pm-steps", type=int, default=400, help="steps per proximal-matching stage")
-    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--l1-steps", type=int, default=500)
+    p.add_argument("--pm-steps", type=int, default=75, help="steps per proximal-matching stage")
+    p.add_argument("--save-every", type=int, default=50)
     return p.parse_args(argv)
 
 
