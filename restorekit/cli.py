@@ -10,6 +10,7 @@ Bad arguments print one line ``restorekit: error: ...`` and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -95,7 +96,10 @@ def _cmd_solve(args) -> int:
     prior = build_prior(args.prior, args.weight, device=x.device)
     params = _params(args.param)
     if args.steps is not None:
-        params["steps"] = args.steps
+        from .solvers import SOLVERS
+
+        accepted = inspect.signature(SOLVERS[args.solver]).parameters if args.solver in SOLVERS else {}
+        params["steps" if "steps" in accepted else "max_iter"] = args.steps
     try:
         result = solve(y, operator, prior, solver=args.solver, x_true=x, generator=gen,
                        progress=not args.quiet, **params)
@@ -115,8 +119,6 @@ def _cmd_solve(args) -> int:
 
 
 def _accepts_generator(name: str) -> bool:
-    import inspect
-
     from .operators import BUILDERS
 
     return name in BUILDERS and "generator" in inspect.signature(BUILDERS[name].build).parameters
