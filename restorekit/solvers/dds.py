@@ -6,7 +6,7 @@ import torch
 from ..priors.base import Diffusion
 from ..priors.schedule import abar_at, ddim_step, randn
 from .base import Loop, Solver, register
-from .dps import image_shape, log_step, no_x_init, step_levels
+from .dps import log_step, no_x_init, step_levels
 
 
 def has_noise(operator) -> bool:
