@@ -140,8 +140,9 @@ def test_cfgpp_guides_x0_and_renoises_with_unconditional_eps(prior, t):
     assert (p.eps - p.eps_renoise).abs().max() > 0.01
 
 
-def _diffusers_ddim(prior, scheduler, steps, eps_fn, generator):
+def _diffusers_ddim(prior, scheduler, steps, eps_fn, generator, clip=False):
     """Reference DDIM loop through diffusers' scheduler; returns the last x0 in [0, 1]."""
+    scheduler = DDIMScheduler.from_config(scheduler.config, clip_sample=clip)
     scheduler.set_timesteps(steps)
     u = torch.randn(SHAPE, generator=generator)
     ts = scheduler.timesteps
@@ -160,11 +161,15 @@ def test_sample_matches_diffusers_ddim_with_cfg(prior, scheduler):
         eps_c, eps_u = _eps(prior, u, t, 3), _eps(prior, u, t, NULL)
         return eps_u + 2.5 * (eps_c - eps_u)
 
-    ref = _diffusers_ddim(prior, scheduler, 8, cfg_eps, torch.Generator().manual_seed(7))
-    got = restorekit.sample(wrapped, SHAPE, steps=8, generator=torch.Generator().manual_seed(7))
-    ok, err = _close(got, ref, 1e-4)
-    assert ok, err
-    assert ((ref > 0) & (ref < 1)).float().mean() > 0.9      # in range: no clipping hides errors
+    got = {}
+    for clip in (False, True):
+        ref = _diffusers_ddim(prior, scheduler, 8, cfg_eps, torch.Generator().manual_seed(7), clip)
+        got[clip] = restorekit.sample(wrapped, SHAPE, steps=8, clip=clip,
+                                      generator=torch.Generator().manual_seed(7))
+        ok, err = _close(got[clip], ref, 1e-4)
+        assert ok, (clip, err)
+        assert ((ref > 0) & (ref < 1)).float().mean() > 0.9  # in range: no clipping hides errors
+    assert (got[False] - got[True]).abs().max() > 1e-3       # the clip was active
 
 
 def test_sample_with_noise_is_deterministic_per_generator(prior):
@@ -179,14 +184,15 @@ def test_sample_with_noise_is_deterministic_per_generator(prior):
 def test_cfgpp_lambda_zero_is_unconditional_ddim(prior, scheduler):
     ref = _diffusers_ddim(prior, scheduler, 10, lambda u, t: _eps(prior, u, t, NULL),
                           torch.Generator().manual_seed(3))
-    got = restorekit.sample(CFGpp(prior, 1, 0.0), SHAPE, steps=10,
+    got = restorekit.sample(CFGpp(prior, 1, 0.0), SHAPE, steps=10, clip=False,
                             generator=torch.Generator().manual_seed(3))
     ok, err = _close(got, ref, 1e-4)
     assert ok, err
-    plain = restorekit.sample(prior, SHAPE, steps=10, generator=torch.Generator().manual_seed(3))
+    plain = restorekit.sample(prior, SHAPE, steps=10, clip=False,
+                              generator=torch.Generator().manual_seed(3))
     ok, err = _close(got, plain, 1e-5)                  # the prior's own null-class sampling
     assert ok, err
-    guided = restorekit.sample(CFGpp(prior, 1, 1.0), SHAPE, steps=10,
+    guided = restorekit.sample(CFGpp(prior, 1, 1.0), SHAPE, steps=10, clip=False,
                                generator=torch.Generator().manual_seed(3))
     assert (guided - ref).abs().max() > 0.05
 
@@ -203,7 +209,7 @@ def test_cfgpp_sampling_rule(prior):
     u = (abar.sqrt() * x0 + (1 - abar).sqrt() * eps_u).float()
     eps_c, eps_u = _eps(prior, u, t_next, 2), _eps(prior, u, t_next, NULL)
     ref = ((_tweedie(prior, u, eps_u + lam * (eps_c - eps_u), t_next) + 1) / 2).clamp(0, 1)
-    got = restorekit.sample(CFGpp(prior, 2, lam), SHAPE, steps=steps,
+    got = restorekit.sample(CFGpp(prior, 2, lam), SHAPE, steps=steps, clip=False,
                             generator=torch.Generator().manual_seed(5))
     ok, err = _close(got, ref.float(), 1e-5)
     assert ok, err
@@ -396,6 +402,7 @@ def test_dds_without_data_term_is_guided_ddim_sampling(prior, wrapper):
     y = torch.rand(SHAPE, generator=torch.Generator().manual_seed(2))
     dds = restorekit.solve(y, denoising(), guided, solver="dds", steps=6, eta=0.0, cg_steps=0,
                            generator=torch.Generator().manual_seed(9))
-    ref = restorekit.sample(guided, SHAPE, steps=6, generator=torch.Generator().manual_seed(9))
+    ref = restorekit.sample(guided, SHAPE, steps=6, clip=False,
+                            generator=torch.Generator().manual_seed(9))
     ok, err = _close(dds.x.clamp(0, 1), ref, 1e-4)
     assert ok, err
