@@ -6,7 +6,9 @@ CFG (scale w), CFG++ (λ in [0, 1]) and APG (scale w, η = 0, momentum −0.5, r
 1. draws a grid of samples for every class at several guidance strengths, per method
    (``grid_cfg.png``, ``grid_cfgpp.png``, ``grid_apg.png``; the same initial noise everywhere);
 2. measures oversaturation against guidance strength: mean intensity, pixel standard
-   deviation and the fraction of pixels clipped at 0 or 1 (``oversaturation.png``);
+   deviation and the fraction of pixels clipped at 0 or 1 (``oversaturation.png``); sampling
+   clips û0 to [−1, 1] at every DDIM step (diffusers' default), ``--no-clip`` shows the raw
+   effect;
 3. inpaints a box out of the held-out Shepp–Logan phantom with DDS, unguided (null class) and
    guided towards the "phantom" class, and reports PSNR (``restoration.png``).
 
@@ -71,7 +73,7 @@ def saturation(x: torch.Tensor) -> dict[str, float]:
             "clipped": ((x <= 0) | (x >= 1)).float().mean().item()}
 
 
-def draw_all(prior, classes, sweep, *, per_class, size, steps, seed):
+def draw_all(prior, classes, sweep, *, per_class, size, steps, seed, clip):
     """Samples for every method and strength: {method: {strength: (len(classes)·per_class, 1, S, S)}}."""
     labels = torch.arange(len(classes)).repeat_interleave(per_class)
     shape = (len(labels), 1, size, size)
@@ -80,7 +82,7 @@ def draw_all(prior, classes, sweep, *, per_class, size, steps, seed):
         out[name] = {}
         for s in sweep[name]:
             start = time.perf_counter()
-            out[name][s] = rk.sample(make(prior, labels, float(s)), shape, steps=steps,
+            out[name][s] = rk.sample(make(prior, labels, float(s)), shape, steps=steps, clip=clip,
                                      generator=torch.Generator().manual_seed(seed))
             print(f"  {name:5s} {s:>4}: {time.perf_counter() - start:5.1f} s", flush=True)
     return out
@@ -151,14 +153,15 @@ def restoration(prior, classes, *, size, steps, runs, seed):
     priors = {"unguided (null class)": prior, "conditional (CFG w=1)": CFG(prior, c, 1.0),
               "CFG w=3": CFG(prior, c, 3.0), "CFG++ λ=0.6": CFGpp(prior, c, 0.6),
               "APG w=3": APG(prior, c, 3.0)}
-    rows, panels = [], [("measurement", y[:1]), ("ground truth", x[:1])]
+    truth = x[:1]
+    rows, panels = [], [("measurement", y[:1]), ("ground truth", truth)]
     for label, p in priors.items():
         r = rk.solve(y, op, p, solver="dds", steps=steps, x_true=x,
                      generator=torch.Generator().manual_seed(seed))
         v = r.metrics.psnr
         rows.append((label, v.mean().item(), v.std().item() if runs > 1 else 0.0, r.seconds))
         panels.append((label, r.x[:1]))
-    return x[:1], panels, rows
+    return truth, panels, rows
 
 
 def main(argv=None) -> None:
@@ -169,6 +172,9 @@ def main(argv=None) -> None:
                     help="class-conditional model folder (default: the shipped diffusion-gray-cond)")
     ap.add_argument("--random-init", action="store_true",
                     help="use a random tiny network instead of the shipped weights (smoke test)")
+    ap.add_argument("--no-clip", action="store_true",
+                    help="sample without clipping û0 to [-1, 1] at each DDIM step (raw oversaturation)")
+    ap.add_argument("--skip-restoration", action="store_true", help="only the generation part")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (1 is fastest for these small networks on a busy machine)")
@@ -181,11 +187,12 @@ def main(argv=None) -> None:
     size, steps, per_class = (32, 10, 2) if args.quick else (32, 50, 3)
     sweep = QUICK_STRENGTHS if args.quick else {k: v[1] for k, v in METHODS.items()}
     print(f"prior: {'random tiny network' if args.random_init else args.weights}; classes {classes}; "
-          f"{size}x{size}, {steps} DDIM steps, {per_class} samples per class")
+          f"{size}x{size}, {steps} DDIM steps{' without clipping' if args.no_clip else ''}, "
+          f"{per_class} samples per class")
 
     # 1. samples per class and strength, for every method
     samples = draw_all(prior, classes, sweep, per_class=per_class, size=size, steps=steps,
-                       seed=args.seed)
+                       seed=args.seed, clip=not args.no_clip)
     for name in METHODS:
         path = out / f"grid_{name.lower().replace('+', 'p')}.png"
         grid_figure(samples[name], classes, sweep[name], name, per_class, path)
@@ -201,7 +208,9 @@ def main(argv=None) -> None:
     print(f"wrote {out / 'oversaturation.png'}")
 
     # 3. guided vs unguided restoration
-    runs, rsize, rsteps = (2, 32, 20) if args.quick else (3, 64, 50)
+    if args.skip_restoration:
+        return
+    runs, rsize, rsteps = (2, 32, 20) if args.quick else (2, 64, 50)
     x, panels, rows = restoration(prior, classes, size=rsize, steps=rsteps, runs=runs,
                                   seed=args.seed)
     print(f"\nbox inpainting of shepp_logan_phantom ({rsize}x{rsize}, σ = 0.01), DDS "

@@ -19,7 +19,7 @@ def _check_shape(shape) -> tuple[int, int, int, int]:
     return tuple(shape)
 
 
-def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, cond=None,
+def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, clip: bool = True, cond=None,
            generator: torch.Generator | None = None, device=None,
            progress: bool = False) -> torch.Tensor:
     """Draw images from a diffusion prior with DDIM (Song et al. 2021, eq. 12).
@@ -28,14 +28,15 @@ def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, cond=None,
     (980, 960, …, 0 for 50 of 1000). From u ~ N(0, I), with
     ``p = prior.predict(u_t, t, cond)`` = (û0, ε̂, ε_renoise), each step is
 
-        u_{t'} = a_{t'}·û0 + s_{t'}·(η·ξ + √(1 − η²)·ε_renoise),   ξ ~ N(0, I),
+        u_{t'} = a_{t'}·c(û0) + s_{t'}·(η·ξ + √(1 − η²)·ε_renoise),   ξ ~ N(0, I),
 
-    t' the next (lower) timestep: for η = 0 the deterministic DDIM of diffusers'
-    ``DDIMScheduler`` (and CFG++'s u_{t'} = a_{t'}·û0 + s_{t'}·ε_u, since its ε_renoise is the
-    unconditional ε). η > 0 is read as the share of fresh noise, as in DDS and
-    :func:`restorekit.priors.schedule.ddim_step` (not the textbook σ_t(η), which injects less
-    noise for the same η). No clipping inside the loop. The result is the last û0 (at t = 0),
-    mapped to [0, 1] and clipped there.
+    t' the next (lower) timestep, c the clip to [−1, 1] (identity with ``clip=False``): for
+    η = 0 the deterministic DDIM of diffusers' ``DDIMScheduler(clip_sample=clip)`` (and
+    CFG++'s u_{t'} = a_{t'}·û0 + s_{t'}·ε_u, since its ε_renoise is the unconditional ε).
+    As in diffusers, ε_renoise is not re-derived from the clipped û0. η > 0 is read as the
+    share of fresh noise, as in DDS and :func:`restorekit.priors.schedule.ddim_step` (not the
+    textbook σ_t(η), which injects less noise for the same η). The result is the last û0 (at
+    t = 0), mapped to [0, 1] and clipped there.
     The prior's ``reset()`` is called first, so guidance momentum never leaks between calls.
 
     Parameters
@@ -44,6 +45,8 @@ def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, cond=None,
     shape : (B, C, H, W) of the images to draw.
     steps : number of network evaluations (guidance wrappers batch cond/uncond into one).
     eta : DDIM stochasticity in [0, 1]; 0 is the deterministic ODE sampler.
+    clip : clip û0 to [−1, 1] before each step (diffusers' default ``clip_sample=True``); it
+        keeps weakly trained models from diverging at high noise levels.
     cond : class label(s) passed on to ``prior.predict`` (None: the prior's own).
     generator : draws u_T (and ξ when eta > 0); a fixed default seed when None.
     device : where to sample (default CPU).
@@ -56,6 +59,8 @@ def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, cond=None,
         raise ValueError(f"steps must be an int in [1, {total}], got {steps!r}")
     if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
         raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
+    if not isinstance(clip, bool):
+        raise TypeError(f"clip must be a bool, got {clip!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     device = torch.device(device) if device is not None else (
@@ -74,7 +79,8 @@ def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, cond=None,
                 break
             # 3. DDIM step to the next timestep, renoising with ε_renoise
             noise = randn(shape, generator, u) if eta > 0 else torch.zeros_like(u)
-            u = ddim_step(p.x0, p.eps_renoise, abar_at(prior.alphas_cumprod, ts[i + 1], u),
+            x0 = p.x0.clamp(-1, 1) if clip else p.x0
+            u = ddim_step(x0, p.eps_renoise, abar_at(prior.alphas_cumprod, ts[i + 1], u),
                           float(eta), noise)
     return prior.to_image(p.x0).clamp(0, 1)
 
