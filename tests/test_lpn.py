@@ -206,26 +206,23 @@ def test_value_lower_on_clean_than_blurred(values_clean_noisy_blurred):
     assert (r_clean < r_blur).all(), (r_clean, r_blur)
 
 
-def _pnp_admm_available():
-    from restorekit.solvers import SOLVERS
-
-    return "pnp-admm" in SOLVERS and hasattr(__import__("restorekit").operators, "blur")
-
-
-@pytest.mark.skipif(not _pnp_admm_available(), reason="pnp-admm / operators not merged into this branch yet")
 @pytest.mark.parametrize("problem", ["deblur", "ct"])
 def test_pnp_admm_with_lpn_converges(trained, problem):
+    """PnP-ADMM with ρ = 1 (so the prior step is the LPN's prox at γ = 1/ρ = 1) settles:
+    the iterate change shrinks by 10× and the result beats the pseudo-inverse start."""
     import restorekit as rk
+    from restorekit.metrics import psnr
 
     x = data.load_image("camera", size=64)
+    g = torch.Generator().manual_seed(0)
     if problem == "deblur":
-        op = rk.operators.blur("gaussian", sigma=1.5, noise_sigma=0.01)
+        op = rk.operators.blur("gaussian", sigma=1.5, noise_sigma=0.01, generator=g)
     else:
-        op = rk.operators.ct(views=60, noise_sigma=0.01)
+        op = rk.operators.ct(img_size=64, views=30, noise_sigma=0.01, generator=g)
     y = op(x)
     iterates = []
-    result = rk.solve(y, op, trained, solver="pnp-admm", x_true=x,
+    result = rk.solve(y, op, trained, solver="pnp-admm", rho=1.0, max_iter=30, x_true=x,
                       callback=lambda d: iterates.append(d["x"].clone()))
     steps = [(b - a).norm().item() for a, b in zip(iterates, iterates[1:])]
-    assert steps[-1] < 0.1 * steps[0]
-    assert torch.isfinite(result.x).all()
+    assert steps[-1] < 0.1 * steps[0], steps
+    assert psnr(result.x, x).item() > psnr(op.A_dagger(y).clamp(0, 1), x).item()
