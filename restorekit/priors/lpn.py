@@ -18,6 +18,7 @@ gamma = 1 (scaling R by gamma ≠ 1 would need a different network).
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
@@ -173,13 +174,21 @@ class LPN(nn.Module):
                         max_iter: int = 300, tol: float = 1e-4) -> ValueResult:
         """R(x) = ⟨x, y*⟩ − ψ(y*) − ½‖x‖² with y* = argmin_y ψ(y) − ⟨x, y⟩.
 
-        The convex inner problem is solved by L-BFGS (strong-Wolfe line search) from ``init``
-        (default: x itself), stopping when max_b ‖∇ψ(y) − x_b‖/‖x_b‖ ≤ ``tol`` or after
-        ``max_iter`` iterations. The batch is solved jointly (the objective is a sum of
-        independent per-sample terms).
+        The convex inner problem is solved in float64 (in float32 the line search stalls once
+        the decrease of the summed objective falls below its rounding error, around a relative
+        residual of 1e-3) by L-BFGS (strong-Wolfe line search) from ``init`` (default: x
+        itself), stopping when max_b ‖∇ψ(y) − x_b‖/‖x_b‖ ≤ ``tol`` or after ``max_iter``
+        iterations. The batch is solved jointly (the objective is a sum of independent
+        per-sample terms). Results come back in x's dtype.
         """
         if max_iter < 1 or tol <= 0:
             raise ValueError(f"max_iter must be >= 1 and tol > 0, got {max_iter} and {tol}")
+        if self.a.dtype != torch.float64:
+            out = copy.deepcopy(self).double().value_with_info(
+                x.double(), init=None if init is None else init.double(), max_iter=max_iter, tol=tol)
+            return ValueResult(value=out.value.to(x.dtype), y=out.y.to(x.dtype),
+                               residual=out.residual.to(x.dtype), iterations=out.iterations,
+                               converged=out.converged)
         x = x.detach()
         x_norm = x.flatten(1).norm(dim=1).clamp_min(1e-12)
         y = (x if init is None else init).detach().clone().requires_grad_(True)
