@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import SOLVERS, History, Loop, Metrics, Result, Solver, data_fit, register
+from . import dds, dps, mcg, red_diff  # noqa: F401  (registers the diffusion solvers)
 
 
 def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true=None, x_init=None,
