@@ -40,7 +40,7 @@ def test_demo_quick(name, tmp_path, capsys):
     # 2. the table: every method of the task, each better than the pseudo-inverse
     assert [r.method for r in report.rows] == [m.label for m in task.methods]
     for row in report.rows:
-        assert row.psnr > report.baseline.psnr + 1.0, (row, report.baseline)
+        assert row.psnr > report.baseline.psnr + 0.25, (row, report.baseline)
         assert row.ssim > report.baseline.ssim, (row, report.baseline)
         assert row.seconds > 0
     printed = capsys.readouterr().out
