@@ -2,12 +2,15 @@
 common contract (shape, finiteness, determinism, nfe) on a tiny UNet with every operator."""
 from __future__ import annotations
 
+import inspect
+
 import deepinv as dinv
 import numpy as np
 import pytest
 import torch
 from deepinv.physics.functional.blur import gaussian_blur
 
+from restorekit.operators import BUILDERS, make
 from restorekit.priors import DiffusionPrior, GaussianPrior
 from restorekit.priors.diffusion import conv_unet
 from restorekit.priors.schedule import linear_alphas_cumprod
@@ -61,18 +64,22 @@ def inpainting_problem():
 
 
 # ---- against the exact posterior -----------------------------------------------------------
-# Margin: the mean over 16 samples must be at least 2× (blur) / 2.5× (inpainting) closer to the
-# exact posterior mean than both the prior mean and A†y are. Measured when written: blur DPS
-# 0.31, DDS 0.27, RED-Diff (from Aᴴy) 0.17 (A†y: 28); inpainting DPS 0.12, MCG 0.20, DDS 0.15, RED-Diff 0.14 (A†y: 2.4).
-@pytest.mark.parametrize("name, params", [("dps", dict(steps=200)), ("dds", {}),
-                                          ("red-diff", dict(steps=200, lr=0.05, init="adjoint"))])
-def test_blur_posterior_mean(blur_problem, name, params):
+# The error of the mean of 16 samples, relative to ‖E[x|y] − m‖, must be below a stated cap
+# (about 1.3× what was measured when written, in brackets) and at least 2× (blur) / 2.5×
+# (inpainting) below both trivial estimates, the prior mean (1 by definition) and A†y (blur 28,
+# inpainting 2.4). The DPS cap catches a factor 2 on ζ (ζ/2 measured 0.46).
+@pytest.mark.parametrize("name, params, cap", [
+    ("dps", dict(steps=200), 0.4),                                 # [0.31]
+    ("dds", {}, 0.35),                                             # [0.27]
+    ("red-diff", dict(steps=200, lr=0.05, init="adjoint"), 0.25),  # [0.17]
+])
+def test_blur_posterior_mean(blur_problem, name, params, cap):
     prior, op, y, post_mean, post_var = blur_problem
     result = solve(y.expand(BATCH, -1, -1, -1).contiguous(), op, prior, name,
                    generator=torch.Generator().manual_seed(0), **params)
     baseline = min(1.0, relative_error(op.A_dagger(y), post_mean, prior))
     err = relative_error(result.x.mean(0, keepdim=True), post_mean, prior)
-    assert err < 0.5 * baseline, f"{name}: error {err:.3f}, baseline {baseline:.3f}"
+    assert err < min(cap, 0.5 * baseline), f"{name}: error {err:.3f}, baseline {baseline:.3f}"
     if name == "red-diff":  # a point estimate: no spread to compare
         return
     # spread of the samples: the right order of the posterior standard deviation
@@ -80,15 +87,19 @@ def test_blur_posterior_mean(blur_problem, name, params):
     assert 0.5 < ratio < 2, f"{name}: sample std / posterior std = {ratio:.2f}"
 
 
-@pytest.mark.parametrize("name, params", [("dps", dict(steps=200, zeta=0.5)), ("mcg", dict(steps=200)),
-                                          ("dds", {}), ("red-diff", dict(steps=200, lr=0.05))])
-def test_inpainting_posterior_mean(inpainting_problem, name, params):
+@pytest.mark.parametrize("name, params, cap", [
+    ("dps", dict(steps=200, zeta=0.5), 0.17),         # [0.12]
+    ("mcg", dict(steps=200), 0.27),                   # [0.20]
+    ("dds", {}, 0.2),                                 # [0.15]
+    ("red-diff", dict(steps=200, lr=0.05), 0.2),      # [0.14]
+])
+def test_inpainting_posterior_mean(inpainting_problem, name, params, cap):
     prior, op, y, post_mean = inpainting_problem
     result = solve(y.expand(BATCH, -1, -1, -1).contiguous(), op, prior, name,
                    generator=torch.Generator().manual_seed(0), **params)
     baseline = min(1.0, relative_error(op.A_dagger(y), post_mean, prior))
     err = relative_error(result.x.mean(0, keepdim=True), post_mean, prior)
-    assert err < baseline / 2.5, f"{name}: error {err:.3f}, baseline {baseline:.3f}"
+    assert err < min(cap, baseline / 2.5), f"{name}: error {err:.3f}, baseline {baseline:.3f}"
     if name in ("mcg", "dds"):  # both end on the measurements exactly (noiseless y)
         torch.testing.assert_close(op.A(result.x), y.expand_as(result.x), rtol=0, atol=1e-6)
 
@@ -103,16 +114,13 @@ def test_red_diff_without_regulariser_fits_the_data(blur_problem):
 
 
 # ---- the contract, on a tiny random UNet, with every operator -------------------------------
-def operators(shape):
-    c, h, w = shape
-    ker = gaussian_blur(sigma=(1.0, 1.0))
-    return {
-        "blur": dinv.physics.BlurFFT(img_size=shape, filter=ker, noise_model=dinv.physics.GaussianNoise(0.02)),
-        "inpainting": dinv.physics.Inpainting(img_size=shape, mask=0.6,
-                                              rng=torch.Generator().manual_seed(0)),
-        "denoising": dinv.physics.Denoising(noise_model=dinv.physics.GaussianNoise(0.05)),
-        "super-resolution": dinv.physics.Downsampling(img_size=shape, factor=2, filter="bicubic"),
-    }
+def build_operator(name: str):
+    """Operator ``name`` of the registry for 16×16 gray images, with a little noise (random
+    masks and kernels drawn from a fixed generator)."""
+    extra = {"generator": torch.Generator().manual_seed(0)}
+    if "generator" not in inspect.signature(BUILDERS[name].build).parameters:
+        extra = {}
+    return make(name, 16, 1, noise_sigma=0.02, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -121,26 +129,29 @@ def tiny_prior():
     return DiffusionPrior(conv_unet(1, (8, 16), sample_size=16), linear_alphas_cumprod())
 
 
-@pytest.mark.parametrize("op_name", ["blur", "inpainting", "denoising", "super-resolution"])
+STEPS = 2
+
+
+@pytest.mark.parametrize("op_name", sorted(BUILDERS))
 @pytest.mark.parametrize("name", DIFFUSION_SOLVERS)
 def test_contract_every_operator(tiny_prior, name, op_name):
-    op = operators((1, 16, 16))[op_name]
+    op = build_operator(op_name)
     x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
     y = op.A(x)
-    runs = [solve(y, op, tiny_prior, name, steps=3, x_true=x, generator=torch.Generator().manual_seed(7))
+    runs = [solve(y, op, tiny_prior, name, steps=STEPS, x_true=x, generator=torch.Generator().manual_seed(7))
             for _ in range(2)]
     r = runs[0]
     assert r.x.shape == x.shape and torch.isfinite(r.x).all()
     assert torch.equal(runs[0].x, runs[1].x)
-    assert r.nfe == 3
-    assert len(r.history.data_fit) == 3 and len(r.history.psnr) == 3
-    other = solve(y, op, tiny_prior, name, steps=3, generator=torch.Generator().manual_seed(8))
+    assert r.nfe == STEPS  # one network call per step
+    assert len(r.history.data_fit) == STEPS and len(r.history.psnr) == STEPS
+    other = solve(y, op, tiny_prior, name, steps=STEPS, generator=torch.Generator().manual_seed(8))
     if (name, op_name) != ("mcg", "denoising"):  # there MCG's hard projection returns y itself
         assert not torch.equal(other.x, r.x)
 
 
 def test_callback_keys_and_levels(tiny_prior):
-    op = operators((1, 16, 16))["inpainting"]
+    op = build_operator("inpainting-random")
     y = op.A(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)))
     seen = []
     solve(y, op, tiny_prior, "dds", steps=4, callback=seen.append)

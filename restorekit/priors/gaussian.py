@@ -170,7 +170,8 @@ class GaussianPrior:
         z = torch.randn(like[:1].shape, generator=g, dtype=like.dtype, device=like.device)
         direct = operator.A_adjoint(operator.A(z))
         err = (direct - self.filter(z, transfer)).norm() / direct.norm().clamp_min(1e-30)
-        if err > 1e-6 or (transfer.imag.abs() > 1e-8 * transfer.real.abs().max()).any():
+        tol = 1e4 * torch.finfo(like.dtype).eps
+        if err > tol or (transfer.imag.abs() > tol * transfer.real.abs().max()).any():
             raise ValueError(f"operator {type(operator).__name__} is not diagonal in the Fourier "
                              f"basis (relative error {err:.2g}); GaussianPrior.posterior needs a "
                              "circular blur or denoising")

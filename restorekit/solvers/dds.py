@@ -86,7 +86,7 @@ class DDS(Solver):
                     x0 = cg_solve(operator, aty, gamma=1.0, shift=0.0, x0=x0,
                                   max_iter=self.cg_steps)
             abar_prev = abar_at(ac, t_prev, u)
-            log_step(loop, i, prior, prior.to_model(x0), abar_prev)
+            log_step(loop, i, x0, abar_prev)
             if t_prev < 0:
                 return x0
             # 3. the authors' DDIM noise step from ũ0 and ε̂

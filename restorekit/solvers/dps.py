@@ -43,10 +43,11 @@ def step_levels(prior, steps: int, kind: str = "leading"):
     return list(zip(ts, ts[1:] + [-1]))
 
 
-def log_step(loop: Loop, i: int, prior, x0: torch.Tensor, abar_prev) -> None:
-    """Log the clean estimate (as both ``x`` and ``x0_hat``) and the next level in image units."""
-    x = prior.to_image(x0).detach()
-    sigma = None if abar_prev >= 1 else float(sigma_of(abar_prev)) / 2
+def log_step(loop: Loop, i: int, x0_image: torch.Tensor, abar_prev) -> None:
+    """Log the clean estimate in [0, 1] (as both ``x`` and ``x0_hat``) and the next noise level
+    in image units (σ = s/(2a); None after the last step)."""
+    x = x0_image.detach()
+    sigma = None if abar_prev.max() >= 1 else float(sigma_of(abar_prev.max())) / 2
     loop.log(i, x, x, sigma)
 
 
@@ -94,5 +95,5 @@ class DPS(Solver):
             abar_t, abar_prev = abar_at(ac, t, u), abar_at(ac, t_prev, u)
             noise = randn(u.shape, loop.generator, u) if t_prev >= 0 else torch.zeros_like(u)
             u = ddpm_step(u, x0, abar_t, abar_prev, noise) - self.zeta * grad
-            log_step(loop, i, prior, x0, abar_prev)
+            log_step(loop, i, prior.to_image(x0), abar_prev)
         return prior.to_image(u)

@@ -66,5 +66,5 @@ class MCG(Solver):
             y_t = y_u if last else abar_prev.sqrt() * y_u + (1 - abar_prev).sqrt() * operator.A(
                 randn(u.shape, loop.generator, u))
             u = u - self.weight * operator.A_dagger(operator.A(u) - y_t)
-            log_step(loop, i, prior, x0, abar_prev)
-        return prior.to_image(u).detach()
+            log_step(loop, i, prior.to_image(x0), abar_prev)
+        return prior.to_image(u)

@@ -84,5 +84,5 @@ class REDDiff(Solver):
                 loss.backward()
             # 3. Adam step
             optimizer.step()
-            log_step(loop, i, prior, mu.detach(), abar_at(ac, t_prev, mu))
+            log_step(loop, i, prior.to_image(mu), abar_at(ac, t_prev, mu))
         return prior.to_image(mu.detach())
