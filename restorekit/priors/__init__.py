@@ -3,7 +3,10 @@ from .base import Denoiser, Diffusion, Energy, Prediction, Proximal, require
 from .denoisers import DenoiserPrior
 from .diffusion import DiffusionPrior
 from .gaussian import GaussianPrior
+from .guidance import APG, CFG, CFGpp
+from .lpn import LPN
+from .registry import available, load
 from .tv import TV
 
 __all__ = ["Denoiser", "Diffusion", "Energy", "Prediction", "Proximal", "require", "DenoiserPrior",
-           "DiffusionPrior", "GaussianPrior", "TV"]
+           "DiffusionPrior", "GaussianPrior", "APG", "CFG", "CFGpp", "LPN", "TV", "available", "load"]

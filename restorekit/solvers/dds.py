@@ -33,7 +33,9 @@ class DDS(Solver):
                              or  (I + γAᴴA) x = x̂0 + γAᴴy     (noisy y)
         u_{t−1} = a_{t−1}·ũ0 + s_{t−1}·(η·ξ + sqrt(1 − η²)·ε̂),   ũ0 = 2x̃0 − 1,
 
-    the authors' noise step (η is the share of fresh noise, not the textbook DDIM σ_t(η)).
+    the authors' noise step (η is the share of fresh noise, not the textbook DDIM σ_t(η)); the
+    ε̂ of the noise step is the prior's ``eps_renoise`` (ε̂ itself, except under CFG++ guidance,
+    which renoises with the unconditional ε).
     The last step returns x̃0. No network backprop: one forward per step.
 
     Units: CG runs in image space [0, 1], where A acts. The map u = 2x − 1 carries both
@@ -91,5 +93,5 @@ class DDS(Solver):
                 return x0
             # 3. the authors' DDIM noise step from ũ0 and ε̂
             noise = randn(u.shape, loop.generator, u)
-            u = ddim_step(prior.to_model(x0), pred.eps, abar_prev, self.eta, noise)
+            u = ddim_step(prior.to_model(x0), pred.eps_renoise, abar_prev, self.eta, noise)
         raise AssertionError("unreachable: the last level always returns")

@@ -1,0 +1,82 @@
+"""Unconditional (or class-/guidance-conditioned) generation from a diffusion prior by DDIM.
+
+    x = restorekit.sample(prior, (4, 1, 64, 64), steps=50, generator=g)
+    x = restorekit.sample(CFGpp(prior, cond=1, lam=0.6), (4, 1, 64, 64))
+"""
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from .priors.base import Diffusion, require
+from .priors.schedule import abar_at, ddim_step, randn, timesteps
+
+
+def _check_shape(shape) -> tuple[int, int, int, int]:
+    if (not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != 4
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
+        raise ValueError(f"shape must be (B, C, H, W) with positive ints, got {shape!r}")
+    return tuple(shape)
+
+
+def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, cond=None,
+           generator: torch.Generator | None = None, device=None,
+           progress: bool = False) -> torch.Tensor:
+    """Draw images from a diffusion prior with DDIM (Song et al. 2021, eq. 12).
+
+    Timesteps are diffusers' "leading" spacing t_i = i·⌊T/steps⌋, walked from high to low
+    (980, 960, …, 0 for 50 of 1000). From u ~ N(0, I), with
+    ``p = prior.predict(u_t, t, cond)`` = (û0, ε̂, ε_renoise), each step is
+
+        u_{t'} = a_{t'}·û0 + s_{t'}·(η·ξ + √(1 − η²)·ε_renoise),   ξ ~ N(0, I),
+
+    t' the next (lower) timestep: for η = 0 the deterministic DDIM of diffusers'
+    ``DDIMScheduler`` (and CFG++'s u_{t'} = a_{t'}·û0 + s_{t'}·ε_u, since its ε_renoise is the
+    unconditional ε). η > 0 is read as the share of fresh noise, as in DDS and
+    :func:`restorekit.priors.schedule.ddim_step` (not the textbook σ_t(η), which injects less
+    noise for the same η). No clipping inside the loop. The result is the last û0 (at t = 0),
+    mapped to [0, 1] and clipped there.
+    The prior's ``reset()`` is called first, so guidance momentum never leaks between calls.
+
+    Parameters
+    ----------
+    prior : a diffusion prior, or a guidance wrapper (``CFG``, ``CFGpp``, ``APG``).
+    shape : (B, C, H, W) of the images to draw.
+    steps : number of network evaluations (guidance wrappers batch cond/uncond into one).
+    eta : DDIM stochasticity in [0, 1]; 0 is the deterministic ODE sampler.
+    cond : class label(s) passed on to ``prior.predict`` (None: the prior's own).
+    generator : draws u_T (and ξ when eta > 0); a fixed default seed when None.
+    device : where to sample (default CPU).
+    progress : show a tqdm bar.
+    """
+    require(prior, Diffusion, "sample")
+    shape = _check_shape(shape)
+    total = len(prior.alphas_cumprod)
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= total:
+        raise ValueError(f"steps must be an int in [1, {total}], got {steps!r}")
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
+        raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    device = torch.device(device) if device is not None else (
+        generator.device if generator is not None else torch.device("cpu"))
+    if generator is None:
+        generator = torch.Generator(device=device).manual_seed(0)
+    ts = timesteps(total, steps)
+    prior.reset()
+    # 1. start from pure noise at the first (largest) timestep
+    u = torch.randn(shape, generator=generator, device=device)
+    with torch.no_grad():
+        for i in tqdm(range(steps), desc="sample", disable=not progress, leave=False):
+            # 2. guided or plain prediction (û0, ε̂, ε_renoise)
+            p = prior.predict(u, ts[i], cond)
+            if i == steps - 1:
+                break
+            # 3. DDIM step to the next timestep, renoising with ε_renoise
+            noise = randn(shape, generator, u) if eta > 0 else torch.zeros_like(u)
+            u = ddim_step(p.x0, p.eps_renoise, abar_at(prior.alphas_cumprod, ts[i + 1], u),
+                          float(eta), noise)
+    return prior.to_image(p.x0).clamp(0, 1)
+
+
+__all__ = ["sample"]
