@@ -69,10 +69,10 @@ def quality_sweep(quick: bool, device: str, figures: Path) -> str:
         for image in sweep_images(task, quick):
             report = run_task(replace(task, image=image, name=f"{task.name}-{image}"), figures,
                               quick=quick, device=device)
-            for r in (report.baseline, *report.rows):
+            for r in (*report.baselines, *report.rows):
                 lines.append(f"| {task.title} | {image} | {report.size} | {r.method} | {r.psnr:.2f} "
                              f"| {r.ssim:.3f} | {r.seconds:.2f} | {r.nfe} |")
-            print(lines[-1 - len(report.rows)], "...", flush=True)
+            print(f"{task.name} {image}: done", flush=True)
     return "\n".join(lines)
 
 
