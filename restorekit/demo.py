@@ -161,21 +161,24 @@ TV_WEIGHT_INPAINT = 0.005
 TV_WEIGHT_SR = 0.002
 # denoising (σ = 0.1): 0.03: 24.38, 0.05: 27.05, 0.07: 28.90, 0.1: 29.55, 0.14: 28.72.
 TV_WEIGHT_DENOISE = 0.1
+TV_WEIGHT_CT = 0.001
+TV_WEIGHT_MRI = 0.002
 
 #: Training images that stand in for the held-out ones when tuning (gray, colour).
 TUNING_IMAGES = {False: ("brick", "grass", "clock", "moon"), True: ("coffee", "chelsea", "rocket")}
 
 
-def tune(task: Task, label: str, name: str, grid, *, images: tuple[str, ...] | None = None,
-         size: int = 128) -> tuple[float, dict]:
+def tune(task: Task, label: str, name: str, grid, *, images: tuple | None = None,
+         size: int = 128, quick: bool = False) -> tuple[float, dict]:
     """Grid-search one hyperparameter of the method ``label`` on TRAINING images.
 
-    ``name`` is ``"weight"`` (the TV λ) or a solver parameter. Returns the value with the best
-    mean PSNR over ``images`` (default :data:`TUNING_IMAGES`) and the mean PSNR of every grid
-    value. Refuses held-out images.
+    ``name`` is ``"weight"`` (the TV λ) or a solver parameter. ``images`` are names of
+    training images (default :data:`TUNING_IMAGES`) or image tensors (1, C, H, W), e.g.
+    synthetic phantoms. ``quick`` tunes the quick-mode settings. Returns the value with the best mean PSNR over ``images`` and the mean
+    PSNR of every grid value. Refuses held-out images.
     """
     images = TUNING_IMAGES[task.color] if images is None else images
-    bad = sorted(set(images) & set(data.HELD_OUT))
+    bad = sorted(n for n in images if isinstance(n, str) and n in data.HELD_OUT)
     if bad:
         raise ValueError(f"images {bad} are held out and may not be used for tuning")
     method = next(m for m in task.methods if m.label == label)
@@ -185,9 +188,9 @@ def tune(task: Task, label: str, name: str, grid, *, images: tuple[str, ...] | N
                  else replace(method, params=_frozen({**method.params, name: value})))
         total = 0.0
         for image in images:
-            x = data.load_image(image, size=size, color=task.color)
+            x = data.load_image(image, size=size, color=task.color) if isinstance(image, str) else image
             operator, y = degrade(task, x)
-            total += run_method(trial, y, operator, x, quick=False).metrics.psnr.item()
+            total += run_method(trial, y, operator, x, quick=quick).metrics.psnr.item()
         scores[value] = total / len(images)
     return max(scores, key=scores.get), scores
 
@@ -211,6 +214,9 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("super_resolution", "Super-resolution", "sr-x2", "astronaut", (_tv(TV_WEIGHT_SR),), color=True),
     Task("denoising", "Denoising", "denoising", "coins", (_tv(TV_WEIGHT_DENOISE), DNCNN_HQS_8),
          noise_sigma=0.1),
+    Task("ct", "Sparse-view CT", "ct-sparse", "shepp_logan_phantom",
+         (replace(_tv(TV_WEIGHT_CT), quick=_frozen({"max_iter": 100})),), size=128),
+    Task("mri", "MRI ×4", "mri", "coins", (_tv(TV_WEIGHT_MRI), DNCNN_HQS)),
 )}
 
 

@@ -13,7 +13,7 @@ import torch
 from restorekit import data, demo
 from restorekit.demo import TASKS
 
-SCRIPTS = ("deblurring", "inpainting", "super_resolution", "denoising")
+SCRIPTS = ("deblurring", "inpainting", "super_resolution", "denoising", "ct", "mri")
 
 
 @pytest.fixture(autouse=True)
