@@ -20,8 +20,9 @@ from training.convert_scico_dncnn import convert, read_flax_msgpack
 
 DENOISERS = [n for n, d in registry._shipped().items() if registry._meta(d)["kind"] in ("dncnn", "denoiser")]
 SCICO = [n for n, d in registry._shipped().items() if registry._meta(d)["kind"] == "dncnn"]
-#: minimum PSNR gain (dB) over the noisy input at σ = 0.1 on the camera crop (measured: see test)
-MIN_GAIN = {"dncnn": 8.0, "denoiser-gray": 6.0}
+#: minimum PSNR gain (dB) over the noisy input at σ = 0.1 on the 128² camera crop, noise seed 0
+#: (measured when the weights were shipped: dncnn 10.32, denoiser-gray 9.15)
+MIN_GAIN = {"dncnn": 9.5, "denoiser-gray": 8.5}
 
 
 @pytest.fixture(autouse=True)
@@ -66,6 +67,31 @@ def test_load_returns_a_denoiser_prior():
         assert isinstance(prior, denoisers.DenoiserPrior)
         y = noisy(x, 0.1)
         torch.testing.assert_close(prior.denoise(y, 0.1), registry.load_network(name)(y, 0.1))
+
+
+def test_load_dispatches_on_kind(tmp_path, monkeypatch):
+    """prior.json's kind picks the loader: a tiny diffusers UNet + scheduler loads as a
+    DiffusionPrior; an unknown kind is refused by name."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    from restorekit.priors.diffusion import DiffusionPrior
+
+    d = tmp_path / "tiny-diffusion"
+    UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 8),
+                norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "UpBlock2D")).save_pretrained(d)
+    DDPMScheduler(num_train_timesteps=50).save_pretrained(d)
+    (d / "prior.json").write_text('{"kind": "diffusion", "description": "a tiny test model"}')
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "prior.json").write_text('{"kind": "mystery", "description": "?"}')
+    monkeypatch.setattr(registry, "WEIGHTS", tmp_path)
+    assert registry.available() == {"odd": "?", "tiny-diffusion": "a tiny test model"}
+    prior = registry.load("tiny-diffusion")
+    assert isinstance(prior, DiffusionPrior) and prior.num_train_timesteps == 50
+    with pytest.raises(ValueError, match="unknown kind 'mystery'"):
+        registry.load("odd")
+    with pytest.raises(ValueError, match="not a plain denoiser"):
+        registry.load_network("tiny-diffusion")
 
 
 @pytest.mark.parametrize("name", DENOISERS)

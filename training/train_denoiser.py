@@ -53,6 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop early (and export) once this much training wall time is spent")
     p.add_argument("--evaluate-only", action="store_true")
+    p.add_argument("--card-note", default="", help="a sentence added to the card's training paragraph")
     return p.parse_args(argv)
 
 
@@ -132,7 +133,10 @@ def write_card(args):
     from restorekit.priors.registry import load_network
 
     info = json.loads((args.out / "training.json").read_text())
-    net = load_network("denoiser-gray")
+    meta = json.loads((args.out / "prior.json").read_text())
+    net = BiasFreeDenoiser(depth=meta["depth"], features=meta["features"])
+    net.load_state_dict(load_file(args.out / "model.safetensors"))
+    net.eval()
     nets = {"denoiser-gray (ours)": net}
     try:
         nets["DnCNN-17 L/M/H (scico)"] = load_network("dncnn")
@@ -147,10 +151,10 @@ def write_card(args):
     card = f"""# denoiser-gray — restorekit's bias-free CNN denoiser
 
 **What it is.** A bias-free residual CNN D(x, σ) = x − R(x, σ) (Mohan et al., ICLR 2020,
-"Robust and interpretable blind image denoising via bias-free CNNs"): {args.depth} 3×3 conv
-layers, {args.features} features, ReLU, zero padding, no biases anywhere, and a constant
+"Robust and interpretable blind image denoising via bias-free CNNs"): {meta['depth']} 3×3 conv
+layers, {meta['features']} features, ReLU, zero padding, no biases anywhere, and a constant
 noise-level map σ as a second input channel. Grey images (B, 1, H, W) in [0, 1], Gaussian
-noise σ ∈ [0, {args.sigma_max}] in the same units; colour images are denoised per channel.
+noise σ ∈ [0, {info['sigma_max']}] in the same units; colour images are denoised per channel.
 Class `restorekit.priors.dncnn.BiasFreeDenoiser`; load with
 `restorekit.priors.registry.load("denoiser-gray")`. {params:,} parameters, float32,
 {size_kb:.0f} KB (safetensors).
@@ -162,7 +166,7 @@ training images, lfw faces, dead leaves, ellipse phantoms — never the HELD_OUT
 lr {info['lr']} with cosine decay to 1 % over {info['planned_steps']} steps. Wall time {info['wall_min']:.0f} min on
 {info['threads']} CPU thread(s) ({platform.processor() or platform.machine()},
 shared machine), no GPU. This is a short CPU run: the network is under-trained compared with
-published DnCNN models.
+published DnCNN models. {args.card_note}
 
 **Denoising PSNR (dB)** on `restorekit.data.held_out(128)` (camera, astronaut, coins,
 shepp_logan_phantom; grey, 128×128), mean over the four images, noise seed 0. TV = skimage
