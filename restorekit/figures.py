@@ -22,17 +22,15 @@ def comparison_figure(panels: list[tuple[str, torch.Tensor]], path: str | Path, 
     Panels whose shape differs from the reference (e.g. a low-resolution measurement) are
     shown without metrics.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     from .metrics import psnr, ssim
 
     n = len(panels)
     ncols = ncols or n
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.9 * nrows), squeeze=False)
+    fig = Figure(figsize=(2.6 * ncols, 2.9 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (label, img) in zip(axes.flat, panels):
@@ -52,5 +50,4 @@ def comparison_figure(panels: list[tuple[str, torch.Tensor]], path: str | Path, 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -1,0 +1,56 @@
+"""Every demo script runs in quick mode, writes its figure, and every method beats A†y.
+
+The scripts are imported and their ``main`` called in-process (no interpreter start-up).
+"""
+from __future__ import annotations
+
+import importlib
+
+import matplotlib.image
+import pytest
+import torch
+
+from restorekit import data, demo
+from restorekit.demo import TASKS
+
+SCRIPTS = ("deblurring", "inpainting", "super_resolution", "denoising", "ct", "mri")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_every_task_has_a_script():
+    assert set(SCRIPTS) == set(TASKS)
+    assert all(t.image in data.HELD_OUT for t in TASKS.values())
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_demo_quick(name, tmp_path, capsys):
+    report = importlib.import_module(f"demos.{name}").main(["--quick", "--out", str(tmp_path)])
+    task = TASKS[name]
+    # 1. the figure: one panel per method plus A†y and ground truth, a real image
+    assert report.size == task.quick_size
+    assert report.figure == tmp_path / f"{name}.png" and report.figure.is_file()
+    img = matplotlib.image.imread(report.figure)
+    assert img.shape[0] > 200 and img.shape[1] > 400 and img[..., :3].std() > 0.1
+    # 2. the table: every method of the task, each better than the pseudo-inverse
+    assert [r.method for r in report.rows] == [m.label for m in task.methods]
+    # (A†y always; the measurement y too where it is an image of the same size)
+    assert report.baselines[-1].method.startswith("A†y")
+    for row in report.rows:
+        for base in report.baselines:
+            assert row.psnr > base.psnr + 0.25, (row, base)
+            assert row.ssim > base.ssim, (row, base)
+        assert row.seconds > 0
+    printed = capsys.readouterr().out
+    assert all(f"| {r.method} | {r.psnr:.2f} |" in printed for r in report.rows)
+
+
+def test_tune_refuses_held_out_images():
+    with pytest.raises(ValueError, match="held out"):
+        demo.tune(TASKS["deblurring"], "TV + Chambolle-Pock", "weight", (0.01,), images=("camera",))
