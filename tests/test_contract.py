@@ -48,7 +48,13 @@ def _compatible(solver: str, prior) -> bool:
     return isinstance(prior, SOLVERS[solver].needs)
 
 
-PAIRS = [(s, p) for s in sorted(SOLVERS) for p in sorted(PRIORS) if _compatible(s, PRIORS[p])]
+#: An LPN is the prox of R at its trained scale only (prox weight γ = 1): among the PnP solvers
+#: ADMM needs ρ = 1, PGD's default step η = 1/‖A‖² is 1 for these unit-norm operators, and HQS
+#: (γ = 1/α_k, changing every iteration) refuses it.
+FIXED_SCALE = {("pnp-admm", "lpn"): {"rho": 1.0}}
+REFUSED_SCALE = [("pnp-hqs", "lpn")]
+PAIRS = [(s, p) for s in sorted(SOLVERS) for p in sorted(PRIORS)
+         if _compatible(s, PRIORS[p]) and (s, p) not in REFUSED_SCALE]
 MISMATCHES = [(s, p) for s in sorted(SOLVERS) for p in sorted(PRIORS) if not _compatible(s, PRIORS[p])]
 
 
@@ -63,7 +69,8 @@ def _problem(op_name: str, dtype=torch.float32):
 def test_every_solver_with_every_compatible_prior(solver, prior_name, op_name):
     prior = PRIORS[prior_name]
     x, op, y = _problem(op_name, torch.float64 if prior_name == "gaussian" else torch.float32)
-    runs = [solve(y, op, prior, solver, x_true=x, generator=torch.Generator().manual_seed(5), **FAST[solver])
+    params = {**FAST[solver], **FIXED_SCALE.get((solver, prior_name), {})}
+    runs = [solve(y, op, prior, solver, x_true=x, generator=torch.Generator().manual_seed(5), **params)
             for _ in range(2)]
     r = runs[0]
     assert r.x.shape == x.shape and torch.isfinite(r.x).all()
@@ -71,6 +78,13 @@ def test_every_solver_with_every_compatible_prior(solver, prior_name, op_name):
     assert r.seconds > 0 and r.nfe >= (0 if solver == "chambolle-pock" else 1)
     assert len(r.history.data_fit) == len(r.history.psnr) >= 1
     assert r.metrics.psnr.shape == (2,)
+
+
+@pytest.mark.parametrize("solver, prior_name", REFUSED_SCALE)
+def test_lpn_refuses_a_prox_weight_other_than_one(solver, prior_name):
+    x, op, y = _problem("gaussian-blur")
+    with pytest.raises(ValueError, match="gamma must be 1"):
+        solve(y, op, PRIORS[prior_name], solver, **FAST[solver])
 
 
 def test_pairs_cover_every_solver_and_prior():
