@@ -137,6 +137,8 @@ def main(argv=None) -> None:
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="stop (checkpoint + export) after this much wall time in this run")
     ap.add_argument("--fp16", action="store_true", help="export weights as float16")
+    ap.add_argument("--export-only", action="store_true",
+                    help="export the EMA weights of the checkpoint in --ckpt without training")
     args = ap.parse_args(argv)
 
     from tqdm import tqdm
@@ -147,6 +149,12 @@ def main(argv=None) -> None:
     model = build_model(args)
     ema = EMA(model, args.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    if args.export_only:
+        step, extra = load_checkpoint(args.ckpt, model, ema, opt, gen)
+        if step == 0:
+            raise ValueError(f"--ckpt {args.ckpt!r} holds no checkpoint to export")
+        export(args, ema, step, float(extra["seconds"]), float(extra["loss_ema"]))
+        return
     t0 = time.time()
     pool = build_pool(args, torch.Generator().manual_seed(args.seed + 1))
     print(f"pool {tuple(pool.patches.shape)} built in {time.time() - t0:.0f}s; "
