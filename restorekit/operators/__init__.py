@@ -1,0 +1,15 @@
+"""Forward operators y = A(x) + noise, all deepinv ``LinearPhysics``, with named builders.
+
+    op = blur("gaussian", sigma=2.0, noise_sigma=0.01)
+    op = make("sr-x4", img_size=256, channels=3, noise_sigma=0.01)
+    x = cg_solve(op, z + gamma * op.A_adjoint(y), gamma=gamma)   # prox of gamma/2·‖Ax − y‖²
+"""
+from .blur import CircularBlur, blur, check_kernel, gaussian_kernel, motion_kernel
+from .inpainting import box_mask, inpainting, random_mask
+from .linalg import cg_solve, operator_norm
+from .registry import BUILDERS, Spec, make
+from .simple import denoising, super_resolution
+
+__all__ = ["blur", "inpainting", "super_resolution", "denoising", "cg_solve", "operator_norm",
+           "BUILDERS", "Spec", "make", "CircularBlur", "gaussian_kernel", "motion_kernel",
+           "check_kernel", "random_mask", "box_mask"]

@@ -1,0 +1,56 @@
+"""Side-by-side comparison figures: measurement, each result with its PSNR/SSIM, ground truth."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def _to_numpy_image(x: torch.Tensor):
+    x = x.detach().float().cpu().clamp(0, 1)
+    if x.ndim == 4:
+        x = x[0]
+    return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
+
+
+def comparison_figure(panels: list[tuple[str, torch.Tensor]], path: str | Path, *,
+                      reference: torch.Tensor | None = None, title: str | None = None,
+                      ncols: int | None = None) -> Path:
+    """Save a row (or grid) of images, each titled; with ``reference`` the titles get PSNR/SSIM.
+
+    ``panels`` is a list of (label, image) with images (1, C, H, W) or (C, H, W) in [0, 1].
+    Panels whose shape differs from the reference (e.g. a low-resolution measurement) are
+    shown without metrics.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .metrics import psnr, ssim
+
+    n = len(panels)
+    ncols = ncols or n
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.9 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, img) in zip(axes.flat, panels):
+        img4 = img if img.ndim == 4 else img[None]
+        text = label
+        if reference is not None and img4.shape == reference.shape and img4 is not reference:
+            p = psnr(img4.clamp(0, 1), reference).item()
+            s = ssim(img4.clamp(0, 1), reference).item()
+            text = f"{label}\n{p:.2f} dB / SSIM {s:.3f}"
+        arr = _to_numpy_image(img4)
+        ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_title(text, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

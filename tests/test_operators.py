@@ -1,0 +1,268 @@
+"""Operators: adjointness of every builder, CG against dense solves, ‖A‖₂, noise, validation."""
+from __future__ import annotations
+
+import deepinv as dinv
+import pytest
+import torch
+
+from restorekit import operators as O
+
+F64, F32 = torch.float64, torch.float32
+SIZE = (16, 24)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def dot_test(op, x_shape, dtype, seed=0) -> float:
+    """PyLops-style dot test: |<Au, v> − <u, Aᴴv>| / max(|<Au, v>|, |<u, Aᴴv>|) for random u, v."""
+    g = gen(seed)
+    u = torch.randn(x_shape, generator=g, dtype=dtype)
+    Au = op.A(u)
+    assert Au.dtype == dtype, f"operator computed in {Au.dtype}, not {dtype}"
+    v = torch.randn(Au.shape, generator=g, dtype=dtype)
+    Ahv = op.A_adjoint(v)
+    assert Ahv.shape == u.shape
+    lhs, rhs = torch.vdot(Au.flatten(), v.flatten()), torch.vdot(u.flatten(), Ahv.flatten())
+    return ((lhs - rhs).abs() / torch.maximum(lhs.abs(), rhs.abs())).item()
+
+
+def user_kernel(dtype=F64) -> torch.Tensor:
+    k = torch.rand(5, 7, generator=gen(3), dtype=dtype)
+    return k / k.sum()
+
+
+# (id, builder taking dtype, image shape (B, C, H, W), float64 supported)
+CASES = [
+    ("gaussian-circular", lambda dt: O.blur("gaussian", sigma=1.5, dtype=dt), (2, 3) + SIZE, True),
+    ("gaussian-circular-sized", lambda dt: O.blur("gaussian", img_size=SIZE, dtype=dt), (2, 1) + SIZE, True),
+    ("gaussian-reflect", lambda dt: O.blur("gaussian", circular=False, dtype=dt), (2, 3) + SIZE, True),
+    ("motion-circular", lambda dt: O.blur("motion", generator=gen(1), dtype=dt), (2, 1) + SIZE, True),
+    ("motion-reflect", lambda dt: O.blur("motion", size=9, circular=False, generator=gen(1), dtype=dt),
+     (2, 1) + SIZE, True),
+    ("kernel-circular", lambda dt: O.blur(user_kernel(dt), dtype=dt), (2, 1) + SIZE, True),
+    ("kernel-reflect", lambda dt: O.blur(user_kernel(dt), circular=False, dtype=dt), (2, 2) + SIZE, True),
+    ("inpainting-random", lambda dt: O.inpainting("random", img_size=SIZE, generator=gen(), dtype=dt),
+     (2, 3) + SIZE, True),
+    ("inpainting-box", lambda dt: O.inpainting("box", img_size=SIZE, generator=gen(), dtype=dt),
+     (2, 1) + SIZE, True),
+    ("inpainting-tensor", lambda dt: O.inpainting(torch.rand(SIZE, generator=gen(2)) > 0.3, img_size=SIZE,
+                                                  dtype=dt), (2, 1) + SIZE, True),
+    ("sr-x2-bicubic", lambda dt: O.super_resolution(2, img_size=SIZE, channels=3, dtype=dt), (2, 3) + SIZE, True),
+    ("sr-x4-bicubic", lambda dt: O.super_resolution(4, img_size=SIZE, dtype=dt), (2, 1) + SIZE, True),
+    ("sr-x2-gaussian", lambda dt: O.super_resolution(2, img_size=SIZE, filter="gaussian", dtype=dt),
+     (2, 1) + SIZE, True),
+    ("denoising", lambda dt: O.denoising(), (2, 1) + SIZE, True),
+]
+
+
+@pytest.mark.parametrize("build, shape, f64", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_adjoint(build, shape, f64):
+    dtype, tol = (F64, 1e-5) if f64 else (F32, 1e-4)
+    assert dot_test(build(dtype), shape, dtype) < tol
+
+
+@pytest.mark.parametrize("name", list(O.BUILDERS))
+def test_registry_defaults_are_adjoint(name):
+    op = O.make(name, 32, noise_sigma=0.01, generator=gen())
+    assert isinstance(op, dinv.physics.LinearPhysics)
+    assert dot_test(op, (2, 1, 32, 32), F32) < 1e-4
+    assert O.BUILDERS[name].description
+
+
+def test_dot_test_catches_a_wrong_adjoint():
+    op = O.blur("motion", generator=gen(1), dtype=F64)
+    op.A_adjoint = op.A  # a motion kernel is not symmetric, so A is not self-adjoint
+    assert dot_test(op, (1, 1) + SIZE, F64) > 1e-3
+
+
+def test_circular_blur_matches_direct_circular_convolution_at_any_size():
+    k = user_kernel(F64)
+    fft_op = O.blur(k, dtype=F64)
+    direct = dinv.physics.Blur(filter=k[None, None], padding="circular")
+    for shape in [(1, 1, 16, 16), (2, 3, 12, 20), (1, 1, 16, 16)]:
+        x = torch.rand(shape, generator=gen(), dtype=F64)
+        assert torch.allclose(fft_op.A(x), direct.A(x), atol=1e-12)
+        assert torch.allclose(fft_op.A_adjoint(x), direct.A_adjoint(x), atol=1e-12)
+
+
+def test_gaussian_kernel_is_the_sampled_gaussian():
+    k = O.gaussian_kernel(2.0, dtype=F64)
+    assert k.shape == (13, 13)
+    r2 = torch.arange(-6, 7, dtype=F64)[:, None] ** 2 + torch.arange(-6, 7, dtype=F64)[None] ** 2
+    ref = torch.exp(-r2 / 8)
+    assert torch.allclose(k, ref / ref.sum(), atol=1e-12)
+
+
+def test_motion_kernel_is_a_normalised_seeded_path():
+    k1 = O.motion_kernel(15, generator=gen(5))
+    assert k1.shape == (15, 15) and (k1 >= 0).all()
+    assert abs(k1.sum().item() - 1) < 1e-6
+    # a thin path, not a blob: few pixels carry the mass
+    assert 10 < (k1 > 0).sum() < 100
+    assert torch.equal(k1, O.motion_kernel(15, generator=gen(5)))
+    assert not torch.equal(k1, O.motion_kernel(15, generator=gen(6)))
+
+
+def test_masks_are_seeded():
+    for kind in ("random", "box"):
+        m1 = O.inpainting(kind, img_size=32, generator=gen(1)).mask
+        assert torch.equal(m1, O.inpainting(kind, img_size=32, generator=gen(1)).mask)
+        assert not torch.equal(m1, O.inpainting(kind, img_size=32, generator=gen(2)).mask)
+
+
+def test_mask_contents():
+    m = O.random_mask(64, 0.3, generator=gen())
+    assert abs(m.mean().item() - 0.3) < 0.03
+    b = O.box_mask((32, 40), (8, 10), generator=gen())
+    assert (b == 0).sum() == 80
+    rows, cols = torch.nonzero(b == 0, as_tuple=True)
+    assert rows.max() - rows.min() == 7 and cols.max() - cols.min() == 9
+
+
+def test_noise_is_seeded():
+    x = torch.rand(1, 1, 16, 16, generator=gen())
+    y1 = O.blur("gaussian", noise_sigma=0.1, generator=gen(7))(x)
+    y2 = O.blur("gaussian", noise_sigma=0.1, generator=gen(7))(x)
+    y3 = O.blur("gaussian", noise_sigma=0.1, generator=gen(8))(x)
+    assert torch.equal(y1, y2) and not torch.equal(y1, y3)
+
+
+@pytest.mark.parametrize("name", ["gaussian-blur", "sr-x2", "denoising", "inpainting-random"])
+def test_gaussian_noise_std(name):
+    op = O.make(name, 64, noise_sigma=0.05, generator=gen(4))
+    x = torch.rand(4, 1, 64, 64, generator=gen())
+    r = op(x) - op.A(x)
+    if name == "inpainting-random":
+        r = r[op.mask.expand_as(r) > 0]
+    assert r.std().item() == pytest.approx(0.05, rel=0.03)
+    assert abs(r.mean().item()) < 3e-3
+
+
+def test_poisson_noise_variance():
+    gain = 0.01
+    op = O.denoising(noise_sigma=0.0, poisson=gain, generator=gen())
+    x = torch.full((4, 1, 64, 64), 0.5)
+    r = op(x) - x
+    # y = gain·P(x/gain): mean x, variance gain·x
+    assert r.var().item() == pytest.approx(gain * 0.5, rel=0.05)
+    assert abs(r.mean().item()) < 3e-3
+
+
+def test_noise_free_by_default():
+    x = torch.rand(1, 1, 16, 16, generator=gen())
+    op = O.blur("gaussian")
+    assert torch.equal(op(x), op.A(x))
+    assert O.denoising().noise_model.sigma.item() == pytest.approx(0.1)
+
+
+def _dense_normal(op, shape, dtype=F64):
+    n = int(torch.tensor(shape).prod())
+    cols = op.A_adjoint_A(torch.eye(n, dtype=dtype).reshape(n, *shape))
+    return cols.reshape(n, n).T  # column j is AᴴA e_j
+
+
+def _well_posed_kernel():
+    k = torch.full((3, 3), 0.05, dtype=F64)
+    k[1, 1] = 0.6
+    return k  # Fourier magnitude ≥ 0.2: AᴴA invertible, CG on normal equations converges
+
+
+CG_OPS = {
+    "blur-circular": lambda: O.blur(_well_posed_kernel(), dtype=F64),
+    "blur-reflect": lambda: O.blur("gaussian", sigma=1.0, circular=False, dtype=F64),
+    "inpainting": lambda: O.inpainting(img_size=8, generator=gen(), dtype=F64),
+    "sr-x2": lambda: O.super_resolution(2, img_size=8, dtype=F64),
+}
+
+
+@pytest.mark.parametrize("name", list(CG_OPS))
+@pytest.mark.parametrize("shift, gamma", [(1.0, 2.0), (1.0, "per-sample"), (0.0, 1.0)])
+def test_cg_solve_matches_dense_solve(name, shift, gamma):
+    if shift == 0 and name != "blur-circular":
+        pytest.skip("AᴴA is singular or ill-conditioned: normal equations only on the well-posed blur")
+    op = CG_OPS[name]()
+    shape = (1, 8, 8)
+    M = _dense_normal(op, shape)
+    b = torch.randn(3, *shape, generator=gen(), dtype=F64)
+    gammas = torch.tensor([0.5, 3.0, 20.0], dtype=F64) if gamma == "per-sample" else torch.full((3,), gamma, dtype=F64)
+    x = O.cg_solve(op, b, gamma=gammas if gamma == "per-sample" else gamma, shift=shift,
+                   max_iter=500, tol=1e-12)
+    for i in range(3):
+        ref = torch.linalg.solve(shift * torch.eye(64, dtype=F64) + gammas[i] * M, b[i].flatten())
+        assert (x[i].flatten() - ref).norm() / ref.norm() < 1e-8
+
+
+def test_cg_solve_warm_start_and_early_stop():
+    op = O.blur("gaussian", dtype=F64)
+    b = torch.randn(2, 1, 16, 16, generator=gen(), dtype=F64)
+    x = O.cg_solve(op, b, gamma=5.0, max_iter=200, tol=1e-12)
+    # starting at the solution, one iteration keeps it
+    assert torch.allclose(O.cg_solve(op, b, gamma=5.0, x0=x, max_iter=1), x, atol=1e-10)
+    # a loose tolerance stops early with a worse residual than the tight one
+    loose = O.cg_solve(op, b, gamma=5.0, max_iter=200, tol=1e-2)
+    res = lambda z: (z + 5.0 * op.A_adjoint_A(z) - b).norm()
+    assert res(x) < 1e-9 * b.norm() < res(loose) < 1e-2 * b.norm()
+
+
+def test_cg_solve_validation():
+    op = O.denoising()
+    b = torch.zeros(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="gamma"):
+        O.cg_solve(op, b, gamma=torch.ones(3))
+    with pytest.raises(ValueError, match="gamma"):
+        O.cg_solve(op, b, gamma=-1.0)
+    with pytest.raises(TypeError, match="operator"):
+        O.cg_solve(lambda x: x, b)
+    with pytest.raises(ValueError, match="x0"):
+        O.cg_solve(op, b, x0=torch.zeros(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("name", ["blur-reflect", "sr-x2", "inpainting"])
+def test_operator_norm_matches_largest_singular_value(name):
+    op = CG_OPS[name]()
+    M = _dense_normal(op, (1, 8, 8))
+    ref = torch.linalg.eigvalsh((M + M.T) / 2)[-1].sqrt().item()
+    assert O.operator_norm(op, (1, 8, 8), dtype=F64) == pytest.approx(ref, rel=1e-4)
+
+
+def test_operator_norm_is_cached_per_shape():
+    op = O.blur(_well_posed_kernel(), dtype=F64)
+    n1 = O.operator_norm(op, (1, 8, 8), dtype=F64)
+    op.filter = op.filter * 2  # changed in place: the cached value stays
+    assert O.operator_norm(op, (1, 1, 8, 8), dtype=F64) == n1
+    assert O.operator_norm(op, (1, 10, 10), dtype=F64) == pytest.approx(2 * n1, rel=1e-4)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: O.blur("box"), ValueError, "kind"),
+    (lambda: O.blur(3), ValueError, "kind"),
+    (lambda: O.blur("gaussian", sigma=-1.0), ValueError, "sigma"),
+    (lambda: O.blur("motion", sigma=2.0), ValueError, "sigma"),
+    (lambda: O.blur(torch.ones(3, 3)), ValueError, "sum to 1"),
+    (lambda: O.blur(torch.tensor([[0.6, 0.6, -0.2]])), ValueError, "non-negative"),
+    (lambda: O.blur(torch.ones(1, 3, 3) / 9), ValueError, "2D"),
+    (lambda: O.blur("gaussian", circular="yes"), TypeError, "circular"),
+    (lambda: O.blur("gaussian", noise_sigma=-0.1), ValueError, "noise_sigma"),
+    (lambda: O.blur("gaussian", noise_sigma=2.0), ValueError, "noise_sigma"),
+    (lambda: O.blur("gaussian", poisson=0.0), ValueError, "poisson"),
+    (lambda: O.blur("gaussian", generator=0), TypeError, "generator"),
+    (lambda: O.blur("gaussian", dtype=torch.float16), TypeError, "dtype"),
+    (lambda: O.blur("gaussian", sigma=3.0).A(torch.zeros(1, 1, 8, 8)), ValueError, "larger than the image"),
+    (lambda: O.inpainting("circle", img_size=8), ValueError, "mask"),
+    (lambda: O.inpainting(torch.ones(8, 9), img_size=8), ValueError, "shape"),
+    (lambda: O.inpainting(torch.full((8, 8), 0.5), img_size=8), ValueError, "binary"),
+    (lambda: O.inpainting(fraction=0.0, img_size=8), ValueError, "fraction"),
+    (lambda: O.inpainting("box", box_size=9, img_size=8), ValueError, "box_size"),
+    (lambda: O.inpainting(img_size=(8, 8, 8)), TypeError, "img_size"),
+    (lambda: O.super_resolution(3, img_size=12), ValueError, "factor"),
+    (lambda: O.super_resolution(4, img_size=18), ValueError, "divisible"),
+    (lambda: O.super_resolution(2, img_size=8, filter="box"), ValueError, "filter"),
+    (lambda: O.denoising(noise_sigma="0.1"), TypeError, "noise_sigma"),
+    (lambda: O.make("nope", 8), ValueError, "unknown operator"),
+    (lambda: O.make("sr-x2", 8, sigma=2.0), TypeError, "sigma"),
+])
+def test_validation(call, error, words):
+    with pytest.raises(error, match=words):
+        call()
