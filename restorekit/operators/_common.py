@@ -71,16 +71,22 @@ def draw(fn, shape, generator, *, device, dtype, **kwargs) -> torch.Tensor:
     return fn(*shape, generator=generator, device=where, dtype=dtype, **kwargs).to(device)
 
 
-def noise_model(noise_sigma, poisson, generator):
+def noise_model(noise_sigma, poisson, generator, device):
     """The deepinv noise model for Gaussian std ``noise_sigma`` and/or Poisson ``poisson`` gain.
 
     Gaussian: y = A x + noise_sigma·ε, ε ~ N(0, I).
     Poisson with gain g: y = g·P(A x / g) (so 1/g is the photon count of a unit intensity);
     both together: y = g·P(A x / g) + noise_sigma·ε. Negative A x is clipped to 0 before
     Poisson sampling (FFT-based operators give tiny negative values on non-negative images).
-    Noise is drawn with ``generator`` (the global generator if None) at each forward call.
+    Noise is drawn with ``generator`` (the global generator if None) at each forward call, on
+    the operator's ``device``, so the generator must live on that device.
     """
     sigma = real_number(noise_sigma, "noise_sigma", low=0.0, high=1.0)
+    random = sigma > 0 or poisson is not None
+    if random and generator is not None and generator.device.type != torch.device(device).type:
+        raise ValueError(f"generator is on {generator.device} but the operator is on {device}: the "
+                         "measurement noise is drawn on the operator's device, pass "
+                         f"torch.Generator(device={str(device)!r})")
     if poisson is not None:
         gain = real_number(poisson, "poisson", low=0.0, low_open=True)
         if sigma > 0:

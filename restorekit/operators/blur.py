@@ -162,7 +162,7 @@ def blur(kind="gaussian", *, sigma: float | None = None, size: int | None = None
         raise ValueError(f"kind must be one of {KINDS} or a kernel tensor, got {kind!r}")
     if not isinstance(circular, bool):
         raise TypeError(f"circular must be a bool, got {type(circular).__name__}")
-    noise = noise_model(noise_sigma, poisson, generator)
+    noise = noise_model(noise_sigma, poisson, generator, device)
     kernel = kernel[None, None].to(device)
     if not circular:
         if img_size is not None:

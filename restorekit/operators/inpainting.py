@@ -86,4 +86,4 @@ def inpainting(mask="random", *, img_size, channels: int = 1, fraction: float = 
     else:
         raise ValueError(f"mask must be one of {MASKS} or a binary tensor, got {mask!r}")
     return Inpainting(img_size=(m.shape[0], h, w), mask=m.to(device),
-                      noise_model=noise_model(noise_sigma, poisson, generator), device=device)
+                      noise_model=noise_model(noise_sigma, poisson, generator, device), device=device)

@@ -101,17 +101,24 @@ def operator_norm(operator, x_shape, *, max_iter: int = 200, tol: float = 1e-7,
     key = (shape, dtype, torch.device(device))
     cache = _NORMS.setdefault(operator, {})
     if key not in cache:
-        v = torch.randn((1,) + shape, generator=torch.Generator().manual_seed(0), dtype=dtype)
-        v = v.to(device) / v.norm()
-        rayleigh = 0.0
-        for _ in range(positive_int(max_iter, "max_iter")):
-            w = operator.A_adjoint_A(v)
-            new = torch.vdot(v.flatten(), w.flatten()).real.item()
-            if new <= 0:
-                break
-            v = w / w.norm()
-            if abs(new - rayleigh) <= tol * abs(new):
-                break
-            rayleigh = new
-        cache[key] = max(new, 0.0) ** 0.5
+        cache[key] = power_iteration(operator, shape, max_iter=positive_int(max_iter, "max_iter"),
+                                     tol=tol, dtype=dtype, device=device)
     return cache[key]
+
+
+def power_iteration(operator, shape, *, max_iter: int = 200, tol: float = 1e-7,
+                    dtype=torch.float32, device="cpu") -> float:
+    """‖A‖₂ on one image of ``shape`` (C, H, W), uncached (see :func:`operator_norm`)."""
+    v = torch.randn((1,) + tuple(shape), generator=torch.Generator().manual_seed(0), dtype=dtype)
+    v = v.to(device) / v.norm()
+    rayleigh = new = 0.0
+    for _ in range(max_iter):
+        w = operator.A_adjoint_A(v)
+        new = torch.vdot(v.flatten(), w.flatten()).real.item()
+        if new <= 0:
+            break
+        v = w / w.norm()
+        if abs(new - rayleigh) <= tol * abs(new):
+            break
+        rayleigh = new
+    return max(new, 0.0) ** 0.5

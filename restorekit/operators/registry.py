@@ -7,7 +7,9 @@ from types import MappingProxyType
 from typing import Callable, Mapping
 
 from .blur import blur
+from .ct import ct
 from .inpainting import inpainting
+from .mri import mri
 from .simple import denoising, super_resolution
 
 
@@ -38,6 +40,14 @@ BUILDERS: dict[str, Spec] = {
     "inpainting-box": _spec(inpainting, "remove a box of half the image side", mask="box"),
     "sr-x2": _spec(super_resolution, "x2 super-resolution, bicubic antialiasing", factor=2),
     "sr-x4": _spec(super_resolution, "x4 super-resolution, bicubic antialiasing", factor=4),
+    "ct": _spec(ct, "parallel-beam CT, N views over 180 degrees", gray_only=True),
+    "ct-sparse": _spec(ct, "sparse-view parallel-beam CT, 30 views over 180 degrees", gray_only=True,
+                       views=30),
+    "ct-limited": _spec(ct, "limited-angle parallel-beam CT, N views over 90 degrees", gray_only=True,
+                        angle_range=90.0),
+    "mri": _spec(mri, "single-coil Cartesian MRI, x4 acceleration, 8% centre", gray_only=True),
+    "mri-multicoil": _spec(mri, "4-coil Cartesian MRI, x4 acceleration, 8% centre", gray_only=True,
+                           coils=4),
 }
 
 

@@ -44,9 +44,9 @@ def super_resolution(factor: int = 4, *, img_size, channels: int = 1, filter: st
         kernel = gaussian_blur(sigma=(float(factor), float(factor)), dtype=torch.float64)
     else:
         raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
+    noise = noise_model(noise_sigma, poisson, generator, device)
     return Downsampling(img_size=(channels, h, w), filter=kernel.to(device, dtype), factor=factor,
-                        padding="circular", noise_model=noise_model(noise_sigma, poisson, generator),
-                        device=device)
+                        padding="circular", noise_model=noise, device=device)
 
 
 def denoising(*, noise_sigma: float = 0.1, poisson: float | None = None,
@@ -54,4 +54,5 @@ def denoising(*, noise_sigma: float = 0.1, poisson: float | None = None,
     """Denoising operator y = x + n (deepinv :class:`~deepinv.physics.Denoising`), by default
     Gaussian noise of std 0.1."""
     check_generator(generator)
-    return Denoising(noise_model=noise_model(noise_sigma, poisson, generator), device=as_device(device))
+    device = as_device(device)
+    return Denoising(noise_model=noise_model(noise_sigma, poisson, generator, device), device=device)

@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 from .base import SOLVERS, History, Loop, Metrics, Result, Solver, data_fit, register
+from .chambolle_pock import ChambollePock
+from .dds import DDS
+from .dps import DPS
+from .mcg import MCG
+from .pnp import PnPADMM, PnPHQS, PnPPGD
+from .red import RED
+from .red_diff import REDDiff
 
 
 def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true=None, x_init=None,
@@ -28,4 +35,4 @@ def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true
                   callback=callback, progress=progress)
 
 
-__all__ = ["SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve"]
+__all__ = ["ChambollePock", "DDS", "DPS", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED", "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve"]

@@ -1,0 +1,107 @@
+"""The pretrained priors shipped in ``restorekit/weights/``, by name.
+
+    from restorekit.priors import registry
+    registry.available()            # {"dncnn": "DnCNN-17 from scico …", …}
+    prior = registry.load("dncnn")  # a DenoiserPrior; denoise(x, sigma)
+
+Data-driven: every sub-directory of ``restorekit/weights/`` that holds a ``prior.json`` is a
+shipped prior, named after the directory. ``prior.json`` has at least ``{"kind": …,
+"description": …}``; ``kind`` selects the loader:
+
+| kind        | what ``load`` returns                                                  |
+|-------------|------------------------------------------------------------------------|
+| ``dncnn``   | ``DenoiserPrior`` around :class:`~restorekit.priors.dncnn.DnCNN`; with several blind levels a :class:`~restorekit.priors.dncnn.MultiLevelDnCNN` picking the level nearest σ per sample |
+| ``denoiser``| ``DenoiserPrior`` around :class:`~restorekit.priors.dncnn.BiasFreeDenoiser` |
+| ``diffusion``| ``DiffusionPrior.from_pretrained(directory)``                          |
+| ``lpn``     | ``LPN.from_pretrained(directory)``                                      |
+
+Weights are read with safetensors only (no pickles); nothing is fetched from the network.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from .dncnn import BiasFreeDenoiser, DnCNN, MultiLevelDnCNN
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+def _meta(directory: Path) -> dict:
+    return json.loads((directory / "prior.json").read_text())
+
+
+def _shipped() -> dict[str, Path]:
+    if not WEIGHTS.is_dir():
+        return {}
+    return {d.name: d for d in sorted(WEIGHTS.iterdir()) if (d / "prior.json").is_file()}
+
+
+def available() -> dict[str, str]:
+    """Names of the shipped priors with a one-line description each."""
+    return {name: _meta(d).get("description", "") for name, d in _shipped().items()}
+
+
+def _directory(name: str) -> Path:
+    shipped = _shipped()
+    if not isinstance(name, str) or name not in shipped:
+        raise ValueError(f"unknown prior {name!r}; available: {', '.join(shipped) or 'none'}")
+    return shipped[name]
+
+
+def _state(path: Path, device) -> dict:
+    return load_file(str(path), device=str(device) if device is not None else "cpu")
+
+
+def _dncnn(directory: Path, meta: dict, device) -> torch.nn.Module:
+    nets = []
+    for level in meta["levels"]:
+        net = DnCNN(depth=meta["depth"], features=meta["features"], in_channels=meta["in_channels"])
+        net.load_state_dict(_state(directory / level["file"], device))
+        nets.append(net)
+    if len(nets) == 1:
+        return nets[0]
+    return MultiLevelDnCNN(nets, [level["sigma"] for level in meta["levels"]])
+
+
+def _denoiser(directory: Path, meta: dict, device) -> torch.nn.Module:
+    net = BiasFreeDenoiser(depth=meta["depth"], features=meta["features"])
+    net.load_state_dict(_state(directory / "model.safetensors", device))
+    return net
+
+
+_NETWORKS = {"dncnn": _dncnn, "denoiser": _denoiser}
+
+
+def load_network(name: str, device=None) -> torch.nn.Module:
+    """The raw torch module ``net(x, sigma)`` of a shipped denoiser (kinds dncnn, denoiser), in eval mode."""
+    directory = _directory(name)
+    meta = _meta(directory)
+    if meta["kind"] not in _NETWORKS:
+        raise ValueError(f"prior {name!r} is of kind {meta['kind']!r}, not a plain denoiser network "
+                         f"({', '.join(_NETWORKS)}); use load({name!r})")
+    net = _NETWORKS[meta["kind"]](directory, meta, device)
+    return net.to(device if device is not None else "cpu").eval().requires_grad_(False)
+
+
+def load(name: str, device=None):
+    """Load the shipped prior ``name`` (one of :func:`available`) onto ``device`` (default CPU)."""
+    directory = _directory(name)
+    kind = _meta(directory)["kind"]
+    if kind in _NETWORKS:
+        from .denoisers import DenoiserPrior
+
+        return DenoiserPrior(load_network(name, device), name=name)
+    if kind == "diffusion":
+        from .diffusion import DiffusionPrior
+
+        return DiffusionPrior.from_pretrained(str(directory), device=device)
+    if kind == "lpn":
+        from .lpn import LPN
+
+        return LPN.from_pretrained(directory, device=device)
+    raise ValueError(f"prior {name!r} has unknown kind {kind!r} in {directory / 'prior.json'}; "
+                     f"expected one of dncnn, denoiser, diffusion, lpn")

@@ -1,0 +1,234 @@
+"""Plug-and-play solvers (HQS, ADMM, PGD) and the helpers the classical solvers share.
+
+Every prior works here through one step, :func:`prior_step`: a Proximal prior (TV, LPN) takes
+its exact proximal map prox(v, γ) = argmin_z ½‖z − v‖² + γ·R(z), so the solvers minimise
+
+    ½‖A x − y‖² + R(x)                                                        (P)
+
+(exactly for ADMM and PGD, as a penalty method for HQS); any other prior is a Denoiser and
+D(v, σ) stands in for the proximal map, as in Venkatakrishnan et al. 2013 and Zhang et al. 2021
+(DPIR). With the Gaussian MAP reading D(·, σ) = prox of σ²Φ, a denoiser prior plays the role of
+R = λ·σ_y²·Φ in (P), which is how HQS ties σ_k to its penalty α_k.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from deepinv.physics import DecomposablePhysics
+
+from ..operators import cg_solve, operator_norm
+from ..priors.base import Denoiser, Proximal
+from .base import Solver, register
+
+#: Smallest noise level the schedules use (DPIR's 0.255/255): keeps the penalties positive for
+#: noiseless data.
+SIGMA_FLOOR = 0.001
+
+
+def noise_level(operator) -> float:
+    """The Gaussian noise standard deviation of a deepinv operator's noise model (0 if none)."""
+    sigma = getattr(getattr(operator, "noise_model", None), "sigma", None)
+    return 0.0 if sigma is None else float(torch.as_tensor(sigma).max())
+
+
+def initial_estimate(y: torch.Tensor, operator, x_init: torch.Tensor | None) -> torch.Tensor:
+    """The starting point of the classical solvers: ``x_init``, else A†y clipped to [0, 1]."""
+    if x_init is not None:
+        return x_init.clone()
+    return operator.A_dagger(y).clamp(0, 1)
+
+
+def data_prox(operator, z: torch.Tensor, y: torch.Tensor, gamma: float, *, cg_iter: int,
+              cg_tol: float) -> torch.Tensor:
+    """argmin_x ½‖x − z‖² + (γ/2)‖A x − y‖², i.e. (I + γAᴴA)x = z + γAᴴy.
+
+    Operators with an SVD (deepinv ``DecomposablePhysics``: periodic blur, inpainting,
+    denoising, single-coil MRI) use their closed form ``prox_l2``; the others a warm-started
+    :func:`~restorekit.operators.cg_solve`.
+    """
+    if isinstance(operator, DecomposablePhysics):
+        return operator.prox_l2(z, y, gamma)
+    return cg_solve(operator, z + gamma * operator.A_adjoint(y), gamma=gamma, x0=z,
+                    max_iter=cg_iter, tol=cg_tol)
+
+
+def prior_step(prior, v: torch.Tensor, sigma: float, gamma: float, loop) -> torch.Tensor:
+    """prior.prox(v, γ) for a Proximal prior, else prior.denoise(v, σ); counts one evaluation."""
+    loop.nfe += 1
+    if isinstance(prior, Proximal):
+        return prior.prox(v, gamma)
+    return prior.denoise(v, sigma)
+
+
+def denoiser_sigma(sigma: float | None, operator) -> float:
+    """The fixed denoiser level of ADMM/PGD/RED: ``sigma``, or max(2σ_y, 0.02) when None."""
+    return max(2 * noise_level(operator), 0.02) if sigma is None else sigma
+
+
+def _positive(value, name: str, *, integer: bool = False, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or not value > 0 or not math.isfinite(value):
+        kind = "a positive int" if integer else "a positive number"
+        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+@register
+class PnPHQS(Solver):
+    """Plug-and-play half-quadratic splitting with a decreasing noise schedule (DPIR).
+
+    Zhang, Li, Zuo, Zhang, Van Gool & Timofte, "Plug-and-Play Image Restoration with Deep
+    Denoiser Prior", TPAMI 2021 (DPIR), Algorithm 1 / eqs. (6)–(7). With σ_y the operator's
+    noise level (at least 0.001) and σ_k decaying geometrically from ``sigma_max`` to
+    ``sigma_min`` (default σ_y) over ``max_iter`` steps, α_k = λ·σ_y²/σ_k²:
+
+        x_k = argmin_x ½‖A x − y‖² + (α_k/2)‖x − z_{k−1}‖²      (closed form or CG)
+        z_k = D(x_k, σ_k)          — or prox(x_k, 1/α_k) for a Proximal prior
+
+    starting from z_0 = A†y (or ``x_init``); returns z_K clipped to [0, 1]. For a Proximal prior
+    this is the penalty method for (P): it reaches the minimiser of ½‖Ax − y‖² + R(x) only as
+    α → ∞, so use ``pnp-admm`` for the exact minimiser.
+
+    Parameters (DPIR's published settings: λ = 0.23, σ from 49/255 down, 8 iterations for
+    deblurring and 40 for super-resolution)
+        max_iter: number of HQS iterations (24).
+        lam: λ, the weight of the prior against the data (0.23).
+        sigma_max: first denoiser level σ_1 (49/255).
+        sigma_min: last level (None: the operator's noise level, at least 0.001).
+        cg_iter, cg_tol: CG budget for operators without a closed-form prox.
+    """
+
+    name = "pnp-hqs"
+    needs = Denoiser
+
+    def __init__(self, *, max_iter: int = 24, lam: float = 0.23, sigma_max: float = 49 / 255,
+                 sigma_min: float | None = None, cg_iter: int = 30, cg_tol: float = 1e-6):
+        self.max_iter = _positive(max_iter, "max_iter", integer=True)
+        self.lam = _positive(lam, "lam")
+        self.sigma_max = _positive(sigma_max, "sigma_max")
+        self.sigma_min = _positive(sigma_min, "sigma_min", allow_none=True)
+        self.cg_iter = _positive(cg_iter, "cg_iter", integer=True)
+        self.cg_tol = _positive(cg_tol, "cg_tol")
+
+    def sigmas(self, operator) -> torch.Tensor:
+        """σ_1 … σ_K, geometric from ``sigma_max`` to ``sigma_min`` (float64)."""
+        lo = max(noise_level(operator) if self.sigma_min is None else self.sigma_min, SIGMA_FLOOR)
+        hi = max(self.sigma_max, lo)
+        return torch.logspace(math.log10(hi), math.log10(lo), self.max_iter, dtype=torch.float64)
+
+    def _run(self, y, operator, prior, x_init, loop):
+        sigma_y = max(noise_level(operator), SIGMA_FLOOR)
+        sigmas = self.sigmas(operator).tolist()
+        z = initial_estimate(y, operator, x_init)
+        for i in loop.range(self.max_iter):
+            sigma = sigmas[i]
+            alpha = self.lam * sigma_y ** 2 / sigma ** 2
+            # 1. data step: x = argmin ½‖Ax − y‖² + (α/2)‖x − z‖²
+            x = data_prox(operator, z, y, 1 / alpha, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
+            # 2. prior step at level σ_k (prox with γ = 1/α_k for a Proximal prior)
+            z = prior_step(prior, x, sigma, 1 / alpha, loop)
+            loop.log(i, z, sigma=sigma)
+        return z.clamp(0, 1)
+
+
+@register
+class PnPADMM(Solver):
+    """Plug-and-play ADMM (Venkatakrishnan, Bouman & Wohlberg 2013; Chan, Wang & Elgendy 2017).
+
+    Scaled-form ADMM on ½‖A x − y‖² + R(z) subject to x = z, penalty ρ:
+
+        x_{k+1} = argmin_x ½‖A x − y‖² + (ρ/2)‖x − z_k + u_k‖²   (closed form or CG)
+        z_{k+1} = prox(x_{k+1} + u_k, 1/ρ)   — or D(x_{k+1} + u_k, σ) for a denoiser prior
+        u_{k+1} = u_k + x_{k+1} − z_{k+1}
+
+    from z_0 = A†y (or ``x_init``), u_0 = 0; stops when ‖z_{k+1} − z_k‖/‖z_{k+1}‖ < ``tol``.
+    With a Proximal prior it converges to the minimiser of (P) for any ρ > 0. Returns z clipped
+    to [0, 1] when ``clip`` (default), else the raw iterate.
+
+    Parameters
+        max_iter: iterations at most (100).
+        rho: penalty ρ (0.5); larger trusts the prior step more per iteration.
+        sigma: denoiser level for denoiser priors (None: max(2σ_y, 0.02)); unused by Proximal ones.
+        tol: relative-change stopping threshold (1e-5).
+        clip: clip the result to [0, 1].
+        cg_iter, cg_tol: CG budget for operators without a closed-form prox.
+    """
+
+    name = "pnp-admm"
+    needs = Denoiser
+
+    def __init__(self, *, max_iter: int = 100, rho: float = 0.5, sigma: float | None = None,
+                 tol: float = 1e-5, clip: bool = True, cg_iter: int = 30, cg_tol: float = 1e-6):
+        self.max_iter = _positive(max_iter, "max_iter", integer=True)
+        self.rho = _positive(rho, "rho")
+        self.sigma = _positive(sigma, "sigma", allow_none=True)
+        self.tol = _positive(tol, "tol")
+        self.clip = bool(clip)
+        self.cg_iter = _positive(cg_iter, "cg_iter", integer=True)
+        self.cg_tol = _positive(cg_tol, "cg_tol")
+
+    def _run(self, y, operator, prior, x_init, loop):
+        sigma = denoiser_sigma(self.sigma, operator)
+        z = initial_estimate(y, operator, x_init)
+        u = torch.zeros_like(z)
+        for i in loop.range(self.max_iter):
+            # 1. data step on the scaled-form augmented Lagrangian
+            x = data_prox(operator, z - u, y, 1 / self.rho, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
+            # 2. prior step
+            z_new = prior_step(prior, x + u, sigma, 1 / self.rho, loop)
+            # 3. dual ascent
+            u = u + x - z_new
+            change = (z_new - z).flatten(1).norm(dim=1) / z_new.flatten(1).norm(dim=1).clamp_min(1e-12)
+            z = z_new
+            loop.log(i, z, sigma=sigma)
+            if change.max().item() < self.tol:
+                break
+        return z.clamp(0, 1) if self.clip else z
+
+
+@register
+class PnPPGD(Solver):
+    """Plug-and-play proximal gradient descent (forward–backward; Combettes & Wajs 2005, PnP form
+    of Venkatakrishnan et al. 2013):
+
+        x_{k+1} = D(x_k − η Aᴴ(A x_k − y), σ)   — or prox(x_k − η Aᴴ(A x_k − y), η) for a
+                                                  Proximal prior (ISTA on (P))
+
+    from A†y (or ``x_init``), with η = ``step``/‖A‖² (‖A‖ by power iteration, cached per
+    operator); stops when the relative change falls below ``tol``. Returns x clipped to [0, 1].
+
+    Parameters
+        max_iter: iterations at most (100).
+        step: η·‖A‖², in (0, 2) for convergence with a Proximal prior (1.0).
+        sigma: denoiser level for denoiser priors (None: max(2σ_y, 0.02)); unused by Proximal ones.
+        tol: relative-change stopping threshold (1e-5).
+    """
+
+    name = "pnp-pgd"
+    needs = Denoiser
+
+    def __init__(self, *, max_iter: int = 100, step: float = 1.0, sigma: float | None = None,
+                 tol: float = 1e-5):
+        self.max_iter = _positive(max_iter, "max_iter", integer=True)
+        self.step = _positive(step, "step")
+        self.sigma = _positive(sigma, "sigma", allow_none=True)
+        self.tol = _positive(tol, "tol")
+
+    def _run(self, y, operator, prior, x_init, loop):
+        sigma = denoiser_sigma(self.sigma, operator)
+        x = initial_estimate(y, operator, x_init)
+        eta = self.step / operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device) ** 2
+        for i in loop.range(self.max_iter):
+            # 1. gradient step on ½‖Ax − y‖²
+            v = x - eta * operator.A_adjoint(operator.A(x) - y)
+            # 2. prior step
+            x_new = prior_step(prior, v, sigma, eta, loop)
+            change = (x_new - x).flatten(1).norm(dim=1) / x_new.flatten(1).norm(dim=1).clamp_min(1e-12)
+            x = x_new
+            loop.log(i, x, sigma=sigma)
+            if change.max().item() < self.tol:
+                break
+        return x.clamp(0, 1)

@@ -1,0 +1,88 @@
+"""RED-Diff: variational diffusion regularisation (Mardani, Song, Kautz & Vahdat, ICLR 2024)."""
+from __future__ import annotations
+
+import torch
+
+from ..priors.base import Diffusion
+from ..priors.schedule import abar_at, randn
+from .base import Loop, Solver, register
+from .dps import log_step, step_levels
+
+
+@register
+class REDDiff(Solver):
+    r"""RED-Diff: Adam on a point estimate μ (model space) with a denoising regulariser.
+
+    μ starts at 2·A†y − 1 (``init="pinv"``, the authors' choice), 2·Aᴴy − 1 (``init="adjoint"``)
+    or 2·x_init − 1. For t walking from high to low (``steps`` levels,
+    "leading" spacing, e.g. 980, 960, …, 0 for 50), with ε ~ N(0, I):
+
+        u_t = a_t·μ + s_t·ε,   ε̂ = ε_θ(u_t, t)   (under no_grad: no backprop, flat memory),
+        loss = ½·mean((2·(y − A((μ + 1)/2)))²) + λ·(s_t/a_t)·mean(sg(ε̂ − ε)·μ),
+        μ ← Adam step on loss,
+
+    means per sample, summed over the batch (Adam is elementwise, so samples stay
+    independent). The data residual is in [−1, 1] units (twice the [0, 1] residual), as in
+    the authors' code, so λ and the learning rate keep their published meaning. Output
+    (μ + 1)/2, not clipped.
+
+    Published settings: λ = 0.25, Adam betas (0.9, 0.99), lr 0.1 in the authors' config
+    (0.5 in their run scripts, 0.25 for inpainting), 50 steps in the config.
+
+    Initialisation: for an ill-conditioned A with noisy y (blur) A†y amplifies the noise by
+    1/|H| and 50 Adam steps cannot recover from it (measured on the Gaussian oracle with a
+    1.5 px blur and σ_y = 0.01: error 1200× the prior mean's from A†y, 0.27× from Aᴴy); use
+    ``init="adjoint"`` there. For super-resolution and CT keep A†y (Aᴴy is badly scaled).
+
+    Parameters: ``steps`` (default 50), ``lr`` (default 0.1), ``lam`` λ (default 0.25),
+    ``betas`` (default (0.9, 0.99)), ``init`` ("pinv" (default) or "adjoint").
+    """
+
+    name = "red-diff"
+    needs = Diffusion
+
+    def __init__(self, steps: int = 50, lr: float = 0.1, lam: float = 0.25,
+                 betas: tuple[float, float] = (0.9, 0.99), init: str = "pinv"):
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive int, got {steps!r}")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}")
+        if not lam >= 0:
+            raise ValueError(f"lam must be >= 0, got {lam!r}")
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be two floats in [0, 1), got {betas!r}")
+        if init not in ("pinv", "adjoint"):
+            raise ValueError(f"init must be 'pinv' or 'adjoint', got {init!r}")
+        self.steps, self.lr, self.lam, self.betas = steps, float(lr), float(lam), tuple(betas)
+        self.init = init
+
+    def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
+        prior.reset()
+        ac = prior.alphas_cumprod
+        with torch.no_grad():
+            if x_init is not None:
+                x_start = x_init
+            else:
+                x_start = operator.A_dagger(y) if self.init == "pinv" else operator.A_adjoint(y)
+        mu = prior.to_model(x_start).detach().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([mu], lr=self.lr, betas=self.betas)
+        for i, (t, t_prev) in zip(loop.range(self.steps), step_levels(prior, self.steps)):
+            # 1. noise μ to level t and predict the noise, without a graph
+            abar = abar_at(ac, t, mu)
+            eps = randn(mu.shape, loop.generator, mu)
+            with torch.no_grad():
+                eps_hat = prior.predict(abar.sqrt() * mu + (1 - abar).sqrt() * eps, t).eps
+            loop.nfe += 1
+            # 2. loss = data fit + λ·(s/a)·⟨ε̂ − ε, μ⟩ (per-sample means, summed over the batch)
+            with torch.enable_grad():
+                residual = 2 * (y - operator.A(prior.to_image(mu)))
+                fit = 0.5 * residual.flatten(1).pow(2).mean(1)
+                weight = self.lam * ((1 - abar) / abar).sqrt()
+                reg = (weight * (eps_hat - eps) * mu).flatten(1).mean(1)
+                loss = (fit + reg).sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            # 3. Adam step
+            optimizer.step()
+            log_step(loop, i, prior.to_image(mu), abar_at(ac, t_prev, mu))
+        return prior.to_image(mu.detach())

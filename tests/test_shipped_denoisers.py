@@ -1,0 +1,225 @@
+"""Shipped denoisers: registry, cards and licences, scico conversion, and denoising quality.
+
+Quality is measured on HELD_OUT images (never used for training); the thresholds sit below
+the values in the model cards (which ``training/convert_scico_dncnn.py`` and
+``training/train_denoiser.py`` measure on ``held_out(128)``), so a broken conversion or a
+regression fails while seed-level noise does not.
+"""
+from __future__ import annotations
+
+import msgpack
+import numpy as np
+import pytest
+import torch
+
+from restorekit.data import held_out, load_image
+from restorekit.metrics import psnr
+from restorekit.priors import registry
+from restorekit.priors.dncnn import BiasFreeDenoiser, MultiLevelDnCNN
+from training.convert_scico_dncnn import convert, read_flax_msgpack
+
+DENOISERS = [n for n, d in registry._shipped().items() if registry._meta(d)["kind"] in ("dncnn", "denoiser")]
+SCICO = [n for n, d in registry._shipped().items() if registry._meta(d)["kind"] == "dncnn"]
+#: minimum PSNR gain (dB) over the noisy input at σ = 0.1 on the camera crop (measured: see test)
+MIN_GAIN = {"dncnn": 8.0, "denoiser-gray": 6.0}
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(n)
+
+
+def noisy(x, sigma, seed=0):
+    return x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+
+
+def tv_best(y, x, weights=(0.04, 0.06, 0.08, 0.12, 0.16)):
+    """Mean PSNR of skimage's Chambolle TV denoiser at the best of a few weights (oracle choice)."""
+    from skimage.restoration import denoise_tv_chambolle
+
+    def den(w):
+        return torch.stack([torch.from_numpy(denoise_tv_chambolle(yi[0].double().numpy(), weight=w))
+                            for yi in y])[:, None].float()
+
+    return max(psnr(den(w), x).mean().item() for w in weights)
+
+
+# ------------------------------------------------------------------------ registry
+def test_registry_lists_the_shipped_denoisers():
+    names = registry.available()
+    assert {"dncnn", "denoiser-gray"} <= set(names)
+    assert all(isinstance(d, str) and len(d) > 10 for d in names.values())
+    with pytest.raises(ValueError, match="available: .*dncnn"):
+        registry.load("no-such-prior")
+    with pytest.raises(ValueError, match="available"):
+        registry.load_network("no-such-prior")
+
+
+def test_load_returns_a_denoiser_prior():
+    denoisers = pytest.importorskip("restorekit.priors.denoisers")
+    x = load_image("camera", size=64)
+    for name in DENOISERS:
+        prior = registry.load(name)
+        assert isinstance(prior, denoisers.DenoiserPrior)
+        y = noisy(x, 0.1)
+        torch.testing.assert_close(prior.denoise(y, 0.1), registry.load_network(name)(y, 0.1))
+
+
+@pytest.mark.parametrize("name", DENOISERS)
+def test_card_and_licence(name):
+    d = registry._shipped()[name]
+    card = (d / "MODEL_CARD.md").read_text()
+    assert "held_out" in card and "PSNR" in card and "| 0.1 |" in card
+    assert not list(d.glob("*.pt")) and not list(d.glob("*.pth")) and not list(d.glob("*.bin"))
+    if name in SCICO:
+        licence = (d / "LICENSE").read_text()
+        assert "BSD 3-Clause" in licence and "Los Alamos National Laboratory" in licence
+        assert "scico" in card and "LICENSE" in card
+
+
+# ------------------------------------------------------------------------ quality
+@pytest.mark.parametrize("name", DENOISERS)
+def test_denoising_gain_on_held_out_crop(name):
+    x = load_image("camera", size=128)
+    y = noisy(x, 0.1)
+    with torch.no_grad():
+        out = registry.load_network(name)(y, 0.1)
+    gain = (psnr(out, x) - psnr(y, x)).item()
+    assert gain >= MIN_GAIN[name], f"{name}: gain {gain:.2f} dB < {MIN_GAIN[name]} dB"
+
+
+def test_dncnn_beats_tv_by_a_db():
+    x = held_out(96)
+    y = noisy(x, 0.1)
+    with torch.no_grad():
+        d = psnr(registry.load_network("dncnn")(y, 0.1), x).mean().item()
+    tv = tv_best(y, x)
+    assert d >= tv + 1.0, f"DnCNN {d:.2f} dB vs TV {tv:.2f} dB"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sigma", [0.05, 0.1, 0.2])
+@pytest.mark.parametrize("name", DENOISERS)
+def test_quality_bar_against_tv(name, sigma):
+    """Every shipped denoiser beats oracle-weight TV on all HELD_OUT images (128²)."""
+    x = held_out(128)
+    y = noisy(x, sigma)
+    with torch.no_grad():
+        d = psnr(registry.load_network(name)(y, sigma), x).mean().item()
+    margin = 1.0 if name in SCICO else 0.3
+    assert d >= tv_best(y, x, weights=(0.02, 0.04, 0.06, 0.08, 0.12, 0.16, 0.24)) + margin
+
+
+# ------------------------------------------------------------------------ conversion
+def _flax_array(a: np.ndarray) -> msgpack.ExtType:
+    """What flax.serialization writes for an ndarray: ext 1 holding [shape, dtype name, bytes]."""
+    return msgpack.ExtType(1, msgpack.packb([list(a.shape), a.dtype.name, a.tobytes()]))
+
+
+def _random_tree(rng, depth, features, channels):
+    def kern(i, o):
+        return (rng.standard_normal((3, 3, i, o)) / np.sqrt(9 * i)).astype(np.float32)
+
+    def vec(lo, hi):
+        return rng.uniform(lo, hi, features).astype(np.float32)
+
+    params = {"conv_start": {"kernel": kern(channels, features)},
+              "conv_end": {"kernel": kern(features, channels)}}
+    stats = {}
+    for k in range(depth - 2):
+        params[f"ConvBNBlock_{k}"] = {"Conv_0": {"kernel": kern(features, features)},
+                                      "BatchNorm_0": {"scale": vec(0.5, 1.5), "bias": vec(-0.2, 0.2)}}
+        stats[f"ConvBNBlock_{k}"] = {"BatchNorm_0": {"mean": vec(-0.3, 0.3), "var": vec(0.2, 2.0)}}
+    return {"params": params, "batch_stats": stats}
+
+
+def _pack(tree):
+    def enc(t):
+        return {k: enc(v) for k, v in t.items()} if isinstance(t, dict) else _flax_array(t)
+
+    return msgpack.packb(enc(tree))
+
+
+def _numpy_dncnn(tree, x):
+    """scico's DnCNNNet written directly in numpy on an (H, W, C) image: correlation with HWIO
+    kernels on a circularly padded input, BN with running statistics, ReLU, residual output."""
+    def conv(h, k):
+        hp = np.pad(h, ((1, 1), (1, 1), (0, 0)), mode="wrap")
+        H, W = h.shape[:2]
+        return sum(hp[i:i + H, j:j + W] @ np.float64(k[i, j]) for i in range(3) for j in range(3))
+
+    p, s = tree["params"], tree["batch_stats"]
+    h = np.maximum(conv(x, p["conv_start"]["kernel"]), 0)
+    for k in range(len(s)):
+        bn, st = p[f"ConvBNBlock_{k}"]["BatchNorm_0"], s[f"ConvBNBlock_{k}"]["BatchNorm_0"]
+        z = conv(h, p[f"ConvBNBlock_{k}"]["Conv_0"]["kernel"])
+        mean, var, scale, bias = (np.float64(v) for v in (st["mean"], st["var"], bn["scale"], bn["bias"]))
+        h = np.maximum((z - mean) / np.sqrt(var + 1e-5) * scale + bias, 0)
+    return x - conv(h, p["conv_end"]["kernel"])
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_conversion_matches_numpy_reference(channels):
+    rng = np.random.default_rng(channels)
+    tree = _random_tree(rng, depth=5, features=6, channels=channels)
+    raw = _pack(tree)
+    decoded = read_flax_msgpack(raw)
+    np.testing.assert_array_equal(decoded["params"]["ConvBNBlock_2"]["Conv_0"]["kernel"],
+                                  tree["params"]["ConvBNBlock_2"]["Conv_0"]["kernel"])
+    net = convert(raw)
+    assert (net.depth, net.features, net.in_channels) == (5, 6, channels)
+    img = rng.uniform(0, 1, (13, 11)).astype(np.float64)  # non-square: catches an H/W mix-up
+    sigma = 0.15
+    x_in = img[..., None] if channels == 1 else np.stack([img, np.full_like(img, sigma)], -1)
+    ref = _numpy_dncnn(tree, x_in)[..., 0]
+    with torch.no_grad():
+        out = net.double()(torch.from_numpy(img)[None, None], sigma)[0, 0].numpy()
+    np.testing.assert_allclose(out, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_conversion_rejects_unknown_extension():
+    raw = msgpack.packb({"params": {"conv_start": {"kernel": msgpack.ExtType(7, b"")}}})
+    with pytest.raises(ValueError, match="extension type 7"):
+        read_flax_msgpack(raw)
+
+
+# ------------------------------------------------------------------------ network properties
+class _Scale(torch.nn.Module):
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return self.k * x
+
+
+def test_multilevel_picks_nearest_level_in_log_sigma():
+    bank = MultiLevelDnCNN([_Scale(1.0), _Scale(2.0), _Scale(3.0)], [0.06, 0.10, 0.20])
+    sigma = torch.tensor([0.0, 0.05, 0.076, 0.078, 0.14, 0.142, 0.5])
+    assert bank.level(sigma, 7).tolist() == [0, 0, 0, 1, 1, 2, 2]
+    x = torch.ones(7, 1, 4, 4)
+    expected = torch.tensor([1.0, 1, 1, 2, 2, 3, 3])[:, None, None, None].expand_as(x)
+    torch.testing.assert_close(bank(x, sigma), expected)
+    torch.testing.assert_close(bank(x, 0.1), 2 * x)
+
+
+def test_bias_free_denoiser_is_homogeneous():
+    """No additive terms: D(αx, ασ) = α·D(x, σ) for α > 0 (Mohan et al. 2020)."""
+    net = registry.load_network("denoiser-gray")
+    y = noisy(load_image("coins", size=48), 0.1)
+    with torch.no_grad():
+        torch.testing.assert_close(net(2.5 * y, 0.25), 2.5 * net(y, 0.1), rtol=1e-4, atol=1e-5)
+
+
+def test_colour_images_are_denoised_per_channel():
+    net = BiasFreeDenoiser(depth=3, features=4)
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    sigma = torch.tensor([0.05, 0.2])
+    with torch.no_grad():
+        out = net(x, sigma)
+        for b in range(2):
+            for c in range(3):
+                torch.testing.assert_close(out[b:b + 1, c:c + 1], net(x[b:b + 1, c:c + 1], sigma[b:b + 1]))

@@ -1,0 +1,254 @@
+"""Convert scico's trained DnCNN weights (flax msgpack) into restorekit's torch DnCNN.
+
+    pip download --no-deps scico==0.0.7 -d /tmp/scico
+    python training/convert_scico_dncnn.py /tmp/scico/scico-0.0.7-py3-none-any.whl
+
+Reads ``scico/data/flax/dncnn17{L,M,H}.mpk`` and ``LICENSE`` straight from the wheel (or an
+extracted copy of it), needs neither jax nor flax, and writes ``restorekit/weights/dncnn/``:
+the blind 17-layer models trained at σ = 0.06, 0.10, 0.20 as ``*.safetensors``, with
+``prior.json``, ``MODEL_CARD.md`` and scico's ``LICENSE``. (scico's noise-level-input variant
+``dncnn17N.mpk`` converts with the same code, ``DnCNN(in_channels=2)``, but is not shipped: on
+the HELD_OUT images at σ = 0.2 it falls below TV, with outputs far outside [0, 1].)
+
+**The flax file format.** ``flax.serialization.msgpack_serialize`` writes the variable tree as
+nested msgpack maps; every array is a msgpack *extension* with type code 1 whose payload is
+itself msgpack: ``[shape (array of ints), dtype name (str), raw C-order bytes]``. (Arrays over
+flax's chunk limit would be split into a ``__msgpack_chunked_array__`` map; scico's are far
+smaller, and we refuse that case rather than guess.)
+
+**The tree** (scico ``DnCNNNet``: conv_start → ReLU, (L−2) × ConvBNBlock = conv → BN → ReLU,
+conv_end, output = input − conv_end)::
+
+    params/conv_start/kernel               (3, 3, C_in, 64)   HWIO
+    params/ConvBNBlock_k/Conv_0/kernel     (3, 3, 64, 64)      k = 0 … L−3
+    params/ConvBNBlock_k/BatchNorm_0/{scale, bias}  (64,)
+    batch_stats/ConvBNBlock_k/BatchNorm_0/{mean, var} (64,)
+    params/conv_end/kernel                 (3, 3, 64, C_in)
+
+flax convolutions are cross-correlations like torch's, so a kernel maps by a transpose only,
+HWIO → OIHW; flax ``BatchNorm`` (epsilon 1e-5) in inference uses the running mean/var, exactly
+torch's ``BatchNorm2d`` in eval mode; ``padding="CIRCULAR"`` is torch's ``padding_mode="circular"``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from restorekit.priors.dncnn import DnCNN, MultiLevelDnCNN  # noqa: E402
+from training.denoiser_eval import heldout_table, markdown_table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAX_ARRAY_EXT = 1
+LEVELS = {"L": 0.06, "M": 0.10, "H": 0.20}
+
+
+# ----------------------------------------------------------------------------- reading flax
+def _ext_hook(code: int, data: bytes):
+    if code != FLAX_ARRAY_EXT:
+        raise ValueError(f"unsupported msgpack extension type {code} (only flax ndarrays, code 1)")
+    shape, dtype, buf = msgpack.unpackb(data, raw=False)
+    return np.frombuffer(buf, dtype=np.dtype(dtype)).reshape(shape).copy()
+
+
+def read_flax_msgpack(raw: bytes) -> dict:
+    """Decode a ``flax.serialization.msgpack_serialize`` byte string into nested dicts of ndarrays."""
+    tree = msgpack.unpackb(raw, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+
+    def check(t, path):
+        if isinstance(t, dict):
+            if "__msgpack_chunked_array__" in t:
+                raise ValueError(f"chunked flax array at {path} is not supported")
+            for k, v in t.items():
+                check(v, f"{path}/{k}")
+
+    check(tree, "")
+    return tree
+
+
+def flax_dncnn_to_state_dict(tree: dict) -> tuple[dict, int, int]:
+    """Map a scico DnCNNNet variable tree to a :class:`DnCNN` state dict; returns (sd, depth, C)."""
+    params, stats = tree["params"], tree["batch_stats"]
+    blocks = sorted((k for k in params if k.startswith("ConvBNBlock_")), key=lambda k: int(k.split("_")[1]))
+    if [int(k.split("_")[1]) for k in blocks] != list(range(len(blocks))):
+        raise ValueError(f"ConvBNBlock indices are not contiguous: {blocks}")
+    expected = {"conv_start", "conv_end", *blocks}
+    if set(params) != expected:
+        raise ValueError(f"unexpected parameter groups {sorted(set(params) ^ expected)}")
+
+    def oihw(kernel):
+        return torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+
+    sd = {"convs.0.weight": oihw(params["conv_start"]["kernel"])}
+    for i, b in enumerate(blocks):
+        bn, st = params[b]["BatchNorm_0"], stats[b]["BatchNorm_0"]
+        sd[f"convs.{i + 1}.weight"] = oihw(params[b]["Conv_0"]["kernel"])
+        sd[f"norms.{i}.weight"] = torch.from_numpy(bn["scale"])
+        sd[f"norms.{i}.bias"] = torch.from_numpy(bn["bias"])
+        sd[f"norms.{i}.running_mean"] = torch.from_numpy(st["mean"])
+        sd[f"norms.{i}.running_var"] = torch.from_numpy(st["var"])
+        sd[f"norms.{i}.num_batches_tracked"] = torch.tensor(0)
+    sd[f"convs.{len(blocks) + 1}.weight"] = oihw(params["conv_end"]["kernel"])
+    return sd, len(blocks) + 2, params["conv_start"]["kernel"].shape[2]
+
+
+def convert(raw: bytes) -> DnCNN:
+    """A torch :class:`DnCNN` (eval mode) holding the weights of one scico ``.mpk`` file."""
+    sd, depth, channels = flax_dncnn_to_state_dict(read_flax_msgpack(raw))
+    net = DnCNN(depth=depth, features=sd["convs.0.weight"].shape[0], in_channels=channels)
+    net.load_state_dict(sd, strict=True)
+    return net.eval()
+
+
+# ----------------------------------------------------------------------------- the wheel
+class Source:
+    """Files of the scico wheel, from the .whl itself or a directory it was unzipped into."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if path.is_file():
+            self.zip = zipfile.ZipFile(path)
+            self.names = self.zip.namelist()
+        else:
+            self.zip = None
+            self.names = [str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()]
+        self.version = next((n.split("/")[0].removesuffix(".dist-info").split("-")[1]
+                             for n in self.names if ".dist-info/" in n), "unknown")
+
+    def read(self, suffix: str) -> bytes:
+        hits = [n for n in self.names if n.endswith(suffix)]
+        if len(hits) != 1:
+            raise FileNotFoundError(f"expected one file ending in {suffix!r} in {self.path}, found {hits}")
+        return self.zip.read(hits[0]) if self.zip else (self.path / hits[0]).read_bytes()
+
+
+def kodim23(source: Source) -> torch.Tensor:
+    """scico's test image kodim23 (512 × 768), grey as scico's rgb2gray: 0.299 R + 0.587 G + 0.114 B."""
+    import io
+
+    from skimage.io import imread
+
+    rgb = imread(io.BytesIO(source.read("scico/data/examples/kodim23.png"))).astype(np.float32) / 255
+    grey = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(grey))[None, None]
+
+
+def centre_crop(x: torch.Tensor, size: int = 256) -> torch.Tensor:
+    H, W = x.shape[-2:]
+    return x[..., (H - size) // 2:(H + size) // 2, (W - size) // 2:(W + size) // 2]
+
+
+@torch.no_grad()
+def kodim23_psnr(net, sigma: float, x: torch.Tensor, seed: int = 0) -> tuple[float, float]:
+    from restorekit.metrics import psnr
+
+    y = x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    return psnr(y, x).item(), psnr(net(y, sigma), x).item()
+
+
+# ----------------------------------------------------------------------------- writing
+def save_net(net: DnCNN, path: Path):
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scico", type=Path, help="scico wheel (.whl) or the directory it was unzipped into")
+    p.add_argument("--out", type=Path, default=ROOT / "restorekit" / "weights")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+
+    src = Source(args.scico)
+    licence = src.read("LICENSE").decode()
+    full = kodim23(src)
+    crop = centre_crop(full)
+
+    # 1. convert the three blind 17-layer models
+    blind = {lv: convert(src.read(f"scico/data/flax/dncnn17{lv}.mpk")) for lv in LEVELS}
+    bank = MultiLevelDnCNN(list(blind.values()), list(LEVELS.values()))
+
+    # 2. check on scico's own test image before writing anything
+    kodim = {f"17{lv}": (kodim23_psnr(net, 0.1, crop), kodim23_psnr(net, 0.1, full)) for lv, net in blind.items()}
+    for name, ((noisy, den), (noisy_full, den_full)) in kodim.items():
+        print(f"kodim23, σ=0.1, DnCNN-{name}: centre 256² crop {den:.2f} dB (noisy {noisy:.2f}), "
+              f"full 512×768 {den_full:.2f} dB (noisy {noisy_full:.2f})")
+    if kodim["17M"][0][1] < 32.0:
+        raise RuntimeError(f"converted DnCNN-17M reaches only {kodim['17M'][0][1]:.2f} dB on the kodim23 crop "
+                           "at σ=0.1 (expected ≥ 32 dB): the conversion is wrong")
+
+    # 3. quality on the HELD_OUT images
+    table = heldout_table({"DnCNN-17 L/M/H": bank}, sigmas=(0.05, 0.1, 0.2))
+    print(markdown_table(table))
+
+    # 4. write weights, prior.json, LICENSE and the card
+    d = args.out / "dncnn"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "LICENSE").write_text(licence)
+    for lv, net in blind.items():
+        save_net(net, d / f"dncnn17{lv}.safetensors")
+    (d / "prior.json").write_text(json.dumps({
+        "kind": "dncnn", "description": "DnCNN-17 from scico, blind, trained at σ = 0.06/0.10/0.20 "
+        "(the level nearest σ is used), grey",
+        "depth": 17, "features": 64, "in_channels": 1,
+        "levels": [{"sigma": s, "file": f"dncnn17{lv}.safetensors"} for lv, s in LEVELS.items()]},
+        indent=2) + "\n")
+
+    kodim_lines = "\n".join(f"| DnCNN-{k} | {c[1]:.2f} | {f[1]:.2f} |" for k, (c, f) in kodim.items())
+    sizes = ", ".join(f"{f.name} {f.stat().st_size / 1e6:.2f} MB" for f in sorted(d.glob("*.safetensors")))
+    (d / "MODEL_CARD.md").write_text(CARD.format(
+        version=src.version, sizes=sizes, noisy=kodim["17M"][0][0], kodim=kodim_lines,
+        table=markdown_table(table)))
+    print(f"wrote {d}")
+
+
+CARD = """# dncnn — DnCNN-17 from scico (blind, three noise levels)
+
+**Origin.** Weights of the DnCNN denoiser (Zhang, Zuo, Chen, Meng, Zhang, "Beyond a Gaussian
+denoiser: residual learning of deep CNN for image denoising", IEEE TIP 26(7), 2017) as
+trained and shipped by scico {version} (`scico/data/flax/dncnn17*.mpk`, Los Alamos National
+Laboratory, BSD-3-Clause — see `LICENSE` in this directory). restorekit did not train them;
+scico's documentation says they were trained on images in [0, 1] with Gaussian noise.
+Converted without jax/flax by `training/convert_scico_dncnn.py` (flax msgpack → numpy →
+torch, HWIO → OIHW kernels, batch norm in eval mode with the stored running statistics).
+
+**Model.** 17 layers, 64 features, 3×3 convs without bias, circular padding:
+conv → ReLU, 15 × (conv → BN → ReLU), conv; output x − (last conv). Grey (B, 1, H, W) in
+[0, 1]; colour images are denoised channel by channel. Class
+`restorekit.priors.dncnn.DnCNN`. Files: {sizes} (float32 safetensors).
+
+Three blind models trained at σ = 0.06 (L), 0.10 (M) and 0.20 (H). `load("dncnn")` holds
+all three (`restorekit.priors.dncnn.MultiLevelDnCNN`) and, per sample, uses the one whose
+training σ is nearest in log σ to the σ asked for (switching at σ ≈ 0.077 and 0.141); beyond
+that choice the networks ignore σ (they are blind), so σ far outside [0.04, 0.3] is served
+by a model trained for another level.
+
+**Conversion check** — scico's own test image kodim23 (shipped in the wheel), grey
+(0.299/0.587/0.114, as scico's `rgb2gray`), Gaussian noise σ = 0.1 (seed 0; noisy input
+{noisy:.2f} dB); the whole 512 × 768 image and its centre 256 × 256 crop. The conversion
+script refuses to write weights if DnCNN-17M is below 32 dB on the crop. With a wrong
+kernel layout (in/out channels swapped) the same model gives about 17 dB.
+
+| model | centre 256² crop (dB) | full image (dB) |
+|---|---|---|
+{kodim}
+
+**Denoising PSNR (dB)** on `restorekit.data.held_out(128)` (camera, astronaut, coins,
+shepp_logan_phantom; grey, 128 × 128), mean over the four images, noise seed 0. TV = skimage
+`denoise_tv_chambolle` at the best weight of a grid per σ (an oracle choice, an upper bound
+for TV). "DnCNN-17 L/M/H" is the level-switching bank above.
+
+{table}
+"""
+
+
+if __name__ == "__main__":
+    main()
