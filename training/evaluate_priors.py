@@ -26,32 +26,21 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from restorekit import data, metrics  # noqa: E402
+from restorekit.priors.diffusion import DiffusionPrior  # noqa: E402
+from restorekit.priors.schedule import ddim_step, eps_from_x0, timesteps  # noqa: E402
 
 SIGMAS = (0.05, 0.1, 0.2)
 
 
-def load(path: str):
-    """(unet, alphas_cumprod float64, null_class or None) from a saved model directory."""
-    from diffusers import DDPMScheduler, UNet2DModel
-
-    unet = UNet2DModel.from_pretrained(os.path.join(path, "unet")).float().eval()
-    abar = DDPMScheduler.from_pretrained(os.path.join(path, "scheduler")).alphas_cumprod.double()
-    n = unet.config.num_class_embeds
-    return unet, abar, (None if n is None else n - 1)
+def load(path: str) -> DiffusionPrior:
+    """The saved model directory (``unet/`` + ``scheduler/``) as a float32 DiffusionPrior."""
+    return DiffusionPrior.from_pretrained(path, dtype=torch.float32)
 
 
 @torch.no_grad()
-def tweedie_denoise(unet, abar: torch.Tensor, y: torch.Tensor, sigma: float,
-                    class_label: int | None = None) -> torch.Tensor:
-    """One-step Tweedie denoiser of y = x + σn (images in [0, 1]); see the module docstring."""
-    ratio = ((1 - abar) / abar).sqrt()
-    t = int((ratio - 2 * sigma).abs().argmin())
-    a = float(abar[t])
-    u_t = a ** 0.5 * (2 * y - 1)
-    labels = None if class_label is None else torch.full((y.shape[0],), class_label, dtype=torch.long)
-    eps = unet(u_t, torch.full((y.shape[0],), t), class_labels=labels).sample
-    u0 = (u_t - (1 - a) ** 0.5 * eps) / a ** 0.5
-    return ((u0 + 1) / 2).clamp(0, 1)
+def denoise(prior: DiffusionPrior, y: torch.Tensor, sigma: float, cond=None) -> torch.Tensor:
+    """One-step Tweedie denoiser (``DiffusionPrior.denoise``), clipped to [0, 1]."""
+    return prior.denoise(y, sigma, cond).clamp(0, 1)
 
 
 def tv_best(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -69,21 +58,23 @@ def tv_best(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def ddim_samples(unet, abar: torch.Tensor, n: int, size: int, steps: int, generator: torch.Generator,
-                 class_label: int | None) -> torch.Tensor:
-    """Deterministic DDIM (η = 0, Song et al. 2021 eq. 12) from pure noise; returns x in [0, 1]."""
-    c = unet.config.in_channels
-    ts = torch.linspace(len(abar) - 1, 0, steps).round().long()
+def ddim_samples(prior: DiffusionPrior, n: int, size: int, steps: int, generator: torch.Generator,
+                 cond=None) -> torch.Tensor:
+    """Deterministic DDIM (η = 0, Song et al. 2021 eq. 12) from pure noise; returns x in [0, 1].
+
+    û0 is clipped to [−1, 1] and ε̂ recomputed from the clipped û0 before each step.
+    """
+    c = prior.unet.config.in_channels
+    ts = timesteps(prior.num_train_timesteps, steps)
     u = torch.randn(n, c, size, size, generator=generator)
-    labels = None if class_label is None else torch.full((n,), class_label, dtype=torch.long)
     for i, t in enumerate(ts):
-        a = float(abar[t])
-        a_next = float(abar[ts[i + 1]]) if i + 1 < len(ts) else 1.0
-        eps = unet(u, t.expand(n), class_labels=labels).sample
-        # 1. predicted u0, 2. step to the next noise level along the same ε
-        u0 = ((u - (1 - a) ** 0.5 * eps) / a ** 0.5).clamp(-1, 1)
-        u = a_next ** 0.5 * u0 + (1 - a_next) ** 0.5 * eps
-    return ((u + 1) / 2).clamp(0, 1)
+        # 1. Tweedie û0 at t, clipped; 2. the ε consistent with it; 3. DDIM step to the next level
+        abar = float(prior.alphas_cumprod[t])
+        u0 = prior.predict(u, t, cond).x0.clamp(-1, 1)
+        eps = eps_from_x0(u, u0, abar)
+        abar_next = float(prior.alphas_cumprod[ts[i + 1]]) if i + 1 < len(ts) else 1.0
+        u = ddim_step(u0, eps, abar_next, 0.0, torch.zeros_like(u))
+    return prior.to_image(u).clamp(0, 1)
 
 
 def save_grid(rows: list[torch.Tensor], path: str) -> None:
@@ -104,15 +95,15 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    unet, abar, null = load(args.model)
-    color = unet.config.in_channels == 3
+    prior = load(args.model)
+    color = prior.unet.config.in_channels == 3
     x = data.held_out(args.size, color=color)
     gen = torch.Generator().manual_seed(args.seed)
     results = {"images": list(data.HELD_OUT), "size": args.size, "color": color, "sigmas": {}}
     for sigma in SIGMAS:
         y = x + sigma * torch.randn(x.shape, generator=gen)
         p_noisy = metrics.psnr(y.clamp(0, 1), x)
-        p_dm = metrics.psnr(tweedie_denoise(unet, abar, y, sigma, null), x)
+        p_dm = metrics.psnr(denoise(prior, y, sigma), x)
         p_tv, w_tv = tv_best(x, y)
         results["sigmas"][str(sigma)] = {
             "noisy": float(p_noisy.mean()), "tweedie": float(p_dm.mean()),
@@ -124,9 +115,10 @@ def main(argv=None) -> None:
         json.dump(results, f, indent=2)
     if args.samples:
         g = torch.Generator().manual_seed(args.seed)
-        rows = [ddim_samples(unet, abar, 8, 64, 50, g, null)]
-        if null is not None:
-            rows += [ddim_samples(unet, abar, 8, 64, 50, g, k) for k in range(null)]
+        rows = [ddim_samples(prior, 8, 64, 50, g)]
+        if prior.num_classes is not None:  # second row: two samples per class
+            rows.append(ddim_samples(prior, 2 * prior.num_classes, 64, 50, g,
+                                     torch.arange(prior.num_classes).repeat_interleave(2)))
         save_grid(rows, os.path.join(args.model, "samples.png"))
 
 
