@@ -22,7 +22,7 @@ def fast(solver, op_name):
     inner = dict(max_iter=60, tol=1e-4)
     return {
         "chambolle-pock": (dict(max_iter=100), TV(lam)),
-        "pnp-hqs": (dict(max_iter=8), TV(lam, **inner)),
+        "pnp-hqs": (dict(max_iter=12), TV(lam, **inner)),
         "pnp-admm": (dict(max_iter=15), TV(lam, **inner)),
         "pnp-pgd": (dict(max_iter=30), TV(lam, **inner)),
         "red": (dict(max_iter=30, sigma=0.05), TV(lam / 0.05 ** 2, **inner)),
