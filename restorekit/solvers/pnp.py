@@ -88,14 +88,16 @@ class PnPHQS(Solver):
         x_k = argmin_x ½‖A x − y‖² + (α_k/2)‖x − z_{k−1}‖²      (closed form or CG)
         z_k = D(x_k, σ_k)          — or prox(x_k, 1/α_k) for a Proximal prior
 
-    starting from z_0 = A†y (or ``x_init``); returns z_K clipped to [0, 1]. For a Proximal prior
-    this is the penalty method for (P): it reaches the minimiser of ½‖Ax − y‖² + R(x) only as
-    α → ∞, so use ``pnp-admm`` for the exact minimiser.
+    starting from z_0 = A†y (or ``x_init``); returns z_K clipped to [0, 1]. A Proximal prior
+    carries its own weight in R, so for it λ = 1 (``lam`` is not used) and the last step is
+    prox(x, σ_y²/σ_min²), i.e. prox(x, 1) with the default σ_min = σ_y: this is the penalty
+    method for (P) with α rising to σ_y²/σ_min², which reaches the minimiser of
+    ½‖Ax − y‖² + R(x) only as α → ∞; use ``pnp-admm`` for the exact minimiser.
 
     Parameters (DPIR's published settings: λ = 0.23, σ from 49/255 down, 8 iterations for
     deblurring and 40 for super-resolution)
         max_iter: number of HQS iterations (24).
-        lam: λ, the weight of the prior against the data (0.23).
+        lam: λ, the weight of a denoiser prior against the data (0.23).
         sigma_max: first denoiser level σ_1 (49/255).
         sigma_min: last level (None: the operator's noise level, at least 0.001).
         cg_iter, cg_tol: CG budget for operators without a closed-form prox.
@@ -122,10 +124,11 @@ class PnPHQS(Solver):
     def _run(self, y, operator, prior, x_init, loop):
         sigma_y = max(noise_level(operator), SIGMA_FLOOR)
         sigmas = self.sigmas(operator).tolist()
+        lam = 1.0 if isinstance(prior, Proximal) else self.lam  # a Proximal prior carries its weight
         z = initial_estimate(y, operator, x_init)
         for i in loop.range(self.max_iter):
             sigma = sigmas[i]
-            alpha = self.lam * sigma_y ** 2 / sigma ** 2
+            alpha = lam * sigma_y ** 2 / sigma ** 2
             # 1. data step: x = argmin ½‖Ax − y‖² + (α/2)‖x − z‖²
             x = data_prox(operator, z, y, 1 / alpha, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
             # 2. prior step at level σ_k (prox with γ = 1/α_k for a Proximal prior)
