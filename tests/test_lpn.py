@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import restorekit as rk
 from restorekit import data
 from restorekit.priors.base import Denoiser, Energy, Proximal
 from restorekit.priors.lpn import LPN
@@ -124,6 +125,8 @@ def test_gamma_other_than_one_refused():
         model.prox(x, 0.5)
     with pytest.raises(ValueError, match="gamma must be 1"):
         model.prox(x, torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="gamma must be 1"):
+        model.prox(x, 1.01)
     torch.testing.assert_close(model.prox(x, torch.ones(1)), model.prox(x, 1.0))
 
 
@@ -185,9 +188,7 @@ def values_clean_noisy_blurred(trained, patches):
     x = patches[:4]
     g = torch.Generator().manual_seed(2)
     noisy = x + 0.1 * torch.randn(x.shape, generator=g)
-    k = torch.exp(-torch.arange(-4, 5, dtype=torch.float32) ** 2 / (2 * 1.5 ** 2))
-    k = (k[:, None] * k[None, :] / k.sum() ** 2)[None, None]
-    blurred = F.conv2d(F.pad(x, (4, 4, 4, 4), mode="reflect"), k)
+    blurred = rk.operators.blur("gaussian", sigma=1.5, circular=False).A(x)
     info = trained.value_with_info(torch.cat([x, noisy, blurred]), tol=1e-3)
     assert info.converged.all(), info.residual
     return info.value.view(3, len(x))
@@ -206,11 +207,13 @@ def test_value_lower_on_clean_than_blurred(values_clean_noisy_blurred):
     assert (r_clean < r_blur).all(), (r_clean, r_blur)
 
 
-@pytest.mark.parametrize("problem", ["deblur", "ct"])
-def test_pnp_admm_with_lpn_converges(trained, problem):
-    """PnP-ADMM with ρ = 1 (so the prior step is the LPN's prox at γ = 1/ρ = 1) settles:
-    the iterate change shrinks by 10× and the result beats the pseudo-inverse start."""
-    import restorekit as rk
+@pytest.mark.parametrize("solver,params,problem", [
+    ("pnp-admm", {"rho": 1.0}, "deblur"), ("pnp-admm", {"rho": 1.0}, "ct"),
+    ("pnp-pgd", {"step": 1.0}, "deblur")])
+def test_pnp_with_lpn_converges(trained, solver, params, problem):
+    """PnP with the LPN as its proximal step, at the one γ the LPN accepts (ADMM: γ = 1/ρ = 1;
+    PGD: γ = step/‖A‖² = 1 for these normalised operators), settles: the iterate change
+    shrinks by 10× and the result beats the pseudo-inverse start."""
     from restorekit.metrics import psnr
 
     x = data.load_image("camera", size=64)
@@ -221,8 +224,17 @@ def test_pnp_admm_with_lpn_converges(trained, problem):
         op = rk.operators.ct(img_size=64, views=30, noise_sigma=0.01, generator=g)
     y = op(x)
     iterates = []
-    result = rk.solve(y, op, trained, solver="pnp-admm", rho=1.0, max_iter=30, x_true=x,
-                      callback=lambda d: iterates.append(d["x"].clone()))
+    x_init = y if problem == "deblur" else None  # A†y of a noisy blur is far outside [0, 1]
+    result = rk.solve(y, op, trained, solver=solver, max_iter=30, x_true=x, x_init=x_init,
+                      callback=lambda d: iterates.append(d["x"].clone()), **params)
     steps = [(b - a).norm().item() for a, b in zip(iterates, iterates[1:])]
     assert steps[-1] < 0.1 * steps[0], steps
     assert psnr(result.x, x).item() > psnr(op.A_dagger(y).clamp(0, 1), x).item()
+
+
+def test_pnp_hqs_schedule_refused_by_lpn(trained):
+    """PnP-HQS asks for prox(·, 1/α_k) with a changing α_k: the LPN refuses it clearly."""
+    x = data.load_image("camera", size=32)
+    op = rk.operators.blur("gaussian", sigma=1.5, noise_sigma=0.01, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="gamma must be 1"):
+        rk.solve(op(x), op, trained, solver="pnp-hqs", max_iter=3)

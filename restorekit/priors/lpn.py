@@ -30,6 +30,8 @@ import torch.nn.functional as F
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: How far from 1 a prox weight gamma may be (the LPN is the prox at gamma = 1 only).
+GAMMA_TOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -152,9 +154,11 @@ class LPN(nn.Module):
 
     # ---------------------------------------------------------------- prior capabilities
     def prox(self, x: torch.Tensor, gamma: float | torch.Tensor = 1.0) -> torch.Tensor:
-        """argmin_z ½‖z − x‖² + R(z) = ∇ψ(x); only gamma = 1 (the trained scale) is accepted."""
+        """argmin_z ½‖z − x‖² + R(z) = ∇ψ(x); only gamma = 1 (the trained scale) is accepted,
+        to within 1e-3 (solvers derive gamma from estimated operator norms, e.g. PnP-PGD's
+        step/‖A‖² with ‖A‖ from power iteration)."""
         g = torch.as_tensor(gamma, dtype=torch.float64)
-        if not torch.allclose(g, torch.ones_like(g), rtol=0, atol=1e-6):
+        if not torch.allclose(g, torch.ones_like(g), rtol=0, atol=GAMMA_TOL):
             raise ValueError(
                 f"gamma must be 1 for an LPN (it is the prox of R at its trained scale, "
                 f"sigma={self.sigma}); got gamma={gamma}. Use a solver step size that makes "
