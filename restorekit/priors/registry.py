@@ -98,7 +98,10 @@ def load(name: str, device=None):
     if kind == "diffusion":
         from .diffusion import DiffusionPrior
 
-        return DiffusionPrior.from_pretrained(str(directory), device=device)
+        # "weights" names another shipped directory holding the same network (e.g. the
+        # unconditional prior is the null class of a class-conditional model)
+        source = WEIGHTS / _meta(directory).get("weights", directory.name)
+        return DiffusionPrior.from_pretrained(str(source), device=device)
     if kind == "lpn":
         from .lpn import LPN
 
