@@ -200,8 +200,8 @@ def test_value_lower_on_clean_than_noisy(values_clean_noisy_blurred):
 
 
 @pytest.mark.xfail(strict=True, reason="the shipped (800-step CPU) LPN's R is lower on blurred "
-                   "than on clean crops (-0.1803 vs -0.1786 per pixel at sigma_b=1.5): like TV it "
-                   "favours smooth images; see MODEL_CARD.md")
+                   "than on clean crops (about -0.180 vs -0.178 per pixel at sigma_b=1.5): like TV "
+                   "it favours smooth images; see MODEL_CARD.md")
 def test_value_lower_on_clean_than_blurred(values_clean_noisy_blurred):
     r_clean, _, r_blur = values_clean_noisy_blurred
     assert (r_clean < r_blur).all(), (r_clean, r_blur)
