@@ -160,6 +160,7 @@ def test_trained_denoises_held_out(trained):
     assert (psnr(out, x) - psnr(y, x)).min() > 5.0
 
 
+@pytest.mark.slow  # ~1–3 min on the shared 2-core CPU (L-BFGS conjugate solves)
 def test_value_is_consistent_with_prox(trained, patches):
     """f(y) minimises ½‖z − y‖² + R(z): it beats nearby perturbations z = f(y) + δ.
 
@@ -194,11 +195,13 @@ def values_clean_noisy_blurred(trained, patches):
     return info.value.view(3, len(x))
 
 
+@pytest.mark.slow  # ~1–3 min on the shared 2-core CPU (L-BFGS conjugate solves)
 def test_value_lower_on_clean_than_noisy(values_clean_noisy_blurred):
     r_clean, r_noisy, _ = values_clean_noisy_blurred
     assert (r_clean < r_noisy).all(), (r_clean, r_noisy)
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="the shipped (800-step CPU) LPN's R is lower on blurred "
                    "than on clean crops (about -0.180 vs -0.178 per pixel at sigma_b=1.5): like TV "
                    "it favours smooth images; see MODEL_CARD.md")
