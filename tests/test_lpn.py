@@ -65,7 +65,7 @@ def test_hidden_weights_nonnegative_after_training_steps():
     assert went_negative
 
 
-def second_differences(model: LPN, seed: int, n_lines: int = 4, n_t: int = 41) -> torch.Tensor:
+def second_differences(model: LPN, seed: int, n_lines: int = 4, n_t: int = 21) -> torch.Tensor:
     """ψ(y + t v) on a grid of t along random lines; returns the second differences."""
     g = torch.Generator().manual_seed(seed + 100)
     y = torch.rand(n_lines, 1, 12, 12, generator=g, dtype=torch.float64)
