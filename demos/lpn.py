@@ -115,8 +115,8 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     panels = [("clean", x), ("noisy", y), (f"TV w={w_tv:g}", den_tv), ("LPN", den_lpn),
-              ("blurred", yb), (f"TV w={w_cp:g}", deb_tv), ("PnP-ADMM LPN", deb_lpn)]
-    panels.append(("PnP-ADMM denoiser", deb_den))
+              ("blurred", yb), (f"TV w={w_cp:g}", deb_tv), ("PnP-ADMM LPN", deb_lpn),
+              ("PnP-ADMM denoiser", deb_den)]
     fig = plt.figure(figsize=(2.6 * 4, 2.6 * 3), layout="constrained")
     grid = fig.add_gridspec(3, 4)
     for k, (label, img) in enumerate(panels):
