@@ -115,18 +115,19 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     panels = [("clean", x), ("noisy", y), (f"TV w={w_tv:g}", den_tv), ("LPN", den_lpn),
-              ("blurred", yb), (f"TV w={w_cp:g}", deb_tv), ("PnP-ADMM LPN", deb_lpn)]
-    panels.append(("PnP-ADMM denoiser", deb_den))
-    fig = plt.figure(figsize=(2.3 * 5, 2.5 * 3), layout="constrained")
+              ("blurred", yb), (f"TV w={w_cp:g}", deb_tv), ("PnP-ADMM LPN", deb_lpn),
+              ("PnP-ADMM denoiser", deb_den)]
+    fig = plt.figure(figsize=(2.6 * 4, 2.6 * 3), layout="constrained")
+    grid = fig.add_gridspec(3, 4)
     for k, (label, img) in enumerate(panels):
-        ax = fig.add_subplot(3, 5, 1 + k + (1 if k >= 4 else 0))
+        ax = fig.add_subplot(grid[k // 4, k % 4])
         ax.imshow(img[0, 0].clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
         title = label if img is x else f"{label}\n{psnr(img[:1].clamp(0, 1), x[:1]).item():.2f} dB"
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     for col, (levels, rs, xlabel) in enumerate(((noise_levels, r_noise, "noise σ"),
                                                (blur_levels, r_blur, "blur σ_b (px)"))):
-        ax = fig.add_subplot(3, 2, 5 + col)
+        ax = fig.add_subplot(grid[2, 2 * col:2 * col + 2])
         vals = torch.stack(rs, 1)  # (crops, levels)
         for i in range(len(vals)):
             ax.plot(levels, vals[i].numpy(), marker="o", label=names[i % len(names)])
