@@ -7,12 +7,12 @@
 from .blur import CircularBlur, blur, check_kernel, gaussian_kernel, motion_kernel
 from .ct import ParallelBeamCT, ct, fbp
 from .inpainting import box_mask, inpainting, random_mask
-from .linalg import cg_solve, operator_norm
+from .linalg import cg_solve, operator_norm, truncated_pinv
 from .mri import RealMRI, cartesian_mask, coil_maps, mri
 from .registry import BUILDERS, Spec, make
 from .simple import denoising, super_resolution
 
 __all__ = ["blur", "inpainting", "super_resolution", "denoising", "ct", "mri", "fbp",
-           "cg_solve", "operator_norm", "BUILDERS", "Spec", "make",
+           "cg_solve", "operator_norm", "truncated_pinv", "BUILDERS", "Spec", "make",
            "CircularBlur", "ParallelBeamCT", "RealMRI", "gaussian_kernel", "motion_kernel",
            "check_kernel", "random_mask", "box_mask", "cartesian_mask", "coil_maps"]

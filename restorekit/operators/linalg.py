@@ -122,3 +122,15 @@ def power_iteration(operator, shape, *, max_iter: int = 200, tol: float = 1e-7,
             break
         rayleigh = new
     return max(new, 0.0) ** 0.5
+
+
+def truncated_pinv(operator, y: torch.Tensor, steps: int = 10) -> torch.Tensor:
+    """A regularised pseudo-inverse: ``steps`` CG iterations on AᴴA x = Aᴴy started at 0.
+
+    CG from 0 stays in the range of Aᴴ, so it converges to A†y; stopping early filters the
+    small singular values (early stopping regularises like Tikhonov). It equals A†y for
+    inpainting and is close to it for well-posed operators, but does not blow the noise up
+    where A†y does (an inverse filter for a blur). The solvers' default starting point.
+    """
+    aty = operator.A_adjoint(y)
+    return cg_solve(operator, aty, gamma=1.0, shift=0.0, x0=torch.zeros_like(aty), max_iter=steps)

@@ -9,14 +9,13 @@ from .base import Loop, Solver, register
 from .dps import log_step, step_levels
 
 
-def initial_guess(y: torch.Tensor, operator, kind: str, cg_steps: int = 10) -> torch.Tensor:
+def initial_guess(y: torch.Tensor, operator, kind: str) -> torch.Tensor:
     """A starting image from y: truncated CG on the normal equations ("cg"), A†y ("pinv") or Aᴴy."""
-    from ..operators import cg_solve
+    from ..operators import truncated_pinv
 
-    aty = operator.A_adjoint(y)
     if kind == "cg":
-        return cg_solve(operator, aty, gamma=1.0, shift=0.0, x0=torch.zeros_like(aty), max_iter=cg_steps)
-    return operator.A_dagger(y) if kind == "pinv" else aty
+        return truncated_pinv(operator, y)
+    return operator.A_dagger(y) if kind == "pinv" else operator.A_adjoint(y)
 
 
 @register
