@@ -206,16 +206,17 @@ def _tv(weight: float) -> Method:
 
 
 #: DnCNN (scico, gray) in plug-and-play HQS with the solver's defaults (DPIR schedule,
-#: 24 iterations); for deblurring and denoising quick mode takes DPIR's own 8 (inpainting
-#: needs the 24 to fill the holes).
+#: 24 iterations); for denoising quick mode takes DPIR's own 8 (deblurring and inpainting
+#: need the 24: they start from A†y, amplified noise or holes).
 DNCNN_HQS = Method("DnCNN + PnP-HQS", "dncnn", "pnp-hqs")
 DNCNN_HQS_8 = replace(DNCNN_HQS, quick=_frozen({"max_iter": 8}))
 #: restorekit's own bias-free CNN (denoiser-gray; colour images per channel), same solver.
+#: Not on deblurring: started from A†y (amplified noise) it ends below the blurred y.
 CNN_HQS = Method("our CNN + PnP-HQS", "denoiser-gray", "pnp-hqs")
 CNN_HQS_8 = replace(CNN_HQS, quick=_frozen({"max_iter": 8}))
 
 TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("deblurring", "Deblurring", "gaussian-blur", "camera", (_tv(TV_WEIGHT_DEBLUR), DNCNN_HQS_8, CNN_HQS_8)),
+    Task("deblurring", "Deblurring", "gaussian-blur", "camera", (_tv(TV_WEIGHT_DEBLUR), DNCNN_HQS)),
     Task("inpainting", "Inpainting", "inpainting-random", "camera", (_tv(TV_WEIGHT_INPAINT), DNCNN_HQS, CNN_HQS)),
     Task("super_resolution", "Super-resolution", "sr-x2", "astronaut", (_tv(TV_WEIGHT_SR), CNN_HQS_8), color=True),
     Task("denoising", "Denoising", "denoising", "coins", (_tv(TV_WEIGHT_DENOISE), DNCNN_HQS_8, CNN_HQS_8),
