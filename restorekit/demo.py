@@ -214,12 +214,17 @@ DNCNN_HQS_8 = replace(DNCNN_HQS, quick=_frozen({"max_iter": 8}))
 #: Not on deblurring: started from A†y (amplified noise) it ends below the blurred y.
 CNN_HQS = Method("our CNN + PnP-HQS", "denoiser-gray", "pnp-hqs")
 CNN_HQS_8 = replace(CNN_HQS, quick=_frozen({"max_iter": 8}))
+#: the shipped grey diffusion prior (unconditional) with DDS at its published settings.
+DDS = Method("diffusion + DDS", "diffusion-gray", "dds", quick=_frozen({"steps": 20}))
+#: the learned proximal network is the exact prox at its training noise σ = 0.1: PnP-ADMM with ρ = 1.
+LPN_ADMM = Method("LPN + PnP-ADMM", "lpn-gray", "pnp-admm", _frozen({"rho": 1.0}), _frozen({"max_iter": 20}))
 
 TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("deblurring", "Deblurring", "gaussian-blur", "camera", (_tv(TV_WEIGHT_DEBLUR), DNCNN_HQS)),
-    Task("inpainting", "Inpainting", "inpainting-random", "camera", (_tv(TV_WEIGHT_INPAINT), DNCNN_HQS, CNN_HQS)),
+    Task("deblurring", "Deblurring", "gaussian-blur", "camera", (_tv(TV_WEIGHT_DEBLUR), DNCNN_HQS, DDS)),
+    Task("inpainting", "Inpainting", "inpainting-random", "camera",
+         (_tv(TV_WEIGHT_INPAINT), DNCNN_HQS, CNN_HQS, DDS)),
     Task("super_resolution", "Super-resolution", "sr-x2", "astronaut", (_tv(TV_WEIGHT_SR), CNN_HQS_8), color=True),
-    Task("denoising", "Denoising", "denoising", "coins", (_tv(TV_WEIGHT_DENOISE), DNCNN_HQS_8, CNN_HQS_8),
+    Task("denoising", "Denoising", "denoising", "coins", (_tv(TV_WEIGHT_DENOISE), DNCNN_HQS_8, CNN_HQS_8, LPN_ADMM),
          noise_sigma=0.1),
     Task("ct", "Sparse-view CT", "ct-sparse", "shepp_logan_phantom",
          (replace(_tv(TV_WEIGHT_CT), quick=_frozen({"max_iter": 100})),), size=128),
