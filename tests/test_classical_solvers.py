@@ -32,15 +32,6 @@ def fast(solver, op_name):
 SOLVER_NAMES = ["chambolle-pock", "pnp-admm", "pnp-hqs", "pnp-pgd", "red"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one torch thread avoids OpenMP overhead on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def problem(name, seed=0):
     x = rk.data.load_image("camera", size=SIZE)  # held out
     g = torch.Generator().manual_seed(seed)

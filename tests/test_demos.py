@@ -16,14 +16,6 @@ from restorekit.demo import TASKS
 SCRIPTS = ("deblurring", "inpainting", "super_resolution", "denoising", "ct", "mri")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_every_task_has_a_script():
     assert set(SCRIPTS) == set(TASKS)
     assert all(t.image in data.HELD_OUT for t in TASKS.values())

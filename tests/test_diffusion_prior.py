@@ -25,15 +25,6 @@ def dense_covariance(prior: GaussianPrior) -> np.ndarray:
     return np.real(np.fft.ifft2(S * np.fft.fft2(cols, axes=(-2, -1)), axes=(-2, -1))).reshape(n, n).T
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks on a shared 2-core machine: one intra-op thread is ~50x faster than two
-    contending ones; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # ----- schedule -----------------------------------------------------------------------------
 def test_timesteps_spacings():
     assert vp.timesteps(1000, 50) == list(range(980, -1, -20))

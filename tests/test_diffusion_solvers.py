@@ -25,15 +25,6 @@ def relative_error(estimate: torch.Tensor, post_mean: torch.Tensor, prior: Gauss
     return ((estimate - post_mean).norm() / (post_mean - prior.mean).norm()).item()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks on a shared 2-core machine: one intra-op thread is ~50x faster than two
-    contending ones; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 @pytest.fixture(scope="module")
 def blur_problem():
     """16×16 draw from the oracle, circular Gaussian blur (std 1 px), σ_y = 0.01."""

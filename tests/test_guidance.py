@@ -47,15 +47,6 @@ def _unet(num_class_embeds):
                        num_class_embeds=num_class_embeds)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A tiny network is fastest on one thread (and far faster on a shared, loaded machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def scheduler():
     return DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False,

@@ -11,15 +11,6 @@ from restorekit.priors.tv import TV, divergence, gradient
 LAM, NOISE, SIZE = 0.05, 0.05, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one torch thread avoids OpenMP overhead on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def noisy(name, color, seed=0):
     x = data.load_image(name, size=SIZE, color=color).double()
     g = torch.Generator().manual_seed(seed)

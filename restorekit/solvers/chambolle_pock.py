@@ -8,7 +8,7 @@ import torch
 from ..operators import operator_norm
 from ..priors.tv import GRAD_NORM_SQ, TV, divergence, gradient
 from .base import Solver, register
-from .pnp import _positive, initial_estimate
+from .pnp import _positive, initial_estimate, relative_change
 
 
 @register
@@ -66,7 +66,7 @@ class ChambollePock(Solver):
                 x_new = x_new.clamp(0, 1)
             # 4. extrapolation
             x_bar = 2 * x_new - x
-            change = (x_new - x).flatten(1).norm(dim=1) / x_new.flatten(1).norm(dim=1).clamp_min(1e-12)
+            change = relative_change(x_new, x)
             x = x_new
             loop.log(i, x)
             if change.max().item() < self.tol:

@@ -55,6 +55,11 @@ def data_prox(operator, z: torch.Tensor, y: torch.Tensor, gamma: float, *, cg_it
                     max_iter=cg_iter, tol=cg_tol)
 
 
+def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """‖new − old‖ / ‖new‖ per sample, the stopping criterion of the classical solvers."""
+    return (new - old).flatten(1).norm(dim=1) / new.flatten(1).norm(dim=1).clamp_min(1e-12)
+
+
 def prior_step(prior, v: torch.Tensor, sigma: float, gamma: float, loop) -> torch.Tensor:
     """prior.prox(v, γ) for a Proximal prior, else prior.denoise(v, σ); counts one evaluation."""
     loop.nfe += 1
@@ -186,7 +191,7 @@ class PnPADMM(Solver):
             z_new = prior_step(prior, x + u, sigma, 1 / self.rho, loop)
             # 3. dual ascent
             u = u + x - z_new
-            change = (z_new - z).flatten(1).norm(dim=1) / z_new.flatten(1).norm(dim=1).clamp_min(1e-12)
+            change = relative_change(z_new, z)
             z = z_new
             loop.log(i, z, sigma=sigma)
             if change.max().item() < self.tol:
@@ -231,7 +236,7 @@ class PnPPGD(Solver):
             v = x - eta * operator.A_adjoint(operator.A(x) - y)
             # 2. prior step
             x_new = prior_step(prior, v, sigma, eta, loop)
-            change = (x_new - x).flatten(1).norm(dim=1) / x_new.flatten(1).norm(dim=1).clamp_min(1e-12)
+            change = relative_change(x_new, x)
             x = x_new
             loop.log(i, x, sigma=sigma)
             if change.max().item() < self.tol:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..operators import operator_norm
 from ..priors.base import Denoiser
 from .base import Solver, register
-from .pnp import _positive, denoiser_sigma, initial_estimate
+from .pnp import _positive, denoiser_sigma, initial_estimate, relative_change
 
 
 @register
@@ -50,7 +50,7 @@ class RED(Solver):
             residual = x - prior.denoise(x, sigma)
             # 2. gradient step on data term + RED term
             x_new = x - mu * (operator.A_adjoint(operator.A(x) - y) + self.lam * residual)
-            change = (x_new - x).flatten(1).norm(dim=1) / x_new.flatten(1).norm(dim=1).clamp_min(1e-12)
+            change = relative_change(x_new, x)
             x = x_new
             loop.log(i, x, sigma=sigma)
             if change.max().item() < self.tol:
