@@ -22,7 +22,6 @@ SHIPPED = {"diffusion-gray-cond": 6.5}
 
 @pytest.fixture(scope="module", params=sorted(SHIPPED))
 def shipped(request):
-    torch.set_num_threads(1)
     path = os.path.join(WEIGHTS, request.param)
     prior = load(path)
     with open(os.path.join(path, "MODEL_CARD.md")) as f:

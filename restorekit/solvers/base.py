@@ -17,6 +17,7 @@ sample, a (B,) tensor).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
@@ -90,6 +91,18 @@ class Loop:
         if self.callback is not None:
             self.callback({"i": i, "x": x, "x0_hat": x if x0_hat is None else x0_hat,
                            "sigma": sigma, "data_fit": fit})
+
+
+def positive(value, name: str, *, integer: bool = False, allow_none: bool = False):
+    """``value`` if it is a positive finite number (an int with ``integer``; None allowed with
+    ``allow_none``), else a ValueError naming ``name``: the hyperparameter check of every solver."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or not value > 0 or not math.isfinite(value):
+        kind = "a positive int" if integer else "a positive number"
+        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}, got {value!r}")
+    return value
 
 
 class Solver:

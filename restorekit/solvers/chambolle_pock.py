@@ -7,8 +7,8 @@ import torch
 
 from ..operators import operator_norm
 from ..priors.tv import GRAD_NORM_SQ, TV, divergence, gradient
-from .base import Solver, register
-from .pnp import _positive, initial_estimate, relative_change
+from .base import Solver, positive, register
+from .pnp import initial_estimate, relative_change
 
 
 @register
@@ -41,8 +41,8 @@ class ChambollePock(Solver):
     needs = TV
 
     def __init__(self, *, max_iter: int = 500, tol: float = 1e-5, box: bool = True, step: float = 0.99):
-        self.max_iter = _positive(max_iter, "max_iter", integer=True)
-        self.tol = _positive(tol, "tol")
+        self.max_iter = positive(max_iter, "max_iter", integer=True)
+        self.tol = positive(tol, "tol")
         self.box = bool(box)
         if not 0 < step < 1:
             raise ValueError(f"step must be in (0, 1) so that tau·sigma·‖K‖² < 1, got {step!r}")

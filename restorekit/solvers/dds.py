@@ -5,7 +5,7 @@ import torch
 
 from ..priors.base import Diffusion
 from ..priors.schedule import abar_at, ddim_step, randn
-from .base import Loop, Solver, register
+from .base import Loop, Solver, positive, register
 from .dps import log_step, no_x_init, step_levels
 
 
@@ -51,18 +51,15 @@ class DDS(Solver):
 
     def __init__(self, steps: int = 50, eta: float = 0.85, cg_steps: int = 5, gamma: float = 1.0,
                  noisy: bool | None = None):
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive int, got {steps!r}")
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
         if not isinstance(cg_steps, int) or cg_steps < 0:
             raise ValueError(f"cg_steps must be a non-negative int, got {cg_steps!r}")
-        if not gamma > 0:
-            raise ValueError(f"gamma must be > 0, got {gamma!r}")
         if noisy not in (None, True, False):
             raise ValueError(f"noisy must be None, True or False, got {noisy!r}")
-        self.steps, self.eta, self.cg_steps = steps, float(eta), cg_steps
-        self.gamma, self.noisy = float(gamma), noisy
+        self.steps = positive(steps, "steps", integer=True)
+        self.eta, self.cg_steps = float(eta), cg_steps
+        self.gamma, self.noisy = float(positive(gamma, "gamma")), noisy
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
         from ..operators import cg_solve

@@ -5,7 +5,7 @@ import torch
 
 from ..priors.base import Diffusion
 from ..priors.schedule import abar_at, ddpm_step, randn, sigma_of, timesteps
-from .base import Loop, Solver, register
+from .base import Loop, Solver, positive, register
 
 
 def image_shape(y: torch.Tensor, operator) -> torch.Size:
@@ -76,11 +76,8 @@ class DPS(Solver):
     needs = Diffusion
 
     def __init__(self, steps: int = 1000, zeta: float = 0.3):
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive int, got {steps!r}")
-        if not zeta > 0:
-            raise ValueError(f"zeta must be > 0, got {zeta!r}")
-        self.steps, self.zeta = steps, float(zeta)
+        self.steps = positive(steps, "steps", integer=True)
+        self.zeta = float(positive(zeta, "zeta"))
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
         no_x_init(self.name, x_init)

@@ -5,7 +5,7 @@ import torch
 
 from ..priors.base import Diffusion
 from ..priors.schedule import abar_at, ddpm_step, randn
-from .base import Loop, Solver, register
+from .base import Loop, Solver, positive, register
 from .dps import image_shape, log_step, no_x_init, residual_norm_grad, step_levels
 
 
@@ -38,13 +38,12 @@ class MCG(Solver):
     needs = Diffusion
 
     def __init__(self, steps: int = 1000, alpha: float = 1.0, weight: float = 1.0):
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive int, got {steps!r}")
         if not alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
         if not 0 < weight <= 1:
             raise ValueError(f"weight must be in (0, 1], got {weight!r}")
-        self.steps, self.alpha, self.weight = steps, float(alpha), float(weight)
+        self.steps = positive(steps, "steps", integer=True)
+        self.alpha, self.weight = float(alpha), float(weight)
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
         no_x_init(self.name, x_init)

@@ -19,7 +19,7 @@ from deepinv.physics import DecomposablePhysics
 
 from ..operators import cg_solve, operator_norm, truncated_pinv
 from ..priors.base import Denoiser, Proximal
-from .base import Solver, register
+from .base import Solver, positive, register
 
 #: Smallest noise level the schedules use (DPIR's 0.255/255): keeps the penalties positive for
 #: noiseless data.
@@ -73,16 +73,6 @@ def denoiser_sigma(sigma: float | None, operator) -> float:
     return max(2 * noise_level(operator), 0.02) if sigma is None else sigma
 
 
-def _positive(value, name: str, *, integer: bool = False, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not value > 0 or not math.isfinite(value):
-        kind = "a positive int" if integer else "a positive number"
-        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}, got {value!r}")
-    return value
-
-
 @register
 class PnPHQS(Solver):
     """Plug-and-play half-quadratic splitting with a decreasing noise schedule (DPIR).
@@ -115,12 +105,12 @@ class PnPHQS(Solver):
 
     def __init__(self, *, max_iter: int = 24, lam: float = 0.23, sigma_max: float = 49 / 255,
                  sigma_min: float | None = None, cg_iter: int = 30, cg_tol: float = 1e-6):
-        self.max_iter = _positive(max_iter, "max_iter", integer=True)
-        self.lam = _positive(lam, "lam")
-        self.sigma_max = _positive(sigma_max, "sigma_max")
-        self.sigma_min = _positive(sigma_min, "sigma_min", allow_none=True)
-        self.cg_iter = _positive(cg_iter, "cg_iter", integer=True)
-        self.cg_tol = _positive(cg_tol, "cg_tol")
+        self.max_iter = positive(max_iter, "max_iter", integer=True)
+        self.lam = positive(lam, "lam")
+        self.sigma_max = positive(sigma_max, "sigma_max")
+        self.sigma_min = positive(sigma_min, "sigma_min", allow_none=True)
+        self.cg_iter = positive(cg_iter, "cg_iter", integer=True)
+        self.cg_tol = positive(cg_tol, "cg_tol")
 
     def sigmas(self, operator) -> torch.Tensor:
         """σ_1 … σ_K, geometric from ``sigma_max`` to ``sigma_min`` (float64)."""
@@ -172,13 +162,13 @@ class PnPADMM(Solver):
 
     def __init__(self, *, max_iter: int = 100, rho: float = 0.5, sigma: float | None = None,
                  tol: float = 1e-5, clip: bool = True, cg_iter: int = 30, cg_tol: float = 1e-6):
-        self.max_iter = _positive(max_iter, "max_iter", integer=True)
-        self.rho = _positive(rho, "rho")
-        self.sigma = _positive(sigma, "sigma", allow_none=True)
-        self.tol = _positive(tol, "tol")
+        self.max_iter = positive(max_iter, "max_iter", integer=True)
+        self.rho = positive(rho, "rho")
+        self.sigma = positive(sigma, "sigma", allow_none=True)
+        self.tol = positive(tol, "tol")
         self.clip = bool(clip)
-        self.cg_iter = _positive(cg_iter, "cg_iter", integer=True)
-        self.cg_tol = _positive(cg_tol, "cg_tol")
+        self.cg_iter = positive(cg_iter, "cg_iter", integer=True)
+        self.cg_tol = positive(cg_tol, "cg_tol")
 
     def _run(self, y, operator, prior, x_init, loop):
         sigma = denoiser_sigma(self.sigma, operator)
@@ -222,10 +212,10 @@ class PnPPGD(Solver):
 
     def __init__(self, *, max_iter: int = 100, step: float = 1.0, sigma: float | None = None,
                  tol: float = 1e-5):
-        self.max_iter = _positive(max_iter, "max_iter", integer=True)
-        self.step = _positive(step, "step")
-        self.sigma = _positive(sigma, "sigma", allow_none=True)
-        self.tol = _positive(tol, "tol")
+        self.max_iter = positive(max_iter, "max_iter", integer=True)
+        self.step = positive(step, "step")
+        self.sigma = positive(sigma, "sigma", allow_none=True)
+        self.tol = positive(tol, "tol")
 
     def _run(self, y, operator, prior, x_init, loop):
         sigma = denoiser_sigma(self.sigma, operator)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ..operators import operator_norm
 from ..priors.base import Denoiser
-from .base import Solver, register
-from .pnp import _positive, denoiser_sigma, initial_estimate, relative_change
+from .base import Solver, positive, register
+from .pnp import denoiser_sigma, initial_estimate, relative_change
 
 
 @register
@@ -33,11 +33,11 @@ class RED(Solver):
 
     def __init__(self, *, max_iter: int = 100, lam: float = 0.5, sigma: float | None = None,
                  step: float = 1.0, tol: float = 1e-5):
-        self.max_iter = _positive(max_iter, "max_iter", integer=True)
-        self.lam = _positive(lam, "lam")
-        self.sigma = _positive(sigma, "sigma", allow_none=True)
-        self.step = _positive(step, "step")
-        self.tol = _positive(tol, "tol")
+        self.max_iter = positive(max_iter, "max_iter", integer=True)
+        self.lam = positive(lam, "lam")
+        self.sigma = positive(sigma, "sigma", allow_none=True)
+        self.step = positive(step, "step")
+        self.tol = positive(tol, "tol")
 
     def _run(self, y, operator, prior, x_init, loop):
         sigma = denoiser_sigma(self.sigma, operator)

@@ -5,7 +5,7 @@ import torch
 
 from ..priors.base import Diffusion
 from ..priors.schedule import abar_at, randn
-from .base import Loop, Solver, register
+from .base import Loop, Solver, positive, register
 from .dps import log_step, step_levels
 
 
@@ -55,17 +55,14 @@ class REDDiff(Solver):
 
     def __init__(self, steps: int = 50, lr: float = 0.1, lam: float = 0.25,
                  betas: tuple[float, float] = (0.9, 0.99), init: str = "cg"):
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive int, got {steps!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
         if not lam >= 0:
             raise ValueError(f"lam must be >= 0, got {lam!r}")
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two floats in [0, 1), got {betas!r}")
         if init not in ("cg", "pinv", "adjoint"):
             raise ValueError(f"init must be 'cg', 'pinv' or 'adjoint', got {init!r}")
-        self.steps, self.lr, self.lam, self.betas = steps, float(lr), float(lam), tuple(betas)
+        self.steps, self.lr = positive(steps, "steps", integer=True), float(positive(lr, "lr"))
+        self.lam, self.betas = float(lam), tuple(betas)
         self.init = init
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
