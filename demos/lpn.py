@@ -71,13 +71,13 @@ def main(argv=None):
     # 2. deblurring with PnP-ADMM (LPN as the proximal step) and Chambolle–Pock TV
     op = rk.operators.blur("gaussian", sigma=1.5, noise_sigma=0.01, generator=g)
     yb = op(x)
-    # PnP starts from the blurred image: A†y of a noisy blur is far outside [0, 1]
-    deb_lpn = rk.solve(yb, op, lpn, solver="pnp-admm", rho=1.0, max_iter=50, x_init=yb).x
+    # the LPN keeps its prox weight γ = 1 (ρ = 1) and the data term gets the MAP weight σ₀²/σ_y²
+    deb_lpn = rk.solve(yb, op, lpn, solver="pnp-admm", max_iter=50).x
     w_cp, deb_tv = best_tv(lambda w: rk.solve(yb, op, TV(weight=w), solver="chambolle-pock").x,
                            TV_WEIGHTS_DEBLUR, x)
     rows["deblur σ_b=1.5"] = {"input": psnr(yb.clamp(0, 1), x), f"TV (w={w_cp:g})": psnr(deb_tv.clamp(0, 1), x),
                               "PnP-ADMM LPN": psnr(deb_lpn.clamp(0, 1), x)}
-    deb_den = rk.solve(yb, op, rk.priors.load("denoiser-gray"), solver="pnp-admm", x_init=yb).x
+    deb_den = rk.solve(yb, op, rk.priors.load("denoiser-gray"), solver="pnp-admm").x
     rows["deblur σ_b=1.5"]["PnP-ADMM denoiser"] = psnr(deb_den.clamp(0, 1), x)
 
     # 3. R(x) per pixel on 32×32 crops: clean, noisy, blurred

@@ -217,7 +217,7 @@ CNN_HQS_8 = replace(CNN_HQS, quick=_frozen({"max_iter": 8}))
 #: the shipped grey diffusion prior (unconditional) with DDS at its published settings.
 DDS = Method("diffusion + DDS", "diffusion-gray", "dds", quick=_frozen({"steps": 20}))
 #: the learned proximal network is the exact prox at its training noise σ = 0.1: PnP-ADMM with ρ = 1.
-LPN_ADMM = Method("LPN + PnP-ADMM", "lpn-gray", "pnp-admm", _frozen({"rho": 1.0}), _frozen({"max_iter": 20}))
+LPN_ADMM = Method("LPN + PnP-ADMM", "lpn-gray", "pnp-admm", _frozen({}), _frozen({"max_iter": 20}))
 
 TASKS: dict[str, Task] = {t.name: t for t in (
     Task("deblurring", "Deblurring", "gaussian-blur", "camera", (_tv(TV_WEIGHT_DEBLUR), DNCNN_HQS, DDS)),

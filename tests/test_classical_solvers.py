@@ -186,3 +186,51 @@ def test_device_mismatch_and_gpu_run():
     assert r.x.device.type == "cuda"
     r = rk.solve(op_gpu.A(x.cuda()), op_gpu, DenoiserPrior(Smoother().cuda()), solver="pnp-hqs", max_iter=4)
     assert r.x.device.type == "cuda"
+
+
+class FixedScaleQuadratic:
+    """A Proximal prior with a fixed prox weight γ* = 1 (like an LPN) and a closed form: the prox
+    of R(x) = (μ/2)‖x‖², "trained" as the MAP denoiser at noise ``sigma``."""
+
+    prox_gamma = 1.0
+
+    def __init__(self, mu: float, sigma: float):
+        self.mu, self.sigma = mu, sigma
+
+    def prox(self, x, gamma):
+        if abs(float(gamma) - 1.0) > 1e-9:
+            raise ValueError(f"gamma must be 1, got {gamma}")
+        return x / (1 + self.mu)
+
+    def denoise(self, x, sigma):
+        return self.prox(x, 1.0)
+
+
+@pytest.mark.parametrize("solver", ["pnp-admm", "pnp-hqs", "pnp-pgd"])
+def test_fixed_scale_prior_solves_the_data_weighted_problem(solver):
+    """With a fixed-scale prior the PnP solvers keep γ = γ* and weigh the data by λ_d: ADMM
+    reaches argmin (λ_d/2)‖Ax − y‖² + R(x) with the MAP weight λ_d = σ₀²/σ_y²; HQS at its fixed
+    penalty α = 1 reaches the joint minimiser of (λ_d/2)‖Ax − y‖² + ½‖x − z‖² + R(z); PGD the
+    minimiser with λ_d = step/‖A‖². Checked against dense normal equations in float64."""
+    n, mu, sigma0, sigma_y = 8, 0.3, 0.1, 0.05
+    x = 0.3 + 0.4 * torch.rand(1, 1, n, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    op = blur("gaussian", sigma=1.0, noise_sigma=sigma_y, generator=torch.Generator().manual_seed(1))
+    y = op(x)
+    A = torch.stack([op.A(e.view(1, 1, n, n)).flatten() for e in torch.eye(n * n, dtype=torch.float64)], 1)
+    AtA, Aty, eye = A.T @ A, A.T @ y.flatten(), torch.eye(n * n, dtype=torch.float64)
+    prior = FixedScaleQuadratic(mu, sigma0)
+    if solver == "pnp-admm":
+        lam = sigma0 ** 2 / sigma_y ** 2
+        expected = torch.linalg.solve(lam * AtA + mu * eye, lam * Aty)
+        got = rk.solve(y, op, prior, solver, max_iter=3000, tol=1e-13, clip=False).x
+    elif solver == "pnp-hqs":
+        lam = sigma0 ** 2 / sigma_y ** 2  # min over z of ½‖x − z‖² + (μ/2)‖z‖² is (μ/(2(1+μ)))‖x‖²
+        expected = torch.linalg.solve(lam * AtA + mu / (1 + mu) * eye, lam * Aty) / (1 + mu)
+        assert 0 < expected.min() and expected.max() < 1  # HQS clips its result to [0, 1]
+        got = rk.solve(y, op, prior, solver, max_iter=3000).x
+    else:
+        lam = 1.0 / torch.linalg.matrix_norm(A, ord=2).item() ** 2
+        expected = torch.linalg.solve(lam * AtA + mu * eye, lam * Aty)
+        assert 0 < expected.min() and expected.max() < 1
+        got = rk.solve(y, op, prior, solver, max_iter=5000, tol=1e-14).x
+    assert torch.allclose(got.flatten(), expected, atol=1e-6), (got.flatten() - expected).abs().max()

@@ -48,13 +48,7 @@ def _compatible(solver: str, prior) -> bool:
     return isinstance(prior, SOLVERS[solver].needs)
 
 
-#: An LPN is the prox of R at its trained scale only (prox weight γ = 1): among the PnP solvers
-#: ADMM needs ρ = 1, PGD's default step η = 1/‖A‖² is 1 for these unit-norm operators, and HQS
-#: (γ = 1/α_k, changing every iteration) refuses it.
-FIXED_SCALE = {("pnp-admm", "lpn"): {"rho": 1.0}}
-REFUSED_SCALE = [("pnp-hqs", "lpn")]
-PAIRS = [(s, p) for s in sorted(SOLVERS) for p in sorted(PRIORS)
-         if _compatible(s, PRIORS[p]) and (s, p) not in REFUSED_SCALE]
+PAIRS = [(s, p) for s in sorted(SOLVERS) for p in sorted(PRIORS) if _compatible(s, PRIORS[p])]
 MISMATCHES = [(s, p) for s in sorted(SOLVERS) for p in sorted(PRIORS) if not _compatible(s, PRIORS[p])]
 
 
@@ -69,7 +63,7 @@ def _problem(op_name: str, dtype=torch.float32):
 def test_every_solver_with_every_compatible_prior(solver, prior_name, op_name):
     prior = PRIORS[prior_name]
     x, op, y = _problem(op_name, torch.float64 if prior_name == "gaussian" else torch.float32)
-    params = {**FAST[solver], **FIXED_SCALE.get((solver, prior_name), {})}
+    params = FAST[solver]
     runs = [solve(y, op, prior, solver, x_true=x, generator=torch.Generator().manual_seed(5), **params)
             for _ in range(2)]
     r = runs[0]
@@ -80,11 +74,24 @@ def test_every_solver_with_every_compatible_prior(solver, prior_name, op_name):
     assert r.metrics.psnr.shape == (2,)
 
 
-@pytest.mark.parametrize("solver, prior_name", REFUSED_SCALE)
-def test_lpn_refuses_a_prox_weight_other_than_one(solver, prior_name):
+@pytest.mark.parametrize("solver", ["pnp-admm", "pnp-hqs", "pnp-pgd"])
+def test_fixed_scale_prior_keeps_its_prox_weight(solver):
+    """An LPN is the prox at γ = 1 only: every PnP solver keeps its prox weight there with no
+    parameter set (the prior itself raises for any other γ), and a ρ that would change it is
+    refused with the prior's message."""
     x, op, y = _problem("gaussian-blur")
-    with pytest.raises(ValueError, match="gamma must be 1"):
-        solve(y, op, PRIORS[prior_name], solver, **FAST[solver])
+    lpn = PRIORS["lpn"]
+    calls = []
+    original = lpn.prox
+    lpn.prox = lambda v, gamma: calls.append(float(gamma)) or original(v, gamma)
+    try:
+        solve(y, op, lpn, solver, **FAST[solver])
+    finally:
+        del lpn.prox
+    assert calls and all(abs(g - 1.0) < 1e-3 for g in calls), calls
+    if solver == "pnp-admm":
+        with pytest.raises(ValueError, match="gamma must be 1"):
+            solve(y, op, lpn, solver, rho=0.5, **FAST[solver])
 
 
 def test_pairs_cover_every_solver_and_prior():

@@ -7,6 +7,7 @@ Every prior is a :class:`Denoiser`. Solvers ask for the capability they need wit
 |------------|------------------------------------------------------------------|
 | Denoiser   | ``denoise(x, sigma)`` → estimate of the clean image               |
 | Proximal   | ``prox(x, gamma)`` → argmin_z ½‖z − x‖² + gamma·R(z)               |
+|            | (``prox_gamma``: the one gamma it accepts, if it is fixed — an LPN) |
 | Energy     | ``value(x)`` → R(x) per sample                                    |
 | Diffusion  | ``alphas_cumprod``, ``predict(u_t, t, cond)`` → :class:`Prediction` |
 
@@ -71,6 +72,15 @@ class Diffusion(Protocol):
     def to_image(self, u: torch.Tensor) -> torch.Tensor: ...
 
     def reset(self) -> None: ...
+
+
+def fixed_prox_weight(prior) -> float | None:
+    """The one prox weight γ* a Proximal prior accepts (its ``prox_gamma`` attribute: an LPN is
+    the prox of its R at the trained scale only), or None when ``prox(x, γ)`` works for every
+    γ > 0 (TV) or the prior is not Proximal. Solvers keep such a prior's prox weight at γ* and
+    move the balance between data and prior into the data term."""
+    gamma = getattr(prior, "prox_gamma", None) if isinstance(prior, Proximal) else None
+    return None if gamma is None else float(gamma)
 
 
 def require(prior, capability: type, solver: str) -> None:

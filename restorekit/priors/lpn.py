@@ -92,9 +92,13 @@ class LPN(nn.Module):
     layers : number of hidden layers L (≥ 2).
     beta : softplus sharpness β.
     alpha : weight of the strongly convex term α‖y‖².
-    sigma : the training noise level (documentation only: the network is the prox at that
-        scale; ``denoise`` ignores its ``sigma`` argument).
+    sigma : the training noise level σ₀: the network is the prox (MAP denoiser) at that level,
+        so R ≈ σ₀²·(−log p); the PnP solvers use it to weigh the data term (see
+        :func:`~restorekit.solvers.pnp.data_weight`); ``denoise`` ignores its ``sigma`` argument.
     """
+
+    #: The one prox weight the network is the prox at (see :func:`~restorekit.priors.base.fixed_prox_weight`).
+    prox_gamma = 1.0
 
     def __init__(self, channels: int = 1, hidden: int = 32, layers: int = 5, beta: float = 100.0,
                  alpha: float = 1e-6, sigma: float = 0.1):
@@ -161,8 +165,8 @@ class LPN(nn.Module):
         if not torch.allclose(g, torch.ones_like(g), rtol=0, atol=GAMMA_TOL):
             raise ValueError(
                 f"gamma must be 1 for an LPN (it is the prox of R at its trained scale, "
-                f"sigma={self.sigma}); got gamma={gamma}. Use a solver step size that makes "
-                "the prior's prox weight 1 (e.g. pnp-admm/pnp-hqs/pnp-pgd with gamma=1).")
+                f"sigma={self.sigma}); got gamma={gamma}. The PnP solvers keep it at 1 by "
+                "default (pnp-admm: leave rho unset or 1).")
         return self(x)
 
     def denoise(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:

@@ -9,6 +9,11 @@ its exact proximal map prox(v, γ) = argmin_z ½‖z − v‖² + γ·R(z), so t
 D(v, σ) stands in for the proximal map, as in Venkatakrishnan et al. 2013 and Zhang et al. 2021
 (DPIR). With the Gaussian MAP reading D(·, σ) = prox of σ²Φ, a denoiser prior plays the role of
 R = λ·σ_y²·Φ in (P), which is how HQS ties σ_k to its penalty α_k.
+
+A Proximal prior whose prox exists at one weight γ* only (an LPN, see
+:func:`~restorekit.priors.base.fixed_prox_weight`) cannot be rescaled, so for it the solvers
+keep every prox weight at γ* and weigh the data term instead: they minimise
+(λ/2)‖A x − y‖² + R(x) with λ from :func:`data_weight`.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import torch
 from deepinv.physics import DecomposablePhysics
 
 from ..operators import cg_solve, operator_norm, truncated_pinv
-from ..priors.base import Denoiser, Proximal
+from ..priors.base import Denoiser, Proximal, fixed_prox_weight
 from .base import Solver, positive, register
 
 #: Smallest noise level the schedules use (DPIR's 0.255/255): keeps the penalties positive for
@@ -68,6 +73,21 @@ def prior_step(prior, v: torch.Tensor, sigma: float, gamma: float, loop) -> torc
     return prior.denoise(v, sigma)
 
 
+def data_weight(prior, operator) -> float:
+    """λ, the weight of the data term in (λ/2)‖A x − y‖² + R(x), by default.
+
+    1, except for a prior with a fixed prox weight γ* that states the noise level σ₀ it was
+    trained for (its ``sigma``; an LPN): it is prox_{γ*R} = the MAP denoiser at σ₀, so
+    γ*·R ≈ σ₀²·(−log p), and the MAP estimate for data noise σ_y, argmin ‖Ax − y‖²/(2σ_y²) −
+    log p(x), is the minimiser of (λ/2)‖Ax − y‖² + R(x) with λ = σ₀²/(γ*·σ_y²) (σ_y at least
+    ``SIGMA_FLOOR``).
+    """
+    gamma, sigma0 = fixed_prox_weight(prior), getattr(prior, "sigma", None)
+    if gamma is None or sigma0 is None:
+        return 1.0
+    return float(sigma0) ** 2 / (gamma * max(noise_level(operator), SIGMA_FLOOR) ** 2)
+
+
 def denoiser_sigma(sigma: float | None, operator) -> float:
     """The fixed denoiser level of ADMM/PGD/RED: ``sigma``, or max(2σ_y, 0.02) when None."""
     return max(2 * noise_level(operator), 0.02) if sigma is None else sigma
@@ -82,14 +102,17 @@ class PnPHQS(Solver):
     noise level (at least 0.001) and σ_k decaying geometrically from ``sigma_max`` to
     ``sigma_min`` (default σ_y) over ``max_iter`` steps, α_k = λ·σ_y²/σ_k²:
 
-        x_k = argmin_x ½‖A x − y‖² + (α_k/2)‖x − z_{k−1}‖²      (closed form or CG)
+        x_k = argmin_x (λ_d/2)‖A x − y‖² + (α_k/2)‖x − z_{k−1}‖²      (closed form or CG)
         z_k = D(x_k, σ_k)          — or prox(x_k, 1/α_k) for a Proximal prior
 
     starting from z_0 = A†y (or ``x_init``); returns z_K clipped to [0, 1]. A Proximal prior
     carries its own weight in R, so for it λ = 1 (``lam`` is not used) and the last step is
     prox(x, σ_y²/σ_min²), i.e. prox(x, 1) with the default σ_min = σ_y: this is the penalty
     method for (P) with α rising to σ_y²/σ_min², which reaches the minimiser of
-    ½‖Ax − y‖² + R(x) only as α → ∞; use ``pnp-admm`` for the exact minimiser.
+    ½‖Ax − y‖² + R(x) only as α → ∞; use ``pnp-admm`` for the exact minimiser. A prior with a
+    fixed prox weight γ* (an LPN) keeps α_k = 1/γ* (the σ schedule is not used; HQS is then
+    alternating minimisation of (λ_d/2)‖Ax − y‖² + (α/2)‖x − z‖² + R(z)). λ_d is the data
+    weight, 1 except for such priors (:func:`data_weight`).
 
     Parameters (DPIR's published settings: λ = 0.23, σ from 49/255 down, 8 iterations for
     deblurring and 40 for super-resolution)
@@ -97,6 +120,7 @@ class PnPHQS(Solver):
         lam: λ, the weight of a denoiser prior against the data (0.23).
         sigma_max: first denoiser level σ_1 (49/255).
         sigma_min: last level (None: the operator's noise level, at least 0.001).
+        data_weight: λ_d (None: :func:`data_weight`, i.e. 1 except for fixed-scale priors).
         cg_iter, cg_tol: CG budget for operators without a closed-form prox.
     """
 
@@ -104,9 +128,11 @@ class PnPHQS(Solver):
     needs = Denoiser
 
     def __init__(self, *, max_iter: int = 24, lam: float = 0.23, sigma_max: float = 49 / 255,
-                 sigma_min: float | None = None, cg_iter: int = 30, cg_tol: float = 1e-6):
+                 sigma_min: float | None = None, data_weight: float | None = None,
+                 cg_iter: int = 30, cg_tol: float = 1e-6):
         self.max_iter = positive(max_iter, "max_iter", integer=True)
         self.lam = positive(lam, "lam")
+        self.data_weight = positive(data_weight, "data_weight", allow_none=True)
         self.sigma_max = positive(sigma_max, "sigma_max")
         self.sigma_min = positive(sigma_min, "sigma_min", allow_none=True)
         self.cg_iter = positive(cg_iter, "cg_iter", integer=True)
@@ -122,12 +148,14 @@ class PnPHQS(Solver):
         sigma_y = max(noise_level(operator), SIGMA_FLOOR)
         sigmas = self.sigmas(operator).tolist()
         lam = 1.0 if isinstance(prior, Proximal) else self.lam  # a Proximal prior carries its weight
+        lam_d = data_weight(prior, operator) if self.data_weight is None else self.data_weight
+        gamma_fixed = fixed_prox_weight(prior)
         z = initial_estimate(y, operator, x_init)
         for i in loop.range(self.max_iter):
             sigma = sigmas[i]
-            alpha = lam * sigma_y ** 2 / sigma ** 2
-            # 1. data step: x = argmin ½‖Ax − y‖² + (α/2)‖x − z‖²
-            x = data_prox(operator, z, y, 1 / alpha, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
+            alpha = lam * sigma_y ** 2 / sigma ** 2 if gamma_fixed is None else 1 / gamma_fixed
+            # 1. data step: x = argmin (λ_d/2)‖Ax − y‖² + (α/2)‖x − z‖²
+            x = data_prox(operator, z, y, lam_d / alpha, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
             # 2. prior step at level σ_k (prox with γ = 1/α_k for a Proximal prior)
             z = prior_step(prior, x, sigma, 1 / alpha, loop)
             loop.log(i, z, sigma=sigma)
@@ -138,19 +166,21 @@ class PnPHQS(Solver):
 class PnPADMM(Solver):
     """Plug-and-play ADMM (Venkatakrishnan, Bouman & Wohlberg 2013; Chan, Wang & Elgendy 2017).
 
-    Scaled-form ADMM on ½‖A x − y‖² + R(z) subject to x = z, penalty ρ:
+    Scaled-form ADMM on (λ_d/2)‖A x − y‖² + R(z) subject to x = z, penalty ρ:
 
-        x_{k+1} = argmin_x ½‖A x − y‖² + (ρ/2)‖x − z_k + u_k‖²   (closed form or CG)
+        x_{k+1} = argmin_x (λ_d/2)‖A x − y‖² + (ρ/2)‖x − z_k + u_k‖²   (closed form or CG)
         z_{k+1} = prox(x_{k+1} + u_k, 1/ρ)   — or D(x_{k+1} + u_k, σ) for a denoiser prior
         u_{k+1} = u_k + x_{k+1} − z_{k+1}
 
     from z_0 = A†y (or ``x_init``), u_0 = 0; stops when ‖z_{k+1} − z_k‖/‖z_{k+1}‖ < ``tol``.
-    With a Proximal prior it converges to the minimiser of (P) for any ρ > 0. Returns z clipped
-    to [0, 1] when ``clip`` (default), else the raw iterate.
+    With a Proximal prior it converges to the minimiser of (λ_d/2)‖Ax − y‖² + R(x) for any ρ > 0
+    (λ_d = 1 is (P)). Returns z clipped to [0, 1] when ``clip`` (default), else the raw iterate.
 
     Parameters
         max_iter: iterations at most (100).
-        rho: penalty ρ (0.5); larger trusts the prior step more per iteration.
+        rho: penalty ρ (None: 0.5, or 1/γ* for a prior with a fixed prox weight γ* — an LPN);
+            larger trusts the prior step more per iteration.
+        data_weight: λ_d (None: :func:`data_weight`, i.e. 1 except for fixed-scale priors).
         sigma: denoiser level for denoiser priors (None: max(2σ_y, 0.02)); unused by Proximal ones.
         tol: relative-change stopping threshold (1e-5).
         clip: clip the result to [0, 1].
@@ -160,10 +190,12 @@ class PnPADMM(Solver):
     name = "pnp-admm"
     needs = Denoiser
 
-    def __init__(self, *, max_iter: int = 100, rho: float = 0.5, sigma: float | None = None,
-                 tol: float = 1e-5, clip: bool = True, cg_iter: int = 30, cg_tol: float = 1e-6):
+    def __init__(self, *, max_iter: int = 100, rho: float | None = None, sigma: float | None = None,
+                 data_weight: float | None = None, tol: float = 1e-5, clip: bool = True,
+                 cg_iter: int = 30, cg_tol: float = 1e-6):
         self.max_iter = positive(max_iter, "max_iter", integer=True)
-        self.rho = positive(rho, "rho")
+        self.rho = positive(rho, "rho", allow_none=True)
+        self.data_weight = positive(data_weight, "data_weight", allow_none=True)
         self.sigma = positive(sigma, "sigma", allow_none=True)
         self.tol = positive(tol, "tol")
         self.clip = bool(clip)
@@ -172,13 +204,16 @@ class PnPADMM(Solver):
 
     def _run(self, y, operator, prior, x_init, loop):
         sigma = denoiser_sigma(self.sigma, operator)
+        gamma_fixed = fixed_prox_weight(prior)
+        rho = self.rho if self.rho is not None else 0.5 if gamma_fixed is None else 1 / gamma_fixed
+        lam_d = data_weight(prior, operator) if self.data_weight is None else self.data_weight
         z = initial_estimate(y, operator, x_init)
         u = torch.zeros_like(z)
         for i in loop.range(self.max_iter):
             # 1. data step on the scaled-form augmented Lagrangian
-            x = data_prox(operator, z - u, y, 1 / self.rho, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
+            x = data_prox(operator, z - u, y, lam_d / rho, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
             # 2. prior step
-            z_new = prior_step(prior, x + u, sigma, 1 / self.rho, loop)
+            z_new = prior_step(prior, x + u, sigma, 1 / rho, loop)
             # 3. dual ascent
             u = u + x - z_new
             change = relative_change(z_new, z)
@@ -199,6 +234,9 @@ class PnPPGD(Solver):
 
     from A†y (or ``x_init``), with η = ``step``/‖A‖² (‖A‖ by power iteration, cached per
     operator); stops when the relative change falls below ``tol``. Returns x clipped to [0, 1].
+    A prior with a fixed prox weight γ* (an LPN) keeps η = γ* and takes the step on
+    (λ_d/2)‖Ax − y‖² with λ_d = ``step``/(γ*‖A‖²) instead: PGD converges only for
+    η·λ_d·‖A‖² < 2, so it cannot reach the MAP weight of :func:`data_weight` (use ADMM).
 
     Parameters
         max_iter: iterations at most (100).
@@ -220,10 +258,13 @@ class PnPPGD(Solver):
     def _run(self, y, operator, prior, x_init, loop):
         sigma = denoiser_sigma(self.sigma, operator)
         x = initial_estimate(y, operator, x_init)
-        eta = self.step / operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device) ** 2
+        lipschitz = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device) ** 2
+        gamma_fixed = fixed_prox_weight(prior)
+        eta = self.step / lipschitz if gamma_fixed is None else gamma_fixed
+        lam_d = 1.0 if gamma_fixed is None else self.step / (gamma_fixed * lipschitz)
         for i in loop.range(self.max_iter):
-            # 1. gradient step on ½‖Ax − y‖²
-            v = x - eta * operator.A_adjoint(operator.A(x) - y)
+            # 1. gradient step on (λ_d/2)‖Ax − y‖²
+            v = x - eta * lam_d * operator.A_adjoint(operator.A(x) - y)
             # 2. prior step
             x_new = prior_step(prior, v, sigma, eta, loop)
             change = relative_change(x_new, x)
