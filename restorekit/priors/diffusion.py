@@ -92,12 +92,16 @@ class DiffusionPrior(torch.nn.Module):
             subfolder = "unet" if os.path.isdir(os.path.join(path_or_id, "unet")) else None
         elif subfolder is None:
             subfolder = "unet"
+        # the dtype is given to diffusers (it knows which modules must stay float32); without
+        # accelerate, low_cpu_mem_usage=False is what diffusers falls back to anyway
+        unet_kwargs = {"low_cpu_mem_usage": False, **({"torch_dtype": dtype} if dtype is not None else {}),
+                       **hub_kwargs}
         try:
-            unet = UNet2DModel.from_pretrained(path_or_id, subfolder=subfolder, **hub_kwargs)
+            unet = UNet2DModel.from_pretrained(path_or_id, subfolder=subfolder, **unet_kwargs)
         except OSError:
             if os.path.isdir(path_or_id) or subfolder != "unet":
                 raise
-            unet = UNet2DModel.from_pretrained(path_or_id, **hub_kwargs)  # hub repo with a root UNet
+            unet = UNet2DModel.from_pretrained(path_or_id, **unet_kwargs)  # hub repo with a root UNet
             subfolder = None
         candidates = ["scheduler", subfolder] if subfolder is not None else [None, "scheduler"]
         scheduler, errors = None, []
@@ -109,7 +113,8 @@ class DiffusionPrior(torch.nn.Module):
                 errors.append(f"{sub or '.'}: {e}")
         if scheduler is None:
             raise ValueError(f"no scheduler config found for {path_or_id!r}: " + "; ".join(errors))
-        unet = unet.to(device=device, dtype=dtype)
+        if device is not None:
+            unet = unet.to(device=device)
         return cls(unet, scheduler, prediction_type=prediction_type)
 
     # ----- conversions -------------------------------------------------------------------
