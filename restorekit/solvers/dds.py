@@ -43,13 +43,20 @@ class DDS(Solver):
     exactly), so γ means what it means in the paper.
 
     Parameters: ``steps`` (default 50), ``eta`` (default 0.85), ``cg_steps`` M (default 5),
-    ``gamma`` γ (default 1.0), ``noisy`` (None: decided from the operator's noise model).
+    ``gamma`` γ (default 10), ``noisy`` (None: decided from the operator's noise model).
+
+    γ weighs the data against x̂0 like σ_e²/σ_y² (σ_e the error of x̂0, σ_y the data noise), so
+    it should grow as the noise falls. The default 10 was chosen at σ_y = 0.01: on the Gaussian
+    oracle (16² blur, mean of 16 samples vs the exact posterior mean, relative error 0.27 at
+    γ = 1, 0.08 at 10, 0.07 at 30, 0.11 at 100) and on TRAINING images with the shipped gray
+    prior (128², mean of 4 images: deblurring σ_b = 2 29.9 → 31.8 dB, 4× SR 19.5 → 29.7 dB from
+    γ = 1 to 10).
     """
 
     name = "dds"
     needs = Diffusion
 
-    def __init__(self, steps: int = 50, eta: float = 0.85, cg_steps: int = 5, gamma: float = 1.0,
+    def __init__(self, steps: int = 50, eta: float = 0.85, cg_steps: int = 5, gamma: float = 10.0,
                  noisy: bool | None = None):
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
