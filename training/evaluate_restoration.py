@@ -79,6 +79,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--tasks", nargs="+", default=["deblur", "sr4"])
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help="only the methods whose name contains one of these words (TV is always run)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
@@ -89,7 +91,8 @@ def main(argv=None) -> dict:
         p_tv, w = tv_oracle(task, x)
         rows = {f"TV + Chambolle-Pock (best λ = {w:.3g})": p_tv}
         for name, fn in methods(task).items():
-            rows[name] = per_image(task, x, fn)
+            if args.methods is None or any(m in name for m in args.methods):
+                rows[name] = per_image(task, x, fn)
         results["tasks"][task] = {k: [round(float(v), 2) for v in p] for k, p in rows.items()}
         print(f"\n{task} (held-out {args.size}², noise {NOISE})\n")
         print("| method | " + " | ".join(data.HELD_OUT) + " | mean | vs TV |")
