@@ -390,7 +390,7 @@ def test_dds_without_data_term_is_guided_ddim_sampling(prior, wrapper):
 
     guided = WRAPPERS[wrapper](prior)
     y = torch.rand(SHAPE, generator=torch.Generator().manual_seed(2))
-    dds = restorekit.solve(y, denoising(), guided, solver="dds", steps=6, eta=0.0, cg_steps=0,
+    dds = restorekit.solve(y, denoising(), guided, solver="dds", steps=6, eta=0.0, cg_steps=0, clip_x0=False,
                            generator=torch.Generator().manual_seed(9))
     ref = restorekit.sample(guided, SHAPE, steps=6, clip=False,
                             generator=torch.Generator().manual_seed(9))
