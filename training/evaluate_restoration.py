@@ -9,7 +9,8 @@ Methods:
   - PnP-HQS (DPIR schedule, λ = 0.23, σ from 49/255 to σ_y; 24 iterations for deblurring, 40
     for SR as published) with the shipped denoisers ``denoiser-gray`` and ``dncnn``;
   - DDS (50 steps, defaults) with ``diffusion-gray``, one sample per image (seed 0).
-Noise seed 0. Prints a markdown table and writes JSON next to ``--out``.
+Each image gets its own noise draw (seed = its index in HELD_OUT). Prints a markdown table and,
+with ``--out``, writes the per-image PSNRs as JSON.
 
     python training/evaluate_restoration.py --out restoration.json
 """

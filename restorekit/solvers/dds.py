@@ -43,12 +43,11 @@ class DDS(Solver):
     exactly), so γ means what it means in the paper.
 
     Parameters: ``steps`` (default 50), ``eta`` (default 0.85), ``cg_steps`` M (default 5),
-    ``gamma`` γ (default 10),
-    ``noisy`` (None: decided from the operator's noise model), ``clip_x0`` (default True: clip
-    x̂0 to the image range before CG, as diffusers' DDIM does with ``clip_sample``; without it a
-    small prior's x̂0 at large t overshoots to [−12, 8] and weakly informative data, e.g.
-    denoising at σ_y = 0.1, cannot pull it back; False for priors not supported on [0, 1],
-    such as the Gaussian oracle).
+    ``gamma`` γ (default 10), ``noisy`` (None: decided from the operator's noise model),
+    ``clip_x0`` (default True: clip x̂0 to the image range before CG, as diffusers' DDIM does
+    with ``clip_sample``; without it a small prior's x̂0 at large t overshoots to [−12, 8] and
+    weakly informative data, e.g. denoising at σ_y = 0.1, cannot pull it back; False for priors
+    not supported on [0, 1], such as the Gaussian oracle).
 
     γ weighs the data against x̂0 (like σ_e²/σ_y², σ_e the error of x̂0, σ_y the data noise).
     The default 10 was chosen at σ_y = 0.01 on the Gaussian oracle (16² blur, mean of 16
