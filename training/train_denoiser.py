@@ -46,7 +46,14 @@ def parse_args(argv=None):
     p.add_argument("--depth", type=int, default=10)
     p.add_argument("--features", type=int, default=48)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--sigma-max", type=float, default=0.25)
+    p.add_argument("--sigma-max", type=float, default=1.0)
+    p.add_argument("--low-sigma", type=float, default=0.2,
+                   help="half of every batch draws σ ~ U[0, low-sigma] (where restoration needs detail), "
+                        "the other half σ ~ U[0, sigma-max]")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from these safetensors weights (same architecture) instead of a random init")
+    p.add_argument("--snapshot-every", type=int, default=500,
+                   help="also keep the weights of every N-th step (for held-out training curves)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--checkpoint-every", type=int, default=50)
@@ -59,6 +66,9 @@ def parse_args(argv=None):
 
 def build(args, generator: torch.Generator) -> BiasFreeDenoiser:
     net = BiasFreeDenoiser(depth=args.depth, features=args.features)
+    if args.init_from is not None:
+        net.load_state_dict(load_file(args.init_from))
+        return net
     for conv in net.convs[:-1]:
         torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu", generator=generator)
     # a small last layer: the network starts close to the identity D(x, σ) ≈ x
@@ -98,9 +108,11 @@ def train(args) -> dict:
     ema = None
     while step < args.steps and (args.max_minutes is None or wall < 60 * args.max_minutes):
         t0 = time.perf_counter()
-        # 1. a batch of clean training patches and noise levels σ ~ U[0, σ_max]
+        # 1. a batch of clean training patches; half the noise levels σ ~ U[0, σ_low], half U[0, σ_max]
         x = random_patches(args.batch, args.patch, generator=g)
-        sigma = torch.rand(args.batch, generator=g) * args.sigma_max
+        top = torch.full((args.batch,), args.sigma_max)
+        top[: args.batch // 2] = args.low_sigma
+        sigma = torch.rand(args.batch, generator=g) * top
         y = x + sigma[:, None, None, None] * torch.randn(x.shape, generator=g)
         # 2. MSE on the clean image, Adam step, cosine decay
         loss = (net(y, sigma) - x).pow(2).mean()
@@ -115,16 +127,20 @@ def train(args) -> dict:
         bar.set_postfix(loss=f"{ema:.2e}", lr=f"{sched.get_last_lr()[0]:.1e}")
         if step % args.checkpoint_every == 0 or step == args.steps:
             checkpoint()
+        if args.snapshot_every and step % args.snapshot_every == 0:
+            snap = args.checkpoint.with_name(f"{args.checkpoint.stem}-step{step}.safetensors")
+            save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, snap)
     bar.close()
 
     args.out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, args.out / "model.safetensors")
     meta = {"kind": "denoiser",
-            "description": "restorekit's bias-free residual CNN, grey, noise-level input, σ ∈ [0, 0.25]",
+            "description": f"restorekit's bias-free residual CNN, grey, noise-level input, σ ∈ [0, {args.sigma_max:g}]",
             "architecture": "BiasFreeDenoiser", "depth": args.depth, "features": args.features}
     (args.out / "prior.json").write_text(json.dumps(meta, indent=2) + "\n")
     info = {"steps": step, "planned_steps": args.steps, "wall_min": wall / 60, "batch": args.batch, "patch": args.patch,
-            "lr": args.lr, "sigma_max": args.sigma_max, "seed": args.seed, "threads": args.threads}
+            "lr": args.lr, "sigma_max": args.sigma_max, "low_sigma": args.low_sigma,
+            "init_from": None if args.init_from is None else args.init_from.name, "seed": args.seed, "threads": args.threads}
     (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
