@@ -44,9 +44,9 @@ class GridSearch:
 
 
 def grid_search(x: torch.Tensor, restore: Callable[[float], torch.Tensor],
-                grid: Iterable[float]) -> GridSearch:
-    """The grid value v whose ``restore(v)`` (clipped to [0, 1]) has the best mean PSNR against
-    the clean batch ``x`` (the first of equal ones).
+                grid: Iterable[float], *, clip: bool = True) -> GridSearch:
+    """The grid value v whose ``restore(v)`` (clipped to [0, 1] unless ``clip=False``) has the
+    best mean PSNR against the clean batch ``x`` (the first of equal ones).
 
     On HELD_OUT images this is an oracle choice: report the result only as an upper bound of the
     method (e.g. "TV at its best weight"); choose shipped settings on TRAINING images.
@@ -56,7 +56,7 @@ def grid_search(x: torch.Tensor, restore: Callable[[float], torch.Tensor],
         raise ValueError("grid must hold at least one value, got an empty grid")
     best, scores = None, {}
     for value in grid:
-        estimate = restore(value).clamp(0, 1)
+        estimate = restore(value).clamp(0, 1) if clip else restore(value)
         per_image = psnr(estimate, x)
         scores[value] = per_image.mean().item()
         if best is None or scores[value] > scores[best[0]]:
@@ -65,7 +65,7 @@ def grid_search(x: torch.Tensor, restore: Callable[[float], torch.Tensor],
 
 
 def tv_oracle_weight(x: torch.Tensor, tv_restore: Callable[[float], torch.Tensor],
-                     weights: Iterable[float] = TV_WEIGHTS) -> GridSearch:
+                     weights: Iterable[float] = TV_WEIGHTS, *, clip: bool = True) -> GridSearch:
     """TV at its best weight: :func:`grid_search` of ``tv_restore(weight)`` over ``weights``.
 
     ``tv_restore(w)`` restores the batch whose clean images are ``x`` with TV weight ``w`` (e.g.
@@ -73,7 +73,7 @@ def tv_oracle_weight(x: torch.Tensor, tv_restore: Callable[[float], torch.Tensor
     chosen on ``x`` itself: on HELD_OUT images this is an oracle upper bound of TV, for reporting
     only — never a setting to ship.
     """
-    return grid_search(x, tv_restore, weights)
+    return grid_search(x, tv_restore, weights, clip=clip)
 
 
 def tv_denoise(y: torch.Tensor, weight: float) -> torch.Tensor:
@@ -104,11 +104,12 @@ def noisy_heldout(sigma: float, size: int = 128, seed: int = 0, color: bool = Fa
 def heldout_table(nets: dict, sigmas=SIGMAS, size: int = 128, seed: int = 0) -> dict:
     """{σ: {"noisy": dB, "TV (best weight)": dB, name: dB, …, "_tv_weight": w}}: mean PSNR over
     the grey held-out batch of the noisy input, oracle TV (:func:`tv_oracle_weight` of
-    :func:`tv_denoise` over :data:`DENOISE_TV_WEIGHTS`) and each ``net(y, sigma)``."""
+    :func:`tv_denoise` over :data:`DENOISE_TV_WEIGHTS`) and each ``net(y, sigma)``, none of
+    them clipped to [0, 1] (as the model cards quote them)."""
     table = {}
     for s in sigmas:
         x, y = noisy_heldout(s, size, seed)
-        tv = tv_oracle_weight(x, functools.partial(tv_denoise, y), DENOISE_TV_WEIGHTS)
+        tv = tv_oracle_weight(x, functools.partial(tv_denoise, y), DENOISE_TV_WEIGHTS, clip=False)
         row = {"noisy": psnr(y, x).mean().item(), "TV (best weight)": tv.psnr.mean().item(),
                "_tv_weight": tv.value}
         for name, net in nets.items():

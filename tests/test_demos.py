@@ -62,6 +62,8 @@ def test_grid_search_picks_the_best_mean_psnr():
     assert found.value == 1.0
     assert found.scores[1.0] > 90 and found.scores[0.5] < found.scores[1.0]
     assert found.scores[3.0] < found.scores[1.0]  # clipped at 0 and 1, not the identity
+    raw = evaluation.grid_search(x, lambda v: v * x + (1 - v) * 0.5, (3.0,), clip=False)
+    assert raw.scores[3.0] < found.scores[3.0]  # unclipped, the overshoot costs more
     torch.testing.assert_close(found.estimate, x)
     assert found.psnr.shape == (2,)
     with pytest.raises(ValueError, match="grid"):

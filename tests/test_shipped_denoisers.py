@@ -42,7 +42,7 @@ def noisy(x, sigma, seed=0):
 
 def tv_best(y, x, weights=(0.04, 0.06, 0.08, 0.12, 0.16)):
     """Mean PSNR of skimage's Chambolle TV denoiser at the best of a few weights (oracle choice)."""
-    return tv_oracle_weight(x, functools.partial(tv_denoise, y), weights).psnr.mean().item()
+    return tv_oracle_weight(x, functools.partial(tv_denoise, y), weights, clip=False).psnr.mean().item()
 
 
 # ------------------------------------------------------------------------ registry
