@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 
+import deepinv
 import pytest
 import torch
 
@@ -27,15 +28,6 @@ from restorekit.priors.schedule import abar_at, linear_alphas_cumprod
 
 SIZE = 16
 CAPABILITIES = (Denoiser, Proximal, Energy, Diffusion)
-
-
-class SmallDenoiser(torch.nn.Module):
-    """A fixed smoothing net(x, sigma): x blended with its 3×3 mean by sigma."""
-
-    def forward(self, x, sigma):
-        blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
-        w = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1).clamp(0, 1)
-        return (1 - w) * x + w * blurred
 
 
 def _conditional() -> DiffusionPrior:
@@ -54,7 +46,7 @@ def _lpn() -> LPN:
 BUILT_IN = {
     "TV": lambda: TV(weight=0.05),
     "LPN": _lpn,
-    "DenoiserPrior": lambda: DenoiserPrior(SmallDenoiser()),
+    "DenoiserPrior": lambda: DenoiserPrior(deepinv.models.MedianFilter(kernel_size=3)),
     "GaussianPrior": lambda: GaussianPrior.power_law(SIZE),
     "DiffusionPrior": _conditional,
     "CFG": lambda: CFG(_conditional(), cond=1, scale=2.0),
