@@ -12,7 +12,7 @@
 
 Reported: wall time (best of ``--repeat``), the objective reached, and its relative gap to a
 reference minimiser (our TV prox run to 1e-9, or Chambolle–Pock for 20000 iterations).
-Run: ``python benchmarks/tv.py [--size 128] [--device cpu] [--threads 1]``; the table is printed
+Run: ``python -m benchmarks.tv [--size 128] [--device cpu] [--threads 1]``; the table is printed
 and written to ``benchmarks/tv_results.md``.
 """
 from __future__ import annotations

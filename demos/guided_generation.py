@@ -12,8 +12,8 @@ CFG (scale w), CFG++ (λ in [0, 1]) and APG (scale w, η = 0, momentum −0.5, r
 3. inpaints a box out of the held-out Shepp–Logan phantom with DDS, unguided (null class) and
    guided towards the "phantom" class, and reports PSNR (``restoration.png``).
 
-    python demos/guided_generation.py [--quick] [--out demo-out/guidance]
-    python demos/guided_generation.py --random-init --quick    # smoke test without weights
+    python -m demos.guided_generation [--quick] [--out demo-out/guidance]
+    python -m demos.guided_generation --random-init --quick    # smoke test without weights
 
 ``--random-init`` replaces the shipped weights by a randomly initialised tiny network (the
 pictures are then noise; it only checks that everything runs).
@@ -22,18 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import restorekit as rk  # noqa: E402
-from restorekit.priors.diffusion import DiffusionPrior  # noqa: E402
-from restorekit.priors.guidance import APG, CFG, CFGpp  # noqa: E402
+import restorekit as rk
+from restorekit.priors.diffusion import DiffusionPrior
+from restorekit.priors.guidance import APG, CFG, CFGpp
 
 WEIGHTS = Path(rk.__file__).parent / "weights" / "diffusion-gray-cond"
 PHANTOM = "phantom"

@@ -1,10 +1,11 @@
 """LPN demo: denoising and deblurring of the held-out images with the learned proximal network
 versus total variation, and the learned prior R(x) on clean, noisy and blurred images.
 
-    python demos/lpn.py [--quick] [--out demos/out/lpn.png]
+    python -m demos.lpn [--quick] [--out demos/out/lpn.png]
 
 1. Denoising at σ = 0.1 (the LPN's training noise level): LPN prox vs TV with the weight that
-   is best on these very images (an oracle choice, generous to TV).
+   is best on these very images (``restorekit.evaluation.tv_oracle_weight``: an oracle
+   choice, generous to TV).
 2. Deblurring (Gaussian blur σ_b = 1.5 px, noise 0.01): PnP-ADMM with the LPN as its proximal
    step (ρ = 1, so the prior step is the LPN's prox at γ = 1/ρ = 1) vs TV by Chambolle–Pock
    (oracle weight), and PnP-ADMM with the shipped learned denoiser ``denoiser-gray``.
@@ -21,6 +22,7 @@ import torch
 
 import restorekit as rk
 from restorekit import data
+from restorekit.evaluation import tv_oracle_weight
 from restorekit.metrics import psnr
 from restorekit.priors.lpn import LPN
 from restorekit.priors.tv import TV
@@ -34,16 +36,6 @@ TV_WEIGHTS_DEBLUR = (0.002, 0.005, 0.01, 0.02)
 def blurred(x: torch.Tensor, sigma_b: float) -> torch.Tensor:
     """Noise-free Gaussian blur with reflect boundary (σ_b = 0 returns x)."""
     return x if sigma_b == 0 else rk.operators.blur("gaussian", sigma=sigma_b, circular=False).A(x)
-
-
-def best_tv(run, weights, x):
-    """The TV result with the best mean PSNR over ``weights`` (oracle): (weight, image)."""
-    scored = []
-    for w in weights:
-        out = run(w)
-        scored.append((psnr(out.clamp(0, 1), x).mean().item(), w, out))
-    _, w, out = max(scored, key=lambda s: s[0])
-    return w, out
 
 
 def main(argv=None):
@@ -64,7 +56,8 @@ def main(argv=None):
     y = x + sigma * torch.randn(x.shape, generator=g)
     with torch.no_grad():
         den_lpn = lpn.denoise(y, sigma)
-    w_tv, den_tv = best_tv(lambda w: TV(weight=w).denoise(y, sigma), TV_WEIGHTS_DENOISE, x)
+    tv = tv_oracle_weight(x, lambda w: TV(weight=w).denoise(y, sigma), TV_WEIGHTS_DENOISE)
+    w_tv, den_tv = tv.value, tv.estimate
     rows["denoise σ=0.1"] = {"input": psnr(y, x), f"TV (w={w_tv:g})": psnr(den_tv.clamp(0, 1), x),
                              "LPN": psnr(den_lpn.clamp(0, 1), x)}
 
@@ -73,8 +66,9 @@ def main(argv=None):
     yb = op(x)
     # the LPN keeps its prox weight γ = 1 (ρ = 1) and the data term gets the MAP weight σ₀²/σ_y²
     deb_lpn = rk.solve(yb, op, lpn, solver="pnp-admm", max_iter=50).x
-    w_cp, deb_tv = best_tv(lambda w: rk.solve(yb, op, TV(weight=w), solver="chambolle-pock").x,
-                           TV_WEIGHTS_DEBLUR, x)
+    tv = tv_oracle_weight(x, lambda w: rk.solve(yb, op, TV(weight=w), solver="chambolle-pock").x,
+                          TV_WEIGHTS_DEBLUR)
+    w_cp, deb_tv = tv.value, tv.estimate
     rows["deblur σ_b=1.5"] = {"input": psnr(yb.clamp(0, 1), x), f"TV (w={w_cp:g})": psnr(deb_tv.clamp(0, 1), x),
                               "PnP-ADMM LPN": psnr(deb_lpn.clamp(0, 1), x)}
     deb_den = rk.solve(yb, op, rk.priors.load("denoiser-gray"), solver="pnp-admm").x

@@ -7,8 +7,9 @@ method, writes ONE comparison figure (A†y, each result with PSNR/SSIM, ground 
 a :class:`Report` whose :meth:`Report.markdown` is a small table (method, PSNR, SSIM, seconds,
 nfe). The scripts in ``demos/`` and ``restorekit demo`` (:func:`run_demo`) wrap it.
 
-Hyperparameters in :data:`TASKS` were chosen on TRAINING images only (see :func:`tune`); the
-held-out images are used for reporting, never for tuning.
+Hyperparameters in :data:`TASKS` were chosen on TRAINING images only (the searches, their grids
+and scores are recorded in ``training/tune_demos.py``); the held-out images are used for
+reporting, never for tuning.
 """
 from __future__ import annotations
 
@@ -149,53 +150,14 @@ def run_task(task: Task, out: str | Path, *, quick: bool = False, device="cpu", 
     return Report(task, baselines, tuple(rows), figure, size)
 
 
-# TV weights λ, chosen by tune(TASKS[name], "TV + Chambolle-Pock", "weight", grid) on
-# TUNING_IMAGES at 128² (mean PSNR in dB per grid value below); never tuned on held-out images.
-# deblurring: 0.0005: 11.4, 0.001: 17.4, 0.002: 31.04, 0.004: 30.90, 0.007: 30.45, 0.01: 30.14.
-#   Below 0.002 Chambolle–Pock does not converge in 500 iterations, so we keep the margin of
-#   0.004 (0.14 dB from the best) rather than sit at the edge of that cliff.
+# TV weights λ, chosen on TRAINING images (never on held-out ones) by the searches recorded,
+# with their grids and scores, in training/tune_demos.py (``python -m training.tune_demos``).
 TV_WEIGHT_DEBLUR = 0.004
-# inpainting: 0.002: 23.98 (not converged), 0.005: 33.84, 0.01: 33.37, 0.02: 32.15, 0.04: 30.27.
 TV_WEIGHT_INPAINT = 0.005
-# super-resolution (colour images): 0.002: 32.88, 0.005: 32.18, 0.01: 30.98, 0.02: 29.17.
 TV_WEIGHT_SR = 0.002
-# denoising (σ = 0.1): 0.03: 24.38, 0.05: 27.05, 0.07: 28.90, 0.1: 29.55, 0.14: 28.72.
 TV_WEIGHT_DENOISE = 0.1
-# sparse-view CT, on four synthetic ellipse phantoms (data.ellipse_phantom, seeds 0-3) at 64²
-# with the quick settings: 0.0005: 24.33, 0.001: 24.79, 0.002: 24.92, 0.005: 23.91.
-TV_WEIGHT_CT = 0.002
-# MRI ×4: 0.0005: 30.27, 0.001: 30.85, 0.002: 31.75, 0.005: 32.54, 0.01: 32.20.
+TV_WEIGHT_CT = 0.002  # on synthetic ellipse phantoms
 TV_WEIGHT_MRI = 0.005
-
-#: Training images that stand in for the held-out ones when tuning (gray, colour).
-TUNING_IMAGES = {False: ("brick", "grass", "clock", "moon"), True: ("coffee", "chelsea", "rocket")}
-
-
-def tune(task: Task, label: str, name: str, grid, *, images: tuple | None = None,
-         size: int = 128, quick: bool = False) -> tuple[float, dict]:
-    """Grid-search one hyperparameter of the method ``label`` on TRAINING images.
-
-    ``name`` is ``"weight"`` (the TV λ) or a solver parameter. ``images`` are names of
-    training images (default :data:`TUNING_IMAGES`) or image tensors (1, C, H, W), e.g.
-    synthetic phantoms. ``quick`` tunes the quick-mode settings. Returns the value with the best mean PSNR over ``images`` and the mean
-    PSNR of every grid value. Refuses held-out images.
-    """
-    images = TUNING_IMAGES[task.color] if images is None else images
-    bad = sorted(n for n in images if isinstance(n, str) and n in data.HELD_OUT)
-    if bad:
-        raise ValueError(f"images {bad} are held out and may not be used for tuning")
-    method = next(m for m in task.methods if m.label == label)
-    scores = {}
-    for value in grid:
-        trial = (replace(method, weight=value) if name == "weight"
-                 else replace(method, params=_frozen({**method.params, name: value})))
-        total = 0.0
-        for image in images:
-            x = data.load_image(image, size=size, color=task.color) if isinstance(image, str) else image
-            operator, y = degrade(task, x)
-            total += run_method(trial, y, operator, x, quick=quick).metrics.psnr.item()
-        scores[value] = total / len(images)
-    return max(scores, key=scores.get), scores
 
 
 def _tv(weight: float) -> Method:
@@ -214,9 +176,8 @@ DNCNN_HQS_8 = replace(DNCNN_HQS, quick=_frozen({"max_iter": 8}))
 #: Not on deblurring: started from A†y (amplified noise) it ends below the blurred y.
 CNN_HQS = Method("our CNN + PnP-HQS", "denoiser-gray", "pnp-hqs")
 CNN_HQS_8 = replace(CNN_HQS, quick=_frozen({"max_iter": 8}))
-#: for ×2 super-resolution the first level σ_1 = 0.03 (instead of DPIR's 49/255): chosen by
-#: tune(TASKS["super_resolution"], "our CNN + PnP-HQS", "sigma_max", (0.03, 0.06, 0.1, 0.19),
-#: quick=True) on the training images — 32.72 / 32.59 / 32.50 / 32.54 dB.
+#: for ×2 super-resolution the first level σ_1 = 0.03 (instead of DPIR's 49/255), chosen on
+#: training images (training/tune_demos.py).
 CNN_HQS_SR = replace(CNN_HQS_8, params=_frozen({"sigma_max": 0.03}))
 #: the shipped grey diffusion prior (unconditional) with DDS at its published settings.
 DDS = Method("diffusion + DDS", "diffusion-gray", "dds", quick=_frozen({"steps": 20}))

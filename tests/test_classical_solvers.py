@@ -1,4 +1,6 @@
-"""Chambolle–Pock, PnP-HQS/ADMM/PGD and RED on every registered operator, plus their checks."""
+"""Chambolle–Pock, PnP-HQS/ADMM/PGD and RED: better than A†y on every registered operator, and
+their own checks (closed forms, agreement with each other and with deepinv). The contract they
+share with every solver (shape, determinism, history, refusals) is tests/test_contract.py."""
 import pytest
 import torch
 
@@ -45,17 +47,13 @@ def test_registered_solvers():
 
 @pytest.mark.parametrize("op_name", sorted(BUILDERS))
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
-def test_solver_improves_on_pseudo_inverse_and_is_deterministic(solver, op_name):
+def test_solver_improves_on_pseudo_inverse(solver, op_name):
     x, op, y = problem(op_name)
     params, prior = fast(solver, op_name)
     start = psnr(op.A_dagger(y).clamp(0, 1), x).item()
-    runs = [rk.solve(y, op, prior, solver=solver, x_true=x,
-                     generator=torch.Generator().manual_seed(1), **params) for _ in range(2)]
-    r = runs[0]
-    assert torch.equal(r.x, runs[1].x)
-    assert r.x.shape == x.shape and r.x.min() >= 0 and r.x.max() <= 1
+    r = rk.solve(y, op, prior, solver=solver, x_true=x, **params)
+    assert r.x.min() >= 0 and r.x.max() <= 1
     assert r.metrics.psnr.item() > start + 0.1, f"{solver} on {op_name}: {r.metrics.psnr.item():.2f} dB vs start {start:.2f} dB"
-    assert len(r.history.data_fit) >= 1 and len(r.history.psnr) == len(r.history.data_fit)
 
 
 def test_chambolle_pock_and_admm_reach_the_same_tv_minimiser():

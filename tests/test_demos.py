@@ -10,7 +10,7 @@ import matplotlib.image
 import pytest
 import torch
 
-from restorekit import data, demo
+from restorekit import data, evaluation
 from restorekit.demo import TASKS
 
 SCRIPTS = ("deblurring", "inpainting", "super_resolution", "denoising", "ct", "mri")
@@ -43,6 +43,28 @@ def test_demo_quick(name, tmp_path, capsys):
     assert all(f"| {r.method} | {r.psnr:.2f} |" in printed for r in report.rows)
 
 
-def test_tune_refuses_held_out_images():
-    with pytest.raises(ValueError, match="held out"):
-        demo.tune(TASKS["deblurring"], "TV + Chambolle-Pock", "weight", (0.01,), images=("camera",))
+def test_tuning_batch_refuses_held_out_images():
+    for name in data.HELD_OUT:
+        with pytest.raises(ValueError, match="held out"):
+            evaluation.tuning_batch(("brick", name), 16, False)
+    phantom = data.ellipse_phantom(16)
+    batch = evaluation.tuning_batch(("brick", phantom), 16, False)
+    assert batch.shape == (2, 1, 16, 16)
+    torch.testing.assert_close(batch[1:], phantom)
+    torch.testing.assert_close(batch[:1], data.load_image("brick", size=16, color=False))
+
+
+def test_grid_search_picks_the_best_mean_psnr():
+    """The one grid search: scores every value by mean PSNR of the clipped estimate, keeps the
+    first best; a blend x·v + (1 − v)·0.5 is best at v = 1, and the clip matters above 1."""
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    found = evaluation.grid_search(x, lambda v: v * x + (1 - v) * 0.5, (0.0, 0.5, 1.0, 3.0))
+    assert found.value == 1.0
+    assert found.scores[1.0] > 90 and found.scores[0.5] < found.scores[1.0]
+    assert found.scores[3.0] < found.scores[1.0]  # clipped at 0 and 1, not the identity
+    raw = evaluation.grid_search(x, lambda v: v * x + (1 - v) * 0.5, (3.0,), clip=False)
+    assert raw.scores[3.0] < found.scores[3.0]  # unclipped, the overshoot costs more
+    torch.testing.assert_close(found.estimate, x)
+    assert found.psnr.shape == (2,)
+    with pytest.raises(ValueError, match="grid"):
+        evaluation.grid_search(x, lambda v: x, ())

@@ -1,8 +1,8 @@
-"""Diffusion solvers (DPS, MCG, DDS, RED-Diff) against the exact Gaussian posterior, and the
-common contract (shape, finiteness, determinism, nfe) on a tiny UNet with every operator."""
+"""Diffusion solvers (DPS, MCG, DDS, RED-Diff) against the exact Gaussian posterior, their
+callback and parameter checks, and the deepinv adapter. The contract they share with every
+solver (shape, finiteness, determinism, nfe, every operator) is tests/test_contract.py."""
 from __future__ import annotations
 
-import inspect
 
 import deepinv as dinv
 import numpy as np
@@ -10,13 +10,12 @@ import pytest
 import torch
 from deepinv.physics.functional.blur import gaussian_blur
 
-from restorekit.operators import BUILDERS, make
+from restorekit.operators import make
 from restorekit.priors import DiffusionPrior, GaussianPrior
 from restorekit.priors.diffusion import conv_unet
 from restorekit.priors.schedule import linear_alphas_cumprod
 from restorekit.solvers import SOLVERS, solve
 
-DIFFUSION_SOLVERS = ("dps", "mcg", "dds", "red-diff")
 BATCH = 16  # posterior samples per test, drawn as one batch
 
 
@@ -104,49 +103,15 @@ def test_red_diff_without_regulariser_fits_the_data(blur_problem):
     assert fit(result.x) < 0.2 * fit(x0)
 
 
-# ---- the contract, on a tiny random UNet, with every operator -------------------------------
-def build_operator(name: str):
-    """Operator ``name`` of the registry for 16×16 gray images, with a little noise (random
-    masks and kernels drawn from a fixed generator)."""
-    extra = {"generator": torch.Generator().manual_seed(0)}
-    if "generator" not in inspect.signature(BUILDERS[name].build).parameters:
-        extra = {}
-    return make(name, 16, 1, noise_sigma=0.02, **extra)
-
-
+# ---- callback and parameter checks on a tiny random UNet ------------------------------------
 @pytest.fixture(scope="module")
 def tiny_prior():
     torch.manual_seed(0)  # test-only: a reproducible random network
     return DiffusionPrior(conv_unet(1, (8, 16), sample_size=16), linear_alphas_cumprod())
 
 
-STEPS = 2
-
-
-@pytest.mark.parametrize("op_name", sorted(BUILDERS))
-@pytest.mark.parametrize("name", DIFFUSION_SOLVERS)
-def test_contract_every_operator(tiny_prior, name, op_name):
-    op = build_operator(op_name)
-    x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
-    y = op.A(x)
-    r = solve(y, op, tiny_prior, name, steps=STEPS, x_true=x, generator=torch.Generator().manual_seed(7))
-    assert r.x.shape == x.shape and torch.isfinite(r.x).all()
-    assert r.nfe == STEPS  # one network call per step
-    assert len(r.history.data_fit) == STEPS and len(r.history.psnr) == STEPS
-
-
-@pytest.mark.parametrize("name", DIFFUSION_SOLVERS)
-def test_determinism_with_a_generator(tiny_prior, name):
-    op = build_operator("gaussian-blur")
-    y = op.A(torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(3)))
-    first, again, other = (solve(y, op, tiny_prior, name, steps=STEPS,
-                                 generator=torch.Generator().manual_seed(seed)).x for seed in (7, 7, 8))
-    assert torch.equal(first, again)
-    assert not torch.equal(first, other)
-
-
 def test_callback_keys_and_levels(tiny_prior):
-    op = build_operator("inpainting-random")
+    op = make("inpainting-random", 16, 1, noise_sigma=0.02, generator=torch.Generator().manual_seed(0))
     y = op.A(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)))
     seen = []
     solve(y, op, tiny_prior, "dds", steps=4, callback=seen.append)
@@ -154,18 +119,6 @@ def test_callback_keys_and_levels(tiny_prior):
     assert set(seen[0]) == {"i", "x", "x0_hat", "sigma", "data_fit"}
     sigmas = [s["sigma"] for s in seen]
     assert sigmas[-1] is None and all(a > b for a, b in zip(sigmas[:-2], sigmas[1:-1]))
-
-
-def test_needs_the_diffusion_capability():
-    class OnlyDenoiser:
-        def denoise(self, x, sigma):
-            return x
-
-    op = dinv.physics.Denoising(noise_model=dinv.physics.GaussianNoise(0.1))
-    y = torch.rand(1, 1, 8, 8)
-    for name in DIFFUSION_SOLVERS:
-        with pytest.raises(TypeError, match=f"solver '{name}' needs a prior with the Diffusion"):
-            solve(y, op, OnlyDenoiser(), name)
 
 
 def test_parameter_checks(tiny_prior):

@@ -7,12 +7,15 @@ regression fails while seed-level noise does not.
 """
 from __future__ import annotations
 
+import functools
+
 import msgpack
 import numpy as np
 import pytest
 import torch
 
 from restorekit.data import held_out, load_image
+from restorekit.evaluation import tv_denoise, tv_oracle_weight
 from restorekit.metrics import psnr
 from restorekit.priors import registry
 from restorekit.priors.dncnn import BiasFreeDenoiser, MultiLevelDnCNN
@@ -39,13 +42,7 @@ def noisy(x, sigma, seed=0):
 
 def tv_best(y, x, weights=(0.04, 0.06, 0.08, 0.12, 0.16)):
     """Mean PSNR of skimage's Chambolle TV denoiser at the best of a few weights (oracle choice)."""
-    from skimage.restoration import denoise_tv_chambolle
-
-    def den(w):
-        return torch.stack([torch.from_numpy(denoise_tv_chambolle(yi[0].double().numpy(), weight=w))
-                            for yi in y])[:, None].float()
-
-    return max(psnr(den(w), x).mean().item() for w in weights)
+    return tv_oracle_weight(x, functools.partial(tv_denoise, y), weights, clip=False).psnr.mean().item()
 
 
 # ------------------------------------------------------------------------ registry

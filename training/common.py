@@ -90,32 +90,39 @@ def cosine_lr(step: int, total: int, warmup: int = 200, floor: float = 0.05) -> 
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def save_checkpoint(directory: str, step: int, model: torch.nn.Module, ema: EMA,
-                    optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                    extra: dict | None = None) -> str:
-    """Atomically write the full training state to ``directory/state.pt``; returns its path."""
+def _state(part):
+    return part.get_state() if isinstance(part, torch.Generator) else part.state_dict()
+
+
+def _restore(part, state) -> None:
+    if isinstance(part, torch.Generator):
+        part.set_state(state)
+    else:
+        part.load_state_dict(state)
+
+
+def save_checkpoint(directory: str, step: int, extra: dict | None = None, **parts) -> str:
+    """Atomically write the training state to ``directory/state.pt``; returns its path.
+
+    ``parts`` name the objects to save: anything with ``state_dict()`` (model, optimiser,
+    :class:`EMA`, LR scheduler) or a ``torch.Generator``; ``extra`` is a dict of plain values
+    (elapsed time, running loss, …). :func:`load_checkpoint` takes the same names.
+    """
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "state.pt")
-    state = {"step": step, "model": model.state_dict(), "ema": ema.state_dict(),
-             "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-             "extra": extra or {}}
+    state = {"step": step, "extra": extra or {}, **{name: _state(p) for name, p in parts.items()}}
     torch.save(state, path + ".tmp")
     os.replace(path + ".tmp", path)
     return path
 
 
-def load_checkpoint(directory: str, model: torch.nn.Module, ema: EMA,
-                    optimizer: torch.optim.Optimizer, generator: torch.Generator) -> tuple[int, dict]:
-    """Restore the state written by :func:`save_checkpoint`; returns (step, extra).
-
-    Returns (0, {}) when ``directory`` holds no checkpoint.
-    """
+def load_checkpoint(directory: str, **parts) -> tuple[int, dict]:
+    """Restore ``parts`` (the names given to :func:`save_checkpoint`) from ``directory/state.pt``
+    (``weights_only=True``); returns (step, extra), or (0, {}) when there is no checkpoint."""
     path = os.path.join(directory, "state.pt")
     if not os.path.exists(path):
         return 0, {}
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    ema.load_state_dict(state["ema"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
+    for name, part in parts.items():
+        _restore(part, state[name])
     return int(state["step"]), dict(state["extra"])

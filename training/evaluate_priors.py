@@ -7,74 +7,27 @@ scale u_t = √ᾱ_t·(2y − 1) (≈ the forward process at t), and take the po
 û0 = (u_t − √(1 − ᾱ_t)·ε̂(u_t, t)) / √ᾱ_t, x̂ = (û0 + 1)/2 (Efron 2011; Kadkhodaie & Simoncelli 2021).
 
 TV reference: ``skimage.restoration.denoise_tv_chambolle`` with the weight that maximises the
-mean PSNR over the same images, from a log grid (an oracle choice, so TV gets its best case).
+mean PSNR over the same images, from a log grid (``restorekit.evaluation.tv_oracle_weight``:
+an oracle choice, so TV gets its best case).
+
+Samples: ``restorekit.sample`` (deterministic DDIM, 50 steps, û0 clipped to [−1, 1]).
 
 Usage::
 
-    python training/evaluate_priors.py restorekit/weights/diffusion-gray-cond --samples
+    python -m training.evaluate_priors restorekit/weights/diffusion-gray-cond --samples
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import sys
 
-import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from restorekit import data, metrics  # noqa: E402
-from restorekit.priors.diffusion import DiffusionPrior  # noqa: E402
-from restorekit.priors.schedule import ddim_step, eps_from_x0, timesteps  # noqa: E402
-
-SIGMAS = (0.05, 0.1, 0.2)
-
-
-def load(path: str) -> DiffusionPrior:
-    """The saved model directory (``unet/`` + ``scheduler/``) as a float32 DiffusionPrior."""
-    return DiffusionPrior.from_pretrained(path, dtype=torch.float32)
-
-
-@torch.no_grad()
-def denoise(prior: DiffusionPrior, y: torch.Tensor, sigma: float, cond=None) -> torch.Tensor:
-    """One-step Tweedie denoiser (``DiffusionPrior.denoise``), clipped to [0, 1]."""
-    return prior.denoise(y, sigma, cond).clamp(0, 1)
-
-
-def tv_best(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(best mean PSNR, its weight) of skimage's Chambolle TV over a log grid of weights."""
-    from skimage.restoration import denoise_tv_chambolle
-
-    best = (-1.0, 0.0)
-    for w in np.geomspace(0.01, 1.0, 25):
-        xh = torch.stack([torch.from_numpy(denoise_tv_chambolle(
-            yi.permute(1, 2, 0).numpy().astype(np.float64), weight=float(w), channel_axis=-1))
-            .permute(2, 0, 1).float() for yi in y])
-        p = float(metrics.psnr(xh.clamp(0, 1), x).mean())
-        best = max(best, (p, float(w)))
-    return best
-
-
-@torch.no_grad()
-def ddim_samples(prior: DiffusionPrior, n: int, size: int, steps: int, generator: torch.Generator,
-                 cond=None) -> torch.Tensor:
-    """Deterministic DDIM (η = 0, Song et al. 2021 eq. 12) from pure noise; returns x in [0, 1].
-
-    û0 is clipped to [−1, 1] and ε̂ recomputed from the clipped û0 before each step.
-    """
-    c = prior.unet.config.in_channels
-    ts = timesteps(prior.num_train_timesteps, steps)
-    u = torch.randn(n, c, size, size, generator=generator)
-    for i, t in enumerate(ts):
-        # 1. Tweedie û0 at t, clipped; 2. the ε consistent with it; 3. DDIM step to the next level
-        abar = float(prior.alphas_cumprod[t])
-        u0 = prior.predict(u, t, cond).x0.clamp(-1, 1)
-        eps = eps_from_x0(u, u0, abar)
-        abar_next = float(prior.alphas_cumprod[ts[i + 1]]) if i + 1 < len(ts) else 1.0
-        u = ddim_step(u0, eps, abar_next, 0.0, torch.zeros_like(u))
-    return prior.to_image(u).clamp(0, 1)
+from restorekit import data, metrics, sample
+from restorekit.evaluation import SIGMAS, tv_denoise, tv_oracle_weight
+from restorekit.priors.diffusion import DiffusionPrior
 
 
 def save_grid(rows: list[torch.Tensor], path: str) -> None:
@@ -95,7 +48,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    prior = load(args.model)
+    prior = DiffusionPrior.from_pretrained(args.model, dtype=torch.float32)
     color = prior.unet.config.in_channels == 3
     x = data.held_out(args.size, color=color)
     gen = torch.Generator().manual_seed(args.seed)
@@ -103,8 +56,10 @@ def main(argv=None) -> None:
     for sigma in SIGMAS:
         y = x + sigma * torch.randn(x.shape, generator=gen)
         p_noisy = metrics.psnr(y.clamp(0, 1), x)
-        p_dm = metrics.psnr(denoise(prior, y, sigma), x)
-        p_tv, w_tv = tv_best(x, y)
+        with torch.no_grad():
+            p_dm = metrics.psnr(prior.denoise(y, sigma).clamp(0, 1), x)
+        tv = tv_oracle_weight(x, functools.partial(tv_denoise, y))
+        p_tv, w_tv = tv.psnr.mean().item(), tv.value
         results["sigmas"][str(sigma)] = {
             "noisy": float(p_noisy.mean()), "tweedie": float(p_dm.mean()),
             "tweedie_per_image": [round(float(v), 2) for v in p_dm],
@@ -115,10 +70,11 @@ def main(argv=None) -> None:
         json.dump(results, f, indent=2)
     if args.samples:
         g = torch.Generator().manual_seed(args.seed)
-        rows = [ddim_samples(prior, 8, 64, 50, g)]
+        c = prior.unet.config.in_channels
+        rows = [sample(prior, (8, c, 64, 64), steps=50, generator=g)]
         if prior.num_classes is not None:  # second row: two samples per class
-            rows.append(ddim_samples(prior, 2 * prior.num_classes, 64, 50, g,
-                                     torch.arange(prior.num_classes).repeat_interleave(2)))
+            rows.append(sample(prior, (2 * prior.num_classes, c, 64, 64), steps=50, generator=g,
+                               cond=torch.arange(prior.num_classes).repeat_interleave(2)))
         save_grid(rows, os.path.join(args.model, "samples.png"))
 
 

@@ -15,7 +15,7 @@ Data never touches ``restorekit.data.HELD_OUT`` (``random_patches`` refuses it).
 
 Example::
 
-    python training/train_diffusion.py --out restorekit/weights/diffusion-gray-cond \
+    python -m training.train_diffusion --out restorekit/weights/diffusion-gray-cond \
         --conditional --channels 1 --steps 7000 --ckpt runs/gray-cond --max-minutes 80
 
 Interrupting (SIGTERM/SIGINT) or hitting ``--max-minutes`` checkpoints and exports the EMA
@@ -32,10 +32,8 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from restorekit import data  # noqa: E402
-from training.common import EMA, PatchPool, cosine_lr, load_checkpoint, save_checkpoint  # noqa: E402
+from restorekit import data
+from training.common import EMA, PatchPool, cosine_lr, load_checkpoint, save_checkpoint
 
 CLASSES = ("photo", "phantom", "text", "dead_leaves")
 TEXT_IMAGES = ("page", "text")
@@ -149,8 +147,9 @@ def main(argv=None) -> None:
     model = build_model(args)
     ema = EMA(model, args.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    parts = {"model": model, "ema": ema, "optimizer": opt, "generator": gen}
     if args.export_only:
-        step, extra = load_checkpoint(args.ckpt, model, ema, opt, gen)
+        step, extra = load_checkpoint(args.ckpt, **parts)
         if step == 0:
             raise ValueError(f"--ckpt {args.ckpt!r} holds no checkpoint to export")
         export(args, ema, step, float(extra["seconds"]), float(extra["loss_ema"]))
@@ -159,7 +158,7 @@ def main(argv=None) -> None:
     pool = build_pool(args, torch.Generator().manual_seed(args.seed + 1))
     print(f"pool {tuple(pool.patches.shape)} built in {time.time() - t0:.0f}s; "
           f"params {sum(p.numel() for p in model.parameters())}", flush=True)
-    step, extra = load_checkpoint(args.ckpt, model, ema, opt, gen)
+    step, extra = load_checkpoint(args.ckpt, **parts)
     seconds, loss_ema = float(extra.get("seconds", 0.0)), float(extra.get("loss_ema", 1.0))
     abar = build_scheduler().alphas_cumprod.clone().float()
     null = len(CLASSES)
@@ -173,8 +172,8 @@ def main(argv=None) -> None:
     bar = tqdm(total=args.steps, initial=step, mininterval=10, file=sys.stdout)
 
     def checkpoint():
-        save_checkpoint(args.ckpt, step, model, ema, opt, gen,
-                        {"seconds": seconds + time.time() - run_start, "loss_ema": loss_ema})
+        save_checkpoint(args.ckpt, step, {"seconds": seconds + time.time() - run_start,
+                                          "loss_ema": loss_ema}, **parts)
 
     while step < args.steps and not stop["flag"]:
         # 1. batch: pooled patches with dihedral augmentation, mapped to u0 = 2x − 1

@@ -9,10 +9,11 @@ W_k ≥ 0 and a ≥ 0 are restored by ``clamp_weights()`` after every optimiser 
 Data: ``restorekit.data.random_patches`` (training images + synthetic dead leaves and
 phantoms; never HELD_OUT), a fixed pool of patches drawn once from the seed; each step draws a
 batch from the pool and fresh Gaussian noise σ = 0.1. Seeded and resumable: a checkpoint
-(model, optimiser, generator state, step, elapsed seconds) is written every ``--save-every``
-steps and picked up on restart.
+(``training.common.save_checkpoint``: model, optimiser, generator state, step, elapsed seconds,
+loss curve) is written to the ``--checkpoint`` folder every ``--save-every`` steps and picked
+up on restart.
 
-    OMP_NUM_THREADS=1 nohup python training/train_lpn.py > training/lpn.log 2>&1 &
+    OMP_NUM_THREADS=1 nohup python -m training.train_lpn > training/lpn.log 2>&1 &
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from tqdm import tqdm
 
 from restorekit.data import random_patches
 from restorekit.priors.lpn import LPN
+from training.common import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(ROOT / "restorekit" / "weights" / "lpn-gray"))
-    p.add_argument("--checkpoint", default=str(ROOT / "training" / "lpn_checkpoint.pt"))
+    p.add_argument("--checkpoint", default=str(ROOT / "runs" / "lpn"),
+                   help="folder of the resumable training state")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sigma", type=float, default=0.1)
     p.add_argument("--hidden", type=int, default=32)
@@ -76,19 +79,14 @@ def main(argv=None):
     stages = schedule(args)
     total = sum(s[3] for s in stages)
     opt = torch.optim.Adam(model.parameters(), lr=stages[0][1])
-    step, elapsed, losses = 0, 0.0, []
-    ckpt = Path(args.checkpoint)
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"])
-        step, elapsed, losses = int(state["step"]), float(state["elapsed"]), list(state["losses"])
-        print(f"resumed from {ckpt} at step {step}", flush=True)
+    parts = {"model": model, "optimizer": opt, "generator": gen}
+    step, extra = load_checkpoint(args.checkpoint, **parts)
+    elapsed, losses = float(extra.get("elapsed", 0.0)), list(extra.get("losses", []))
+    if step:
+        print(f"resumed from {args.checkpoint} at step {step}", flush=True)
 
     def save():
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                    "step": step, "elapsed": elapsed, "losses": losses}, ckpt)
+        save_checkpoint(args.checkpoint, step, {"elapsed": elapsed, "losses": losses}, **parts)
 
     bar = tqdm(total=total, initial=step, mininterval=30, desc="lpn")
     t0 = time.time() - elapsed
