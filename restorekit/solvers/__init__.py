@@ -12,7 +12,7 @@ from .red_diff import REDDiff
 
 
 def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true=None, x_init=None,
-          generator=None, callback=None, progress: bool = False, **params) -> Result:
+          generator=None, callback=None, progress: bool | None = None, **params) -> Result:
     """Solve y = A(x) + noise for x with ``prior``, by the solver named ``solver``.
 
     ``params`` are the solver's hyperparameters (see each solver class); an unknown name
