@@ -51,3 +51,17 @@ def comparison_figure(panels: list[tuple[str, torch.Tensor]], path: str | Path, 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
+
+
+def measurement_panels(operator, y, x) -> list:
+    """Figure panels of the input: the measurement y when it is an image (same size as x, or a
+    low-resolution / sinogram image, scaled to [0, 1] for display when outside it), and A†y only
+    where y is not already an image of x's size (super-resolution, CT, MRI): for blur, masks
+    and noise A†y is y itself or amplified noise."""
+    panels = []
+    if y.ndim == 4 and y.shape[1] == x.shape[1]:
+        shown = y if y.shape == x.shape else (y - y.min()) / (y.max() - y.min()).clamp_min(1e-12)
+        panels.append(("measurement y", shown.clamp(0, 1)))
+    if y.shape != x.shape:
+        panels.append(("A†y (pseudo-inverse)", operator.A_dagger(y).clamp(0, 1)))
+    return panels
