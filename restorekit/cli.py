@@ -115,7 +115,8 @@ def _cmd_solve(args) -> int:
         except (ValueError, TypeError) as e:
             raise CLIError(str(e)) from None
     for note in notes:
-        print(f"restorekit: note: {note.message}", file=sys.stderr)
+        if issubclass(note.category, UserWarning):  # the conversions read_image states
+            print(f"restorekit: note: {note.message}", file=sys.stderr)
     gen = torch.Generator(device=x.device).manual_seed(args.seed)
     op_kwargs = {"noise_sigma": args.noise_sigma}
     if _accepts_generator(args.operator):
@@ -134,6 +135,8 @@ def _cmd_solve(args) -> int:
 
         accepted = inspect.signature(SOLVERS[args.solver]).parameters if args.solver in SOLVERS else {}
         params["steps" if "steps" in accepted else "max_iter"] = args.steps
+    print(f"restoring {args.image} ({'×'.join(map(str, x.shape[-2:]))}, {args.operator}) with "
+          f"{args.solver} + {args.prior}…", flush=True)
     try:
         result = solve(y, operator, prior, solver=args.solver, x_true=x, generator=gen,
                        progress=False if args.quiet else None, **params)

@@ -21,7 +21,8 @@ from typing import Mapping
 import torch
 
 from . import data
-from .figures import comparison_figure
+from .figures import comparison_figure, measurement_panels
+from .io import atomic_write
 from .metrics import psnr, ssim
 from .operators import make
 from .solvers import solve
@@ -98,13 +99,16 @@ class Report:
         return "\n".join(lines)
 
 
-def build_prior(method: Method, device):
-    """The prior of ``method`` on ``device``."""
-    from .priors import TV, registry
+def build_prior(method: Method, device, channels: int = 1):
+    """The prior of ``method`` on ``device``; a gray prior on colour images (``channels`` 3) runs
+    per channel (:class:`~restorekit.priors.PerChannel`), the demo's stated choice."""
+    from .priors import TV, PerChannel, registry
+    from .validate import prior_channels
 
     if method.prior == "tv":
         return TV(weight=method.weight)
-    return registry.load(method.prior, device=device)
+    prior = registry.load(method.prior, device=device)
+    return PerChannel(prior) if prior_channels(prior) == 1 and channels != 1 else prior
 
 
 def degrade(task: Task, x: torch.Tensor, seed: int = 0):
@@ -118,7 +122,7 @@ def degrade(task: Task, x: torch.Tensor, seed: int = 0):
 
 def run_method(method: Method, y, operator, x_true, *, quick: bool, seed: int = 0, prior=None):
     """Restore y with ``method``; returns the solver's :class:`~restorekit.solvers.Result`."""
-    prior = build_prior(method, y.device) if prior is None else prior
+    prior = build_prior(method, y.device, x_true.shape[1]) if prior is None else prior
     gen = torch.Generator(device=y.device).manual_seed(seed)
     return solve(y, operator, prior, solver=method.solver, x_true=x_true, generator=gen,
                  **method.solver_params(quick))
@@ -130,11 +134,9 @@ def run_task(task: Task, out: str | Path, *, quick: bool = False, device="cpu", 
     size = task.quick_size if quick else task.size
     x = data.load_image(task.image, size=size, color=task.color, device=device)
     operator, y = degrade(task, x, seed)
-    panels = [("A†y (pseudo-inverse)", operator.A_dagger(y).clamp(0, 1))]
-    if y.shape == x.shape and not torch.allclose(y.clamp(0, 1), panels[0][1]):
-        panels.insert(0, ("measurement y", y.clamp(0, 1)))
+    panels = measurement_panels(operator, y, x)
     baselines = tuple(Row(label, psnr(img, x).item(), ssim(img, x).item(), 0.0, 0)
-                      for label, img in panels)
+                      for label, img in panels if img.shape == x.shape)
     rows = []
     for method in task.methods if methods is None else methods:
         result = run_method(method, y, operator, x, quick=quick, seed=seed)
@@ -251,15 +253,40 @@ def script_main(task_name: str, argv: list[str] | None = None) -> Report:
     return report
 
 
+#: Wall-clock seconds of each task on 2 CPU cores (quick, full), as measured for the README;
+#: ``restorekit demo`` states their sum before it starts.
+EXPECTED_SECONDS = {"deblurring": (25, 250), "inpainting": (30, 260), "super_resolution": (5, 40),
+                    "denoising": (15, 60), "ct": (5, 60), "mri": (25, 90)}
+
+
 def run_demo(out: Path, quick: bool, device: str) -> list[Report]:
-    """``restorekit demo``: every task of :data:`TASKS`, one figure each, tables in ``out/README.md``."""
+    """``restorekit demo``: every task of :data:`TASKS`, one figure each, tables in ``out/README.md``.
+
+    States the expected time first and prints one line per task as it starts and ends; every
+    file is written whole (an interrupted demo leaves only the figures of finished tasks).
+    """
+    import time
+
     out = Path(out)
+    total = sum(EXPECTED_SECONDS.get(name, (60, 600))[0 if quick else 1] for name in TASKS)
+    print(f"restorekit demo: {len(TASKS)} tasks, about {_duration(total)} on 2 CPU cores "
+          f"({'quick: 64² images, few steps' if quick else 'full size; --quick takes a few minutes'}); "
+          f"figures go to {out}/", flush=True)
     reports = []
-    for task in TASKS.values():
+    for k, task in enumerate(TASKS.values(), 1):
+        start = time.perf_counter()
+        print(f"[{k}/{len(TASKS)}] {task.title} ({task.image}, {len(task.methods)} methods)…", flush=True)
         report = run_task(task, out, quick=quick, device=device)
-        print(report.markdown(), end="\n\n", flush=True)
+        print(report.markdown(), end="\n", flush=True)
+        print(f"[{k}/{len(TASKS)}] {task.title} done in {_duration(time.perf_counter() - start)}\n",
+              flush=True)
         reports.append(report)
     text = "\n\n".join(f"{r.markdown()}\n\n![{r.task.name}]({r.figure.name})" for r in reports)
-    (out / "README.md").write_text(f"# restorekit demo\n\n{text}\n")
+    with atomic_write(out / "README.md") as tmp:
+        tmp.write_text(f"# restorekit demo\n\n{text}\n")
     print(f"wrote {len(reports)} figures and {out / 'README.md'}")
     return reports
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

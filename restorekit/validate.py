@@ -33,7 +33,7 @@ def check_image(x, name: str, *, in_range: bool = False) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be a float32 or float64 tensor, got {x.dtype}"
+        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {x.dtype}"
                         f"{dtype_hint(x.dtype)}")
     if x.ndim != 4:
         raise ValueError(f"{name} must be shaped (B, C, H, W), got shape {tuple(x.shape)}")
@@ -57,7 +57,7 @@ def check_problem(y, operator, *, x_init=None, x_true=None, generator=None, prio
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
     if y.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"y must be a float32 or float64 tensor, got {y.dtype}{dtype_hint(y.dtype)}")
+        raise TypeError(f"y must be a floating-point tensor (float32 or float64), got {y.dtype}{dtype_hint(y.dtype)}")
     if y.ndim < 4:
         raise ValueError(f"y must be batched, (B, C, H, W) or the operator's (B, …) measurement "
                          f"shape, got shape {tuple(y.shape)}; add a batch dimension with y[None]")

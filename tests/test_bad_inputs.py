@@ -226,7 +226,7 @@ def _files(tmp_path):
     from skimage.io import imsave
 
     imsave(tiff, (g.random((32, 32)) * 255).astype(np.float32), check_contrast=False)
-    f["float-tiff-0..255"] = str(tiff)
+    f["float-tiff-255"] = str(tiff)
     inf = tmp_path / "inf.tif"
     a = g.random((32, 32)).astype(np.float32)
     a[3, 3] = np.inf
@@ -236,8 +236,11 @@ def _files(tmp_path):
     txt.write_text("this is not an image")
     f["not-an-image"] = str(txt)
     npy = tmp_path / "array.npy"
-    np.save(npy, g.random((32, 32)))
-    f["npy"] = str(npy)
+    np.save(npy, g.random((32, 32)) * 255)
+    f["npy-255"] = str(npy)
+    pickled = tmp_path / "objects.npy"
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    f["npy-pickle"] = str(pickled)
     f["missing-file"] = str(tmp_path / "missing.png")
     f["gray"] = _png(tmp_path / "gray.png", (g.random((32, 32)) * 255).astype(np.uint8))
     f["colour"] = _png(tmp_path / "colour.png", (g.random((32, 32, 3)) * 255).astype(np.uint8))
@@ -248,11 +251,13 @@ def _cli_cells():
     small = ["--size", "32", "--quiet", "--steps", "2"]
     return {
         # images
-        "solve-float-tiff-0..255": (["solve", "{float-tiff-0..255}", *small], "normalize"),
+        "solve-float-tiff-0..255": (["solve", "{float-tiff-255}", *small], "normalize"),
         "solve-tiff-inf": (["solve", "{tiff-with-inf}", *small], "NaN or Inf"),
         "solve-not-an-image": (["solve", "{not-an-image}", *small], "image"),
-        "solve-npy": (["solve", "{npy}", *small], "image"),
-        "solve-missing-file": (["solve", "{missing-file}", *small], "not found"),
+        "solve-npy-0..255": (["solve", "{npy-255}", *small], "normalize"),
+        "solve-npy-pickle": (["solve", "{npy-pickle}", *small], "image"),
+        "solve-txt-extension": (["solve", "{not-an-image}".replace(".png", ".txt"), *small], "path"),
+        "solve-missing-file": (["solve", "{missing-file}", *small], "does not exist"),
         # priors vs channels
         "solve-dncnn-on-colour": (["solve", "{colour}", "--prior", "dncnn", "--solver", "pnp-hqs", *small], "--per-channel"),
         "solve-denoiser-gray-on-colour": (["solve", "astronaut", "--prior", "denoiser-gray", "--solver", "pnp-hqs", *small], "--per-channel"),
@@ -262,7 +267,7 @@ def _cli_cells():
         "solve-ct-on-colour": (["solve", "astronaut", "--operator", "ct", *small], "channels"),
         # numbers
         "solve-weight-nan": (["solve", "camera", "--weight", "nan", *small], "weight"),
-        "solve-noise-nan": (["solve", "camera", "--noise-sigma", "nan", *small], "noise_sigma"),
+        "solve-noise-nan": (["solve", "camera", "--noise-sigma", "nan", *small], "--noise-sigma"),
         "solve-steps-0": (["solve", "camera", "--size", "32", "--steps", "0"], "steps"),
         "solve-size-0": (["solve", "camera", "--size", "0"], "size"),
         "solve-size-negative": (["solve", "camera", "--size", "-4"], "size"),
@@ -289,6 +294,7 @@ def _cli_cells():
 @pytest.mark.parametrize("case", sorted(_cli_cells()))
 def test_cli_refuses_bad_input_with_one_line(case, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)  # the default --out lands here, where nothing may appear
     files = {**_files(tmp_path), "tmp": str(tmp_path)}
     argv, names = _cli_cells()[case]
     argv = [a.format(**files) for a in argv]
@@ -303,3 +309,86 @@ def test_cli_refuses_bad_input_with_one_line(case, tmp_path, capsys, monkeypatch
     assert names in err, err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before, "a refused command wrote a file"
 
+
+
+# ------------------------------------------------------------ the choices a refusal offers
+def test_per_channel_choice_restores_each_channel_with_the_gray_prior():
+    gray = registry.load("denoiser-gray")
+    wrapped = rk.priors.PerChannel(gray)
+    x = _x(3, b=2)
+    noisy = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
+    by_hand = torch.cat([gray.denoise(noisy[:, c:c + 1], 0.1) for c in range(3)], 1)
+    assert torch.allclose(wrapped.denoise(noisy, 0.1), by_hand)
+    assert isinstance(wrapped, rk.priors.Denoiser) and not isinstance(wrapped, rk.priors.Diffusion)
+    op = _op(3)
+    y = op(_x(3))
+    r = rk.solve(y, op, wrapped, solver="pnp-hqs", max_iter=8, x_true=_x(3))
+    assert r.metrics.psnr.item() > rk.metrics.psnr(y.clamp(0, 1), _x(3)).item() + 1
+
+
+# ------------------------------------------------------------------------------ divergence
+class _PoisonAfter:
+    """Calls ``fn`` normally ``n`` times, then returns NaN: a solver that blows up mid-run."""
+
+    def __init__(self, fn, n):
+        self.fn, self.n, self.calls = fn, n, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        out = self.fn(*args, **kwargs)
+        if self.calls <= self.n:
+            return out
+        if isinstance(out, torch.Tensor):
+            return out * NAN
+        from restorekit.priors.base import Prediction
+
+        return Prediction(out.x0 * NAN, out.eps * NAN, out.eps_renoise * NAN)
+
+
+def _poisoned_prior(needs):
+    from restorekit.priors import TV, Diffusion
+
+    if needs is TV:
+        prior = TV(weight=0.01)
+        prior.project = _PoisonAfter(prior.project, 3)
+    elif needs is Diffusion:
+        prior = _tiny_diffusion(1)
+        prior.predict = _PoisonAfter(prior.predict, 3)
+    else:
+        prior = rk.priors.DenoiserPrior(lambda x, s: 0.5 * x + 0.5 * x.mean())
+        prior.denoise = _PoisonAfter(prior.denoise, 3)
+    return prior
+
+
+@pytest.mark.parametrize("name", sorted(rk.SOLVERS))
+def test_divergence_stops_with_the_iteration_and_last_finite_iterate(name):
+    from restorekit.solvers.base import Diverged
+
+    import inspect
+
+    params = inspect.signature(rk.SOLVERS[name]).parameters
+    steps = {"steps": 8} if "steps" in params else {"max_iter": 8}
+    y = _y()
+    with pytest.raises(Diverged) as e:
+        rk.solve(y, _op(), _poisoned_prior(rk.SOLVERS[name].needs), solver=name, **steps)
+    assert 1 <= e.value.iteration <= 6, e.value
+    assert f"iteration {e.value.iteration}" in str(e.value) and name in str(e.value)
+    assert e.value.last_finite is not None and torch.isfinite(e.value.last_finite).all()
+    assert e.value.last_finite.shape == _x().shape
+
+
+# ------------------------------------------------------------------------------- progress
+def test_progress_bar_on_for_terminals_only(monkeypatch):
+    import io
+
+    from restorekit.solvers.base import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert progress_bar(range(3), "t").disable  # pytest's stderr is not a terminal
+    monkeypatch.setattr("sys.stderr", Terminal())
+    bar = progress_bar(range(3), "t")
+    assert not bar.disable and bar.leave and progress_bar(range(3), "t", False).disable
+    list(bar)

@@ -22,15 +22,70 @@ def _per_sample(value, batch: int, channels: int):
     return value
 
 
+class _Denoise:
+    def denoise(self, x, sigma, *args, **kwargs):
+        b, c = x.shape[:2]
+        return self.prior.denoise(_fold(x), _per_sample(sigma, b, c), *args, **kwargs).reshape(x.shape)
+
+
+class _Prox:
+    def prox(self, x, gamma=1.0):
+        b, c = x.shape[:2]
+        return self.prior.prox(_fold(x), _per_sample(gamma, b, c)).reshape(x.shape)
+
+    @property
+    def prox_gamma(self):
+        return getattr(self.prior, "prox_gamma", None)
+
+
+class _Value:
+    def value(self, x):
+        return self.prior.value(_fold(x)).reshape(x.shape[0], -1).sum(1)
+
+
+class _Diffusion:
+    @property
+    def alphas_cumprod(self):
+        return self.prior.alphas_cumprod
+
+    def predict(self, u_t, t, cond=None):
+        from .base import Prediction
+
+        b, c = u_t.shape[:2]
+        p = self.prior.predict(_fold(u_t), _per_sample(t, b, c), _per_sample(cond, b, c))
+        return Prediction(*(z.reshape(u_t.shape) for z in (p.x0, p.eps, p.eps_renoise)))
+
+    def to_model(self, x):
+        return self.prior.to_model(x)
+
+    def to_image(self, u):
+        return self.prior.to_image(u)
+
+    def reset(self):
+        self.prior.reset()
+
+
 class PerChannel:
     """``prior`` (gray) applied to each channel of a colour image separately.
 
-    Offers exactly the capabilities of ``prior``: ``denoise``, ``prox`` (and ``prox_gamma``),
-    ``value`` (summed over channels) and the diffusion interface (``predict`` on folded
-    channels, ``alphas_cumprod``, ``to_model``, ``to_image``, ``reset``).
+    Has exactly the capabilities of ``prior`` (the instance is of a subclass holding only
+    those): ``denoise``, ``prox`` (and ``prox_gamma``), ``value`` (summed over channels) and
+    the diffusion interface (``predict`` on folded channels, ``alphas_cumprod``, ``to_model``,
+    ``to_image``, ``reset``).
     """
 
     channels = None  # any number of channels
+    _classes: dict = {}
+
+    def __new__(cls, prior):
+        from .base import Denoiser, Diffusion, Energy, Proximal
+
+        parts = tuple(mixin for cap, mixin in ((Denoiser, _Denoise), (Proximal, _Prox),
+                                               (Energy, _Value), (Diffusion, _Diffusion))
+                      if isinstance(prior, cap))
+        if parts not in cls._classes:
+            cls._classes[parts] = type(cls.__name__, (cls, *parts), {})
+        return super().__new__(cls._classes[parts])
 
     def __init__(self, prior):
         from ..validate import prior_channels
@@ -40,69 +95,6 @@ class PerChannel:
                              "channels")
         self.prior = prior
         self.name = f"per-channel {getattr(prior, 'name', type(prior).__name__)}"
-
-    def _inner(self, attr: str):
-        if not hasattr(self.prior, attr):
-            raise AttributeError(attr)  # so capability checks see what the wrapped prior lacks
-        return getattr(self.prior, attr)
-
-    @property
-    def denoise(self):
-        inner = self._inner("denoise")
-
-        def denoise(x, sigma, *args, **kwargs):
-            b, c = x.shape[:2]
-            return inner(_fold(x), _per_sample(sigma, b, c), *args, **kwargs).reshape(x.shape)
-        return denoise
-
-    @property
-    def prox(self):
-        inner = self._inner("prox")
-
-        def prox(x, gamma=1.0):
-            b, c = x.shape[:2]
-            return inner(_fold(x), _per_sample(gamma, b, c)).reshape(x.shape)
-        return prox
-
-    @property
-    def prox_gamma(self):
-        return self._inner("prox_gamma")
-
-    @property
-    def value(self):
-        inner = self._inner("value")
-
-        def value(x):
-            return inner(_fold(x)).reshape(x.shape[0], -1).sum(1)
-        return value
-
-    @property
-    def alphas_cumprod(self):
-        return self._inner("alphas_cumprod")
-
-    @property
-    def predict(self):
-        inner = self._inner("predict")
-
-        def predict(u_t, t, cond=None):
-            from .base import Prediction
-
-            b, c = u_t.shape[:2]
-            p = inner(_fold(u_t), _per_sample(t, b, c), _per_sample(cond, b, c))
-            return Prediction(*(z.reshape(u_t.shape) for z in (p.x0, p.eps, p.eps_renoise)))
-        return predict
-
-    @property
-    def to_model(self):
-        return self._inner("to_model")
-
-    @property
-    def to_image(self):
-        return self._inner("to_image")
-
-    @property
-    def reset(self):
-        return self._inner("reset")
 
     def __repr__(self):
         return f"PerChannel({self.prior!r})"

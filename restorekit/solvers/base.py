@@ -48,7 +48,8 @@ class History:
 
 @dataclass
 class Metrics:
-    """Quality of the final estimate against x_true, per sample ((B,) tensors)."""
+    """Quality of the final estimate, clamped to [0, 1] (as saved and shown), against x_true,
+    per sample ((B,) tensors)."""
 
     psnr: torch.Tensor
     ssim: torch.Tensor
@@ -155,8 +156,8 @@ class Solver:
             raise Diverged(len(loop.history.data_fit), loop.last_finite, self.name)
         metrics = None
         if x_true is not None:
-            with torch.no_grad():
-                metrics = Metrics(psnr(x, x_true), ssim(x, x_true))
+            with torch.no_grad():  # of the image as saved and shown: clamped to [0, 1]
+                metrics = Metrics(psnr(x.clamp(0, 1), x_true), ssim(x.clamp(0, 1), x_true))
         return Result(x=x.detach(), history=loop.history, seconds=seconds, nfe=loop.nfe,
                       metrics=metrics)
 
