@@ -240,11 +240,28 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+class _Help(argparse.HelpFormatter):
+    """--help in plain text: each option's default appended (unless None, False or empty, or
+    already stated), and no line breaks inside hyphenated names."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        shown = not any(action.default is v for v in (None, False, argparse.SUPPRESS)) and action.default != []
+        if shown and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+    def _split_lines(self, text, width):
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage block) and defaults in --help."""
 
     def __init__(self, *a, **kw):
-        kw.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kw.setdefault("formatter_class", _Help)
         super().__init__(*a, **kw)
 
     def error(self, message):
