@@ -3,7 +3,8 @@
 A :class:`Task` names an operator (from :data:`restorekit.operators.BUILDERS`), a held-out
 image (:data:`restorekit.data.HELD_OUT`) and a table of :class:`Method` rows — (label, prior
 name, solver, solver parameters). :func:`run_task` degrades the image, restores it with every
-method, writes ONE comparison figure (A†y, each result with PSNR/SSIM, ground truth) and returns
+method, writes ONE comparison figure (the measurement, A†y where it is an image worth seeing,
+each result with PSNR/SSIM, ground truth) and returns
 a :class:`Report` whose :meth:`Report.markdown` is a small table (method, PSNR, SSIM, seconds,
 nfe). The scripts in ``demos/`` and ``restorekit demo`` (:func:`run_demo`) wrap it.
 
@@ -134,9 +135,12 @@ def run_task(task: Task, out: str | Path, *, quick: bool = False, device="cpu", 
     size = task.quick_size if quick else task.size
     x = data.load_image(task.image, size=size, color=task.color, device=device)
     operator, y = degrade(task, x, seed)
-    panels = measurement_panels(operator, y, x)
+    panels = measurement_panels(operator, y, x)  # the figure shows A†y only where meaningful
+    pinv = operator.A_dagger(y).clamp(0, 1)       # the table always has it, as a number
+    table = [("measurement y", y.clamp(0, 1))] if y.shape == x.shape and not torch.allclose(
+        y.clamp(0, 1), pinv) else []
     baselines = tuple(Row(label, psnr(img, x).item(), ssim(img, x).item(), 0.0, 0)
-                      for label, img in panels if img.shape == x.shape)
+                      for label, img in (*table, ("A†y (pseudo-inverse)", pinv)))
     rows = []
     for method in task.methods if methods is None else methods:
         result = run_method(method, y, operator, x, quick=quick, seed=seed)
@@ -253,10 +257,10 @@ def script_main(task_name: str, argv: list[str] | None = None) -> Report:
     return report
 
 
-#: Wall-clock seconds of each task on 2 CPU cores (quick, full), as measured for the README;
-#: ``restorekit demo`` states their sum before it starts.
-EXPECTED_SECONDS = {"deblurring": (25, 250), "inpainting": (30, 260), "super_resolution": (5, 40),
-                    "denoising": (15, 60), "ct": (5, 60), "mri": (25, 90)}
+#: Wall-clock seconds of the whole demo on 2 shared CPU cores: quick 135 s (35 / 26 / 28 / 13 /
+#: 9 / 24 s per task, measured with this code), full 757 s (12:37, measured for issue 18, 3.4 GB
+#: peak memory); ``restorekit demo`` states it before it starts.
+EXPECTED_SECONDS = {"quick": 135, "full": 757}
 
 
 def run_demo(out: Path, quick: bool, device: str) -> list[Report]:
@@ -268,9 +272,9 @@ def run_demo(out: Path, quick: bool, device: str) -> list[Report]:
     import time
 
     out = Path(out)
-    total = sum(EXPECTED_SECONDS.get(name, (60, 600))[0 if quick else 1] for name in TASKS)
+    total = EXPECTED_SECONDS["quick" if quick else "full"]
     print(f"restorekit demo: {len(TASKS)} tasks, about {_duration(total)} on 2 CPU cores "
-          f"({'quick: 64² images, few steps' if quick else 'full size; --quick takes a few minutes'}); "
+          f"({'quick: 64² images, few steps' if quick else 'full size, up to 3.4 GB of memory; --quick takes about 2 min'}); "
           f"figures go to {out}/", flush=True)
     reports = []
     for k, task in enumerate(TASKS.values(), 1):
