@@ -59,8 +59,12 @@ def build_prior(name: str, weight: float | None = None, device=None):
 def _first_sentence(doc: str | None) -> str:
     """The whole first sentence of a docstring (its first paragraph up to the first full stop)."""
     paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
-    match = re.search(r"[.!?](\s|$)", paragraph)
-    return paragraph[:match.start() + 1] if match else paragraph
+    # a full stop ends the sentence unless it ends an abbreviation ("et al.", "J.", "e.g.")
+    for match in re.finditer(r"(\S+)[.!?](?=\s+[A-Z]|$)", paragraph):
+        word = match.group(1)
+        if word not in ("al", "e.g", "i.e", "cf", "vs", "Eq", "Fig") and not re.fullmatch(r"[A-Z]", word):
+            return paragraph[:match.end()]
+    return paragraph
 
 
 def _families(prior) -> str:

@@ -93,8 +93,9 @@ def test_list_gives_whole_sentences_channels_and_solvers(capsys):
     out = capsys.readouterr().out
     solver_lines = out.split("solvers:\n")[1].strip().splitlines()
     for line in solver_lines:
-        sentence = line.split(" (prior: ")[0]
-        assert sentence.endswith("."), line
+        sentence = line.rsplit(" (prior: ", 1)[0]
+        # whole: ends a sentence (or introduces the update rule) and closes every parenthesis
+        assert sentence[-1] in ".:" and sentence.count("(") == sentence.count(")"), line
     for name in priors.available():
         line = next(ln for ln in out.splitlines() if ln.startswith(f"  {name} "))
         assert ("[gray]" in line or "[colour]" in line) and "solvers:" in line, line
