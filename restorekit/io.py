@@ -496,7 +496,9 @@ def read_measurement(path, operator: str, *, noise_sigma: float | None = None, k
       :func:`~restorekit.operators.super_resolution`; the result has size factor·(h, w).
     - ``"ct"``: a ``.npy`` sinogram (detectors, views) of an N×N image in [0, 1], laid out as
       ``skimage.transform.radon(x, theta=k·angle_range/views, circle=False)`` gives (unit pixel
-      spacing, angles in degrees); divided here by ‖R‖₂ to match
+      spacing, angles in degrees; the same numbers when the detector count ⌈√2·N⌉ is odd, a
+      half-pixel shift of the rotation centre otherwise, where deepinv rotates about the
+      geometric centre and skimage about pixel n/2); divided here by ‖R‖₂ to match
       :func:`~restorekit.operators.ct`. ``views`` defaults to the number of columns, N to the
       side that gives the number of rows (or ``img_size``).
     - ``"mri"``: a ``.npy`` complex k-space (H, W), centred orthonormal DFT
@@ -521,7 +523,7 @@ def read_measurement(path, operator: str, *, noise_sigma: float | None = None, k
                "mri": {"mask"}}.get(operator, set())
     extra = sorted(k for k, v in given.items() if v is not None and k not in allowed)
     if extra:
-        raise ValueError(f"{', '.join(extra)} do(es) not apply to operator {operator!r}"
+        raise ValueError(f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to operator {operator!r}"
                          f"{'; it takes ' + ', '.join(sorted(allowed)) if allowed else ''}")
     if operator in ("ct", "mri"):
         arr = _read_npy(path, "path", complex_ok=operator == "mri")
