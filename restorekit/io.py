@@ -167,7 +167,7 @@ def _load_array(p: Path) -> np.ndarray:
     if ext == ".png":
         import png
 
-        width, height, rows, meta = png.Reader(filename=str(p)).asDirect()
+        width, height, rows, meta = png.Reader(filename=str(p)).read()  # raw samples, no sBIT rescale
         if meta["bitdepth"] == 16:  # Pillow reads 16-bit colour PNGs as 8 bits: decode with pypng
             arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows])
             return arr.reshape(height, width, meta["planes"])
@@ -188,7 +188,7 @@ def _drop_alpha(arr: np.ndarray, notes: list[str], path: str) -> np.ndarray:
         warnings.warn(f"{path}: {note}", stacklevel=3)
         arr = arr[..., :-1]
         return arr[..., 0] if arr.shape[2] == 1 else arr
-    if arr.ndim == 3 and arr.shape[2] == 3 or arr.ndim == 2:
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3):
         return arr
     raise ValueError(f"path {path!r}: expected an image shaped (H, W) or (H, W, C) with C in 1..4, "
                      f"got shape {arr.shape}")
@@ -208,12 +208,17 @@ def _to_unit(arr: np.ndarray, normalize: bool, notes: list[str], path: str):
         raise ValueError(f"path {path!r} contains {int((~np.isfinite(values)).sum())} NaN or Inf pixels")
     lo, hi = float(values.min()), float(values.max())
     if lo >= -_RANGE_TOL and hi <= 1 + _RANGE_TOL:
+        if lo < 0 or hi > 1:
+            notes.append(f"values in [{lo:.6g}, {hi:.6g}] clipped to [0, 1]")
         return values.clip(0, 1), 32, None
     if not normalize:
         hint = " (it looks like 0…255 data: divide by 255)" if hi <= 255 and lo >= 0 else ""
         raise ValueError(f"path {path!r}: {arr.dtype} values must lie in [0, 1], got range "
                          f"[{lo:.6g}, {hi:.6g}]{hint}; pass normalize=True (CLI: --normalize) to "
                          "map min…max to 0…1")
+    if hi == lo:
+        raise ValueError(f"path {path!r}: every pixel is {lo:.6g}; a constant image cannot be "
+                         "min-max normalised")
     notes.append(f"{arr.dtype} values normalised from [{lo:.6g}, {hi:.6g}] to [0, 1] (min-max)")
     return (values - lo) / (hi - lo), 32, (lo, hi)
 
