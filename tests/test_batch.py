@@ -148,6 +148,10 @@ def test_resume_skips_done_items_redoes_missing_failed_and_torn(tmp_path):
     assert not (tmp_path / "out" / ".img03.abc.tmp.png").exists()
     third = run(src, tmp_path / "out", task)
     assert (third.done, third.skipped) == (0, 4)
+    with pytest.raises(ValueError, match="another task.*max_iter"):
+        run(src, tmp_path / "out", _task(tmp_path, steps=31))
+    reseeded = run(src, tmp_path / "out", dataclasses.replace(task, seed=5))  # other seeds: redone
+    assert (reseeded.done, reseeded.skipped) == (4, 0)
 
 
 def test_stochastic_solver_is_bit_identical_per_item_and_seeded_by_name(tmp_path):

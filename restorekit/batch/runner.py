@@ -22,6 +22,8 @@ ENGINES = ("local", "ray")
 #: Attempts after the first when a worker process dies under an item (not when the item fails).
 RETRIES = 2
 _LIST_SUFFIXES = (".txt", ".lst")
+#: Task fields every manifest line records; a resumed run must match them.
+_TASK_FIELDS = ("operator", "operator_args", "prior", "weight", "solver", "params", "device")
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,11 @@ class _Manifest:
     def __init__(self, path: Path):
         self.path = path
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        size = os.fstat(self.fd).st_size
-        if size and open(path, "rb").read()[-1:] != b"\n":
-            os.write(self.fd, b"\n")  # end a line torn by a killed run; read_manifest skips it
+        if os.fstat(self.fd).st_size:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    os.write(self.fd, b"\n")  # end a line torn by a killed run; read_manifest skips it
 
     def append(self, record: dict) -> None:
         os.write(self.fd, (json.dumps(record) + "\n").encode())
@@ -114,6 +118,19 @@ class _Manifest:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def _check_same_task(previous: dict, described: dict, manifest: Path) -> None:
+    """Resume only the task that wrote the manifest: skipping items done with other settings
+    would pass their results off as this task's."""
+    for record in previous.values():
+        if record.get("status") != "done":
+            continue
+        differ = [k for k in _TASK_FIELDS if record.get(k) != described[k]]
+        if differ:
+            raise ValueError(f"output_dir already holds results of another task (manifest {str(manifest)!r}: "
+                             f"{', '.join(f'{k}={record.get(k)!r}' for k in differ)}); use a new output "
+                             "folder, or delete the manifest to redo everything")
 
 
 def attempt(task: Task, item: Item) -> dict:
@@ -186,20 +203,25 @@ def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int =
     items = _items(inputs, output_dir, task, reference, out_ext)
     # resume: done items with their output on disk are skipped; leftovers of killed writes go
     previous = read_manifest(manifest)
+    described = task.describe()
+    try:
+        json.dumps(described)
+    except TypeError as e:
+        raise TypeError(f"task fields must be JSON values (file paths as str, numbers), for the "
+                        f"manifest: {e}") from None
+    _check_same_task(previous, described, manifest)
     finished = {i.name for i in items if previous.get(i.name, {}).get("status") == "done"
-                and Path(i.output).exists()}
+                and Path(i.output).exists() and previous[i.name]["seed"] == item_seed(i.name, task.seed)}
     todo = [i for i in items if i.name not in finished]
     for tmp in stale_temporaries(output_dir):
         tmp.unlink(missing_ok=True)
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=len(todo), unit="item", desc="restorekit batch", disable=not show, leave=True)
     log, records, start = _Manifest(manifest), [], time.perf_counter()
-    described = task.describe()
 
     def record(item: Item, result: dict) -> None:
         line = {"item": item.name, "input": item.source, "output": item.output, **result,
-                "engine": engine, **{k: described[k] for k in ("operator", "operator_args", "prior",
-                                                             "weight", "solver", "params", "device")},
+                "engine": engine, **{k: described[k] for k in _TASK_FIELDS},
                 "reference": item.reference, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         log.append(line)
         records.append(line)
