@@ -98,6 +98,13 @@ def atomic_write(path):
         raise
 
 
+def stale_temporaries(folder) -> list[Path]:
+    """Temporary files :func:`atomic_write` left in ``folder`` when its process was killed
+    (hidden ``.NAME.*.tmpEXT`` files); safe to delete once no writer runs there."""
+    return sorted(p for p in Path(folder).glob(".*.tmp.*")
+                  if p.is_file() and p.name.count(".") >= 3)
+
+
 def check_output_path(path, *, overwrite: bool = False, name: str = "path",
                       extensions=tuple(WRITE_BIT_DEPTHS)) -> Path:
     """``path`` as a Path if a file can be written there, else a ValueError naming ``name``.
@@ -160,7 +167,7 @@ def _load_array(p: Path) -> np.ndarray:
     if ext == ".png":
         import png
 
-        width, height, rows, meta = png.Reader(filename=str(p)).asDirect()
+        width, height, rows, meta = png.Reader(filename=str(p)).read()  # raw samples, no sBIT rescale
         if meta["bitdepth"] == 16:  # Pillow reads 16-bit colour PNGs as 8 bits: decode with pypng
             arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows])
             return arr.reshape(height, width, meta["planes"])
@@ -181,7 +188,7 @@ def _drop_alpha(arr: np.ndarray, notes: list[str], path: str) -> np.ndarray:
         warnings.warn(f"{path}: {note}", stacklevel=3)
         arr = arr[..., :-1]
         return arr[..., 0] if arr.shape[2] == 1 else arr
-    if arr.ndim == 3 and arr.shape[2] == 3 or arr.ndim == 2:
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3):
         return arr
     raise ValueError(f"path {path!r}: expected an image shaped (H, W) or (H, W, C) with C in 1..4, "
                      f"got shape {arr.shape}")
@@ -201,12 +208,17 @@ def _to_unit(arr: np.ndarray, normalize: bool, notes: list[str], path: str):
         raise ValueError(f"path {path!r} contains {int((~np.isfinite(values)).sum())} NaN or Inf pixels")
     lo, hi = float(values.min()), float(values.max())
     if lo >= -_RANGE_TOL and hi <= 1 + _RANGE_TOL:
+        if lo < 0 or hi > 1:
+            notes.append(f"values in [{lo:.6g}, {hi:.6g}] clipped to [0, 1]")
         return values.clip(0, 1), 32, None
     if not normalize:
         hint = " (it looks like 0…255 data: divide by 255)" if hi <= 255 and lo >= 0 else ""
         raise ValueError(f"path {path!r}: {arr.dtype} values must lie in [0, 1], got range "
                          f"[{lo:.6g}, {hi:.6g}]{hint}; pass normalize=True (CLI: --normalize) to "
                          "map min…max to 0…1")
+    if hi == lo:
+        raise ValueError(f"path {path!r}: every pixel is {lo:.6g}; a constant image cannot be "
+                         "min-max normalised")
     notes.append(f"{arr.dtype} values normalised from [{lo:.6g}, {hi:.6g}] to [0, 1] (min-max)")
     return (values - lo) / (hi - lo), 32, (lo, hi)
 
@@ -235,8 +247,8 @@ def read_image(path, *, normalize: bool = False, dtype=torch.float32) -> tuple[t
             raise
         raise ValueError(f"path {str(p)!r} is not a readable {p.suffix} image ({e})") from None
     except Exception as e:  # a corrupt or truncated file: each library raises its own type
-        raise ValueError(f"path {str(p)!r} is not a readable {p.suffix} image "
-                         f"({type(e).__name__}: {e})") from None
+        why = str(e) if str(e).startswith(type(e).__name__) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"path {str(p)!r} is not a readable {p.suffix} image ({why})") from None
     notes: list[str] = []
     arr = _drop_alpha(np.asarray(arr), notes, str(p))
     values, depth, value_range = _to_unit(arr, normalize, notes, str(p))
@@ -332,5 +344,301 @@ def write_image(path, x: torch.Tensor, *, bit_depth: int | None = None, like: Im
     return p
 
 
-__all__ = ["ImageInfo", "read_image", "write_image", "atomic_write", "check_output_path",
-           "READ_EXTENSIONS", "WRITE_BIT_DEPTHS"]
+# --------------------------------------------------------------------------- operator files
+
+def _small_array(path, name: str) -> np.ndarray:
+    """A 2D array from an image file (scaled to [0, 1], colour only if its channels agree) or
+    a ``.npy`` file (values as stored)."""
+    p = _check_input_path(path, name)
+    if p.suffix.lower() == ".npy":
+        arr = np.load(p, allow_pickle=False)
+        if np.iscomplexobj(arr) or arr.dtype.kind not in "fiub":
+            raise ValueError(f"{name} {str(p)!r} must hold real numbers, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+    else:
+        x, _ = read_image(p, normalize=True)
+        arr = x[0].double().numpy()
+        if arr.shape[0] == 3 and not (arr == arr[:1]).all():
+            raise ValueError(f"{name} {str(p)!r} must be a gray image, got colour")
+        arr = arr[0]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} {str(p)!r} must be 2D (H, W), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} {str(p)!r} contains NaN or Inf values")
+    return arr
+
+
+def read_kernel(path, *, dtype=torch.float32) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """A blur kernel (PSF) from a ``.npy`` array or an image file, normalised to sum 1.
+
+    Returns (kernel (h, w), notes). The kernel must be non-negative with a positive sum; an
+    image file (which never sums to 1) or an array whose sum is off by more than 1 % is divided
+    by its sum, and the notes say so.
+    """
+    arr = _small_array(path, "kernel")
+    if (arr < 0).any():
+        raise ValueError(f"kernel {str(path)!r} has negative values (min {arr.min():.3g}); a blur "
+                         "kernel must be non-negative")
+    total = float(arr.sum())
+    if total <= 0:
+        raise ValueError(f"kernel {str(path)!r} is all zeros")
+    notes = () if abs(total - 1) <= 1e-2 else (f"kernel divided by its sum {total:.6g} to sum to 1",)
+    return torch.from_numpy(arr / total).to(dtype), notes
+
+
+def read_mask(path, *, missing: float = 0) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """An inpainting / k-space sampling mask from an image or ``.npy`` file, as (H, W) float32
+    with 1 = observed, 0 = missing.
+
+    The file must be binary: two levels at most, 0 and the maximum (1 for ``.npy`` and
+    float files, 255 / 65535 for integer images, read as 1). ``missing`` says which one marks
+    the missing pixels: 0 (default, black = missing) or 1 (white = missing).
+    """
+    if missing not in (0, 1) or isinstance(missing, bool):
+        raise ValueError(f"missing must be 0 (black/0 = missing) or 1 (white/1 = missing), got {missing!r}")
+    arr = _small_array(path, "mask")
+    levels = np.unique(arr)
+    if not set(levels.tolist()) <= {0.0, 1.0}:
+        raise ValueError(f"mask {str(path)!r} must be binary (0 and 1, or 0 and 255 in an 8-bit "
+                         f"image), got {len(levels)} levels in [{levels[0]:.3g}, {levels[-1]:.3g}]; "
+                         "save masks as PNG, not JPEG")
+    observed = arr != missing
+    if not observed.any():
+        raise ValueError(f"mask {str(path)!r} marks every pixel missing (missing={missing})")
+    notes = (f"mask: {int((~observed).sum())} of {observed.size} pixels missing "
+             f"(value {missing} = missing)",)
+    return torch.from_numpy(observed.astype(np.float32)), notes
+
+
+# --------------------------------------------------------------------------- noise level
+
+def estimate_noise_sigma(y: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    r"""Noise std of an image-like measurement by the median absolute deviation of its finest
+    diagonal Haar wavelet coefficients (Donoho & Johnstone, "Ideal spatial adaptation by wavelet
+    shrinkage", Biometrika 1994):
+
+        d = (y[2i, 2j] − y[2i, 2j+1] − y[2i+1, 2j] + y[2i+1, 2j+1]) / 2,   σ̂ = median|d| / 0.6745,
+
+    over all channels. d is N(0, σ²) for white noise and ≈ 0 on smooth image content, so σ̂
+    is robust to edges. With ``mask`` (1 = observed, broadcast like y) only 2×2 blocks that
+    are fully observed count.
+    """
+    h, w = (y.shape[-2] // 2) * 2, (y.shape[-1] // 2) * 2
+    t = y[..., :h, :w].double()
+    d = (t[..., 0::2, 0::2] - t[..., 0::2, 1::2] - t[..., 1::2, 0::2] + t[..., 1::2, 1::2]) / 2
+    if mask is not None:
+        m = mask.expand_as(y)[..., :h, :w].double()
+        full = (m[..., 0::2, 0::2] * m[..., 0::2, 1::2] * m[..., 1::2, 0::2] * m[..., 1::2, 1::2]) > 0
+        d = d[full]
+    if d.numel() == 0:
+        raise ValueError("cannot estimate the noise level: no fully observed 2x2 block; give noise_sigma")
+    return float(d.abs().flatten().median() / 0.6745)
+
+
+# --------------------------------------------------------------------------- measurements
+
+#: Operators :func:`read_measurement` builds around a measured file.
+MEASURED_OPERATORS = ("denoising", "blur", "inpainting", "sr", "ct", "mri")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A measured y, the operator that produced it, and how both were read.
+
+    ``noise_sigma`` is the Gaussian noise std of the operator (given, or estimated when
+    ``noise_estimated``); ``image_size`` / ``channels`` are those of the image to restore;
+    ``info`` is the :class:`ImageInfo` of an image-domain measurement (None for a sinogram or
+    k-space); ``notes`` lists every conversion and estimate, in words.
+    """
+
+    y: torch.Tensor
+    operator: object
+    noise_sigma: float
+    noise_estimated: bool
+    image_size: tuple[int, int]
+    channels: int
+    info: ImageInfo | None
+    notes: tuple[str, ...]
+
+
+def _ct_size(n_det: int) -> int:
+    """The image side N whose sinogram has n_det = ⌈√2·N⌉ detector cells."""
+    for n in range(max(1, int(n_det / 2 ** 0.5) - 2), int(n_det / 2 ** 0.5) + 3):
+        if int(np.ceil(2 ** 0.5 * n - 1e-9)) == n_det:
+            return n
+    raise ValueError(f"a sinogram with {n_det} detector rows matches no square image (rows must be "
+                     "ceil(sqrt(2)·N), as skimage.transform.radon(circle=False) gives)")
+
+
+def _read_npy(path, name: str, *, complex_ok: bool = False) -> np.ndarray:
+    p = Path(path) if isinstance(path, (str, os.PathLike)) else None
+    if p is None or p.suffix.lower() != ".npy" or not p.is_file():
+        raise ValueError(f"{name} must be an existing .npy file, got {path!r}")
+    arr = np.load(p, allow_pickle=False)
+    if arr.ndim != 2 or (np.iscomplexobj(arr) and not complex_ok) or arr.dtype.kind not in "fiuc":
+        raise ValueError(f"{name} {str(p)!r} must be a 2D {'complex' if complex_ok else 'real'} array, "
+                         f"got shape {arr.shape} and dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} {str(p)!r} contains NaN or Inf values")
+    return arr
+
+
+def read_measurement(path, operator: str, *, noise_sigma: float | None = None, kernel=None,
+                     boundary: str = "periodic", mask=None, missing: float = 0, factor: int | None = None,
+                     views: int | None = None, angle_range: float = 180.0, img_size: int | None = None,
+                     normalize: bool = False, device=None) -> Measurement:
+    r"""Read a measured file as y and build the operator that maps the unknown image to it.
+
+    ``operator`` and the file it reads:
+
+    - ``"denoising"``: an image, y = x + n.
+    - ``"blur"``: an image, y = k ∗ x + n; ``kernel`` is a ``.npy``/image file (see
+      :func:`read_kernel`), a 2D tensor, or a number (Gaussian std in pixels);
+      ``boundary`` ``"periodic"`` (FFT) or ``"reflect"``.
+    - ``"inpainting"``: an image, y = m ⊙ x + n; ``mask`` a file (see :func:`read_mask`, with
+      ``missing`` naming the value of missing pixels) or a binary tensor, 1 = observed.
+    - ``"sr"``: an image of size (h, w), y = S(h ∗ x) + n with the bicubic filter of
+      :func:`~restorekit.operators.super_resolution`; the result has size factor·(h, w).
+    - ``"ct"``: a ``.npy`` sinogram (detectors, views) of an N×N image in [0, 1], laid out as
+      ``skimage.transform.radon(x, theta=k·angle_range/views, circle=False)`` gives (unit pixel
+      spacing, angles in degrees; the same numbers when the detector count ⌈√2·N⌉ is odd, a
+      half-pixel shift of the rotation centre otherwise, where deepinv rotates about the
+      geometric centre and skimage about pixel n/2); divided here by ‖R‖₂ to match
+      :func:`~restorekit.operators.ct`. ``views`` defaults to the number of columns, N to the
+      side that gives the number of rows (or ``img_size``).
+    - ``"mri"``: a ``.npy`` complex k-space (H, W), centred orthonormal DFT
+      ``fftshift(fft2(ifftshift(x), norm="ortho"))`` of a real image, single coil; ``mask`` the
+      sampling mask (a file or tensor, 1 = sampled); unsampled entries are ignored.
+
+    ``noise_sigma``: the Gaussian noise std of y in the units above; when None it is estimated
+    by :func:`estimate_noise_sigma` (on observed pixels for inpainting; on k-space, from the
+    median absolute deviation of the sampled real and imaginary parts in the outer half of
+    both frequency axes, where natural images have little energy) and the notes say so.
+    """
+    from . import operators
+    from .operators.inpainting import check_mask
+
+    if operator not in MEASURED_OPERATORS:
+        raise ValueError(f"operator must be one of {', '.join(MEASURED_OPERATORS)}, got {operator!r}")
+    device = operators._common.as_device(device)
+    notes: list[str] = []
+    info, observed = None, None
+    given = {"kernel": kernel, "mask": mask, "factor": factor, "views": views, "img_size": img_size}
+    allowed = {"blur": {"kernel"}, "inpainting": {"mask"}, "sr": {"factor"}, "ct": {"views", "img_size"},
+               "mri": {"mask"}}.get(operator, set())
+    extra = sorted(k for k, v in given.items() if v is not None and k not in allowed)
+    if extra:
+        raise ValueError(f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to operator {operator!r}"
+                         f"{'; it takes ' + ', '.join(sorted(allowed)) if allowed else ''}")
+    if operator in ("ct", "mri"):
+        arr = _read_npy(path, "path", complex_ok=operator == "mri")
+    else:
+        y, info = read_image(path, normalize=normalize)
+        notes = list(info.notes)
+        channels, size = y.shape[1], tuple(y.shape[-2:])
+    if operator == "denoising":
+        build = lambda sigma: operators.denoising(noise_sigma=sigma, device=device)
+    elif operator == "blur":
+        if kernel is None:
+            raise ValueError("kernel is required for operator 'blur': a .npy/image file, a 2D tensor "
+                             "or a Gaussian std in pixels")
+        if isinstance(kernel, (str, os.PathLike)):
+            kernel, knotes = read_kernel(kernel)
+            notes += knotes
+        elif not isinstance(kernel, torch.Tensor):
+            kernel = operators.gaussian_kernel(kernel)
+        if boundary not in ("periodic", "reflect"):
+            raise ValueError(f"boundary must be 'periodic' or 'reflect', got {boundary!r}")
+        build = lambda sigma: operators.blur(kernel, circular=boundary == "periodic", img_size=size,
+                                             noise_sigma=sigma, device=device)
+    elif operator == "inpainting":
+        if mask is None:
+            raise ValueError("mask is required for operator 'inpainting' (a file or a binary tensor, "
+                             "1 = observed)")
+        if isinstance(mask, (str, os.PathLike)):
+            mask, mnotes = read_mask(mask, missing=missing)
+            notes += mnotes
+        m = check_mask(mask, size, channels)
+        observed = m
+        y = y * m  # missing pixels carry no data whatever the file holds there
+        build = lambda sigma: operators.inpainting(m, img_size=size, channels=channels,
+                                                   noise_sigma=sigma, device=device)
+    elif operator == "sr":
+        factor = 2 if factor is None else factor
+        size = (size[0] * factor, size[1] * factor) if factor in (2, 4) else size
+        build = lambda sigma: operators.super_resolution(factor, img_size=size, channels=channels,
+                                                         noise_sigma=sigma, device=device)
+    elif operator == "ct":
+        n = _ct_size(arr.shape[0]) if img_size is None else img_size
+        views = arr.shape[1] if views is None else views
+        if views != arr.shape[1]:
+            raise ValueError(f"views={views} but the sinogram {str(path)!r} has {arr.shape[1]} columns")
+        probe = operators.ct(img_size=n, views=views, angle_range=angle_range, device=device)
+        expected = tuple(probe.A(torch.zeros(1, 1, n, n, device=device)).shape[-2:])
+        if expected != arr.shape:
+            raise ValueError(f"img_size={n} gives sinograms of shape {expected}, the file has {arr.shape}")
+        y = torch.from_numpy(arr.astype(np.float64) / float(probe.operator_norm)).float()[None, None]
+        notes.append(f"sinogram divided by ||R||_2 = {float(probe.operator_norm):.6g} (N = {n}, "
+                     f"{views} views over {angle_range:g} degrees)")
+        channels, size = 1, (n, n)
+        build = lambda sigma: _with_noise(probe, sigma, device)
+    else:  # mri
+        if mask is None:
+            raise ValueError("mask is required for operator 'mri' (a file or a binary tensor, 1 = sampled)")
+        if isinstance(mask, (str, os.PathLike)):
+            mask, mnotes = read_mask(mask, missing=missing)
+            notes += [n.replace("missing", "unsampled") for n in mnotes]
+        size, channels = tuple(arr.shape), 1
+        m = check_mask(mask, size, 1)[0]
+        k = torch.from_numpy(arr.astype(np.complex128))
+        y = (torch.stack([k.real, k.imag]) * m).float()[None]
+        observed = m
+        build = lambda sigma: _mri_operator(m, size, sigma, device)
+    y = y.to(device)
+    if noise_sigma is None:
+        noise_sigma, estimated = _estimate(y, observed, operator), True
+        how = ("sampled high-frequency k-space" if operator == "mri" else
+               "the finest diagonal Haar wavelet coefficients")
+        notes.append(f"noise std estimated from the data: {noise_sigma:.4g} (median absolute "
+                     f"deviation of {how})")
+    else:
+        estimated = False
+    noise_sigma = min(noise_sigma, 1.0)
+    return Measurement(y, build(noise_sigma), noise_sigma, estimated, tuple(size), channels, info,
+                       tuple(notes))
+
+
+def _estimate(y, observed, operator) -> float:
+    if operator != "mri":
+        return estimate_noise_sigma(y, None if observed is None else observed.to(y.device))
+    h, w = y.shape[-2:]
+    outer = torch.zeros(h, w, dtype=torch.bool, device=y.device)
+    outer[: h // 4] = outer[h - h // 4:] = True
+    outer[:, w // 4: w - w // 4] = False
+    values = y[0][:, outer & (observed.to(y.device) > 0)]
+    if values.numel() < 8:
+        raise ValueError("cannot estimate the k-space noise level: too few sampled high frequencies; "
+                         "give noise_sigma")
+    return float(values.abs().flatten().median() / 0.6745)
+
+
+def _with_noise(operator, sigma, device):
+    from .operators._common import noise_model
+
+    operator.noise_model = noise_model(sigma, None, None, device)
+    return operator
+
+
+def _mri_operator(mask, size, sigma, device):
+    from deepinv.physics import MRI
+
+    from .operators import RealMRI
+    from .operators._common import noise_model
+
+    physics = MRI(mask=mask.to(device), img_size=size, device=device)
+    return RealMRI(physics, noise_model(sigma, None, None, device), device)
+
+
+__all__ = ["ImageInfo", "Measurement", "read_image", "write_image", "atomic_write", "check_output_path",
+           "read_kernel", "read_mask", "stale_temporaries", "read_measurement", "estimate_noise_sigma", "READ_EXTENSIONS",
+           "WRITE_BIT_DEPTHS", "MEASURED_OPERATORS"]

@@ -240,3 +240,13 @@ def test_sigkill_during_writes_leaves_only_complete_files(tmp_path, delay):
     x, info = read_image(target)  # a complete, decodable 16-bit PNG
     assert x.shape == (1, 3, 384, 384) and info.bit_depth == 16
     assert all(p.name == "big.png" or p.name.startswith(".big.") for p in tmp_path.iterdir())
+
+
+def test_normalize_refuses_a_constant_image_and_notes_clipping(tmp_path):
+    np.save(tmp_path / "flat.npy", np.full((4, 4), 7.0, np.float32))
+    with pytest.raises(ValueError, match="constant image"):
+        read_image(tmp_path / "flat.npy", normalize=True)
+    arr = np.linspace(-5e-4, 1 + 5e-4, 16, dtype=np.float32).reshape(4, 4)  # rounding of [0, 1]
+    np.save(tmp_path / "edge.npy", arr)
+    x, info = read_image(tmp_path / "edge.npy")
+    assert x.min() == 0 and x.max() == 1 and "clipped to [0, 1]" in info.notes[0]
