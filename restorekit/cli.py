@@ -317,7 +317,7 @@ def _task_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prior", default="tv", help="tv or a shipped prior name (restorekit list)")
     p.add_argument("--weight", type=float, default=None, help="TV weight (prior tv only)")
     p.add_argument("--solver", default="chambolle-pock", help="solver name (restorekit list)")
-    p.add_argument("--steps", type=int, default=None, help="iterations / diffusion steps")
+    p.add_argument("--steps", type=_number(int, 1), default=None, help="iterations / diffusion steps")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="solver hyperparameter, e.g. lr=0.5 (repeatable)")
     p.add_argument("--bit-depth", type=int, default=None,
@@ -331,6 +331,7 @@ def _task(args):
     from .batch import Task
     from .solvers import SOLVERS
 
+    args.device = str(_device(args.device))  # a missing GPU is one line, before any work
     kernel = args.kernel
     if kernel is not None:
         try:
