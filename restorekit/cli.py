@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import re
 import sys
 import warnings
@@ -282,7 +283,7 @@ def _number(kind, low=None, high=None, low_open=False):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
                                              f"got {text!r}") from None
-        bad = (value != value or value in (float("inf"), float("-inf"))
+        bad = (not math.isfinite(value)
                or (low is not None and (value <= low if low_open else value < low))
                or (high is not None and value > high))
         if bad:

@@ -10,7 +10,6 @@ traceback, a wrong answer or a clamped image. Entry points: ``rk.solve``, the op
 from __future__ import annotations
 
 import json
-import math
 import shutil
 
 import numpy as np
@@ -375,9 +374,9 @@ def _poisoned_prior(needs):
 
 @pytest.mark.parametrize("name", sorted(rk.SOLVERS))
 def test_divergence_stops_with_the_iteration_and_last_finite_iterate(name):
-    from restorekit.solvers.base import Diverged
-
     import inspect
+
+    from restorekit.solvers.base import Diverged
 
     params = inspect.signature(rk.SOLVERS[name]).parameters
     steps = {"steps": 8} if "steps" in params else {"max_iter": 8}

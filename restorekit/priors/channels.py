@@ -7,6 +7,8 @@ between channels, so colour edges may misalign).
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 
@@ -75,7 +77,7 @@ class PerChannel:
     """
 
     channels = None  # any number of channels
-    _classes: dict = {}
+    _classes: ClassVar[dict] = {}  # one subclass per set of capabilities
 
     def __new__(cls, prior):
         from .base import Denoiser, Diffusion, Energy, Proximal

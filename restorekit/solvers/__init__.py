@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import SOLVERS, History, Loop, Metrics, Result, Solver, data_fit, register
+from .base import Diverged
 from .chambolle_pock import ChambollePock
 from .dds import DDS
 from .dps import DPS
