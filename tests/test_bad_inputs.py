@@ -404,3 +404,29 @@ def test_progress_bar_on_for_terminals_only(monkeypatch):
     bar = progress_bar(range(3), "t")
     assert not bar.disable and bar.leave and progress_bar(range(3), "t", False).disable
     list(bar)
+
+
+# ------------------------------------------------------------------------ weight integrity
+def test_every_shipped_weight_file_has_its_sha256_in_prior_json():
+    for name in registry.available():
+        directory = registry.WEIGHTS / name
+        listed = json.loads((directory / "prior.json").read_text()).get("sha256", {})
+        files = {str(p.relative_to(directory)) for p in directory.rglob("*.safetensors")}
+        assert files <= set(listed), f"{name}: {sorted(files - set(listed))} without a sha256"
+        registry.verify(directory)  # and they match
+
+
+def test_a_flipped_weight_byte_is_refused(tmp_path, monkeypatch):
+    """One changed value deep in the tensor data still loads as valid safetensors; only the
+    SHA-256 catches it."""
+    d = _copy_prior(tmp_path, monkeypatch, "dncnn")
+    path = d / "dncnn17L.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    from safetensors.torch import load_file
+
+    load_file(str(path))  # still a readable file
+    with pytest.raises(ValueError, match="sha256") as e:
+        registry.load("dncnn")
+    assert "dncnn" in str(e.value)
