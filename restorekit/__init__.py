@@ -7,8 +7,10 @@
     result = rk.solve(y, op, rk.priors.TV(weight=0.01), solver="chambolle-pock", x_true=x)
 """
 from . import data, metrics, operators, priors, solvers
+from . import batch, io
 from .sampling import sample
 from .solvers import SOLVERS, Result, solve
 
 __all__ = ["data", "metrics", "operators", "priors", "solvers", "solve", "sample", "Result", "SOLVERS"]
+__all__ += ["batch", "io"]
 __version__ = "0.1.0"

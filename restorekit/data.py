@@ -45,50 +45,59 @@ def _raw(name: str, index: int = 0) -> np.ndarray:
 
 
 def load_image(name: str, size: int | tuple[int, int] | None = None, color: bool | None = None,
-               device=None, index: int = 0) -> torch.Tensor:
-    """Load a scikit-image sample image as a (1, C, H, W) float32 tensor in [0, 1].
+               device=None, index: int = 0, *, normalize: bool = False, with_info: bool = False):
+    """Load a scikit-image sample image, or an image file, as a (1, C, H, W) float32 tensor in [0, 1].
 
     Parameters
     ----------
-    name : one of :data:`IMAGES`, or a path to an image file (PNG/JPEG).
+    name : one of :data:`IMAGES`, or a path to an image file (see
+        :func:`restorekit.io.read_image`: uint8/uint16 scaled by 255/65535, float data outside
+        [0, 1], NaN/Inf refused, alpha dropped with a warning).
     size : side length (or (H, W)) of a centre crop to the largest square/rectangle of the
         same aspect, then resized with antialiasing. ``None`` keeps the native size.
     color : ``True`` gives 3 channels, ``False`` 1 channel (luminance); ``None`` keeps the
         image's own.
     device : where the tensor lives.
     index : which face for ``lfw_subset``.
+    normalize : files only: map float data outside [0, 1] to [0, 1] by min-max instead of refusing.
+    with_info : also return the file's :class:`restorekit.io.ImageInfo` (None for sample images).
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, got {type(name).__name__}")
+    if size is not None:
+        _check_size(size)
+    info = None
     if name in IMAGES:
         img = _raw(name, index)
+        if img.ndim == 3 and img.shape[2] == 4:
+            img = img[..., :3]
+        x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
+        x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
     elif "." in name:
-        import skimage.io
+        from .io import read_image
 
-        try:
-            img = skimage.io.imread(name)
-        except FileNotFoundError:
-            raise ValueError(f"image file not found: {name!r}") from None
-        img = img.astype(np.float32) / (255.0 if img.dtype == np.uint8 else 1.0)
+        x, info = read_image(name, normalize=normalize)
     else:
         raise ValueError(f"unknown image {name!r}; choose one of {', '.join(IMAGES)} or give a file path")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = img[..., :3]
-    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
-    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
     if color is True and x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     elif color is False and x.shape[1] == 3:
         x = (0.2125 * x[:, :1] + 0.7154 * x[:, 1:2] + 0.0721 * x[:, 2:3])
     if size is not None:
         x = _crop_resize(x, size)
-    return x.clamp(0, 1).contiguous().to(_as_device(device))
+    x = x.clamp(0, 1).contiguous().to(_as_device(device))
+    return (x, info) if with_info else x
+
+
+def _check_size(size) -> None:
+    pair = (size, size) if isinstance(size, int) else size
+    if (isinstance(size, bool) or not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in pair)):
+        raise ValueError(f"size must be a positive int or a pair (H, W) of positive ints, got {size!r}")
 
 
 def _crop_resize(x: torch.Tensor, size) -> torch.Tensor:
     h, w = (size, size) if isinstance(size, int) else tuple(size)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"size must be positive, got {size}")
     H, W = x.shape[-2:]
     scale = min(H / h, W / w)
     ch, cw = int(round(h * scale)), int(round(w * scale))

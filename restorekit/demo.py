@@ -3,7 +3,8 @@
 A :class:`Task` names an operator (from :data:`restorekit.operators.BUILDERS`), a held-out
 image (:data:`restorekit.data.HELD_OUT`) and a table of :class:`Method` rows — (label, prior
 name, solver, solver parameters). :func:`run_task` degrades the image, restores it with every
-method, writes ONE comparison figure (A†y, each result with PSNR/SSIM, ground truth) and returns
+method, writes ONE comparison figure (the measurement, A†y where it is an image worth seeing,
+each result with PSNR/SSIM, ground truth) and returns
 a :class:`Report` whose :meth:`Report.markdown` is a small table (method, PSNR, SSIM, seconds,
 nfe). The scripts in ``demos/`` and ``restorekit demo`` (:func:`run_demo`) wrap it.
 
@@ -22,7 +23,8 @@ from typing import Mapping
 import torch
 
 from . import data
-from .figures import comparison_figure
+from .figures import comparison_figure, measurement_panels
+from .io import atomic_write
 from .metrics import psnr, ssim
 from .operators import make
 from .solvers import solve
@@ -99,13 +101,16 @@ class Report:
         return "\n".join(lines)
 
 
-def build_prior(method: Method, device):
-    """The prior of ``method`` on ``device``."""
-    from .priors import TV, registry
+def build_prior(method: Method, device, channels: int = 1):
+    """The prior of ``method`` on ``device``; a gray prior on colour images (``channels`` 3) runs
+    per channel (:class:`~restorekit.priors.PerChannel`), the demo's stated choice."""
+    from .priors import TV, PerChannel, registry
+    from .validate import prior_channels
 
     if method.prior == "tv":
         return TV(weight=method.weight)
-    return registry.load(method.prior, device=device)
+    prior = registry.load(method.prior, device=device)
+    return PerChannel(prior) if prior_channels(prior) == 1 and channels != 1 else prior
 
 
 def degrade(task: Task, x: torch.Tensor, seed: int = 0):
@@ -119,7 +124,7 @@ def degrade(task: Task, x: torch.Tensor, seed: int = 0):
 
 def run_method(method: Method, y, operator, x_true, *, quick: bool, seed: int = 0, prior=None):
     """Restore y with ``method``; returns the solver's :class:`~restorekit.solvers.Result`."""
-    prior = build_prior(method, y.device) if prior is None else prior
+    prior = build_prior(method, y.device, x_true.shape[1]) if prior is None else prior
     gen = torch.Generator(device=y.device).manual_seed(seed)
     return solve(y, operator, prior, solver=method.solver, x_true=x_true, generator=gen,
                  **method.solver_params(quick))
@@ -131,11 +136,12 @@ def run_task(task: Task, out: str | Path, *, quick: bool = False, device="cpu", 
     size = task.quick_size if quick else task.size
     x = data.load_image(task.image, size=size, color=task.color, device=device)
     operator, y = degrade(task, x, seed)
-    panels = [("A†y (pseudo-inverse)", operator.A_dagger(y).clamp(0, 1))]
-    if y.shape == x.shape and not torch.allclose(y.clamp(0, 1), panels[0][1]):
-        panels.insert(0, ("measurement y", y.clamp(0, 1)))
+    panels = measurement_panels(operator, y, x)  # the figure shows A†y only where meaningful
+    pinv = operator.A_dagger(y).clamp(0, 1)       # the table always has it, as a number
+    table = [("measurement y", y.clamp(0, 1))] if y.shape == x.shape and not torch.allclose(
+        y.clamp(0, 1), pinv) else []
     baselines = tuple(Row(label, psnr(img, x).item(), ssim(img, x).item(), 0.0, 0)
-                      for label, img in panels)
+                      for label, img in (*table, ("A†y (pseudo-inverse)", pinv)))
     rows = []
     for method in task.methods if methods is None else methods:
         result = run_method(method, y, operator, x, quick=quick, seed=seed)
@@ -212,15 +218,40 @@ def script_main(task_name: str, argv: list[str] | None = None) -> Report:
     return report
 
 
+#: Wall-clock seconds of the whole demo on 2 shared CPU cores: quick 135 s (35 / 26 / 28 / 13 /
+#: 9 / 24 s per task, measured with this code), full 757 s (12:37, measured for issue 18, 3.4 GB
+#: peak memory); ``restorekit demo`` states it before it starts.
+EXPECTED_SECONDS = {"quick": 135, "full": 757}
+
+
 def run_demo(out: Path, quick: bool, device: str) -> list[Report]:
-    """``restorekit demo``: every task of :data:`TASKS`, one figure each, tables in ``out/README.md``."""
+    """``restorekit demo``: every task of :data:`TASKS`, one figure each, tables in ``out/README.md``.
+
+    States the expected time first and prints one line per task as it starts and ends; every
+    file is written whole (an interrupted demo leaves only the figures of finished tasks).
+    """
+    import time
+
     out = Path(out)
+    total = EXPECTED_SECONDS["quick" if quick else "full"]
+    print(f"restorekit demo: {len(TASKS)} tasks, about {_duration(total)} on 2 CPU cores "
+          f"({'quick: 64² images, few steps' if quick else 'full size, up to 3.4 GB of memory; --quick takes about 2 min'}); "
+          f"figures go to {out}/", flush=True)
     reports = []
-    for task in TASKS.values():
+    for k, task in enumerate(TASKS.values(), 1):
+        start = time.perf_counter()
+        print(f"[{k}/{len(TASKS)}] {task.title} ({task.image}, {len(task.methods)} methods)…", flush=True)
         report = run_task(task, out, quick=quick, device=device)
-        print(report.markdown(), end="\n\n", flush=True)
+        print(report.markdown(), end="\n", flush=True)
+        print(f"[{k}/{len(TASKS)}] {task.title} done in {_duration(time.perf_counter() - start)}\n",
+              flush=True)
         reports.append(report)
     text = "\n\n".join(f"{r.markdown()}\n\n![{r.task.name}]({r.figure.name})" for r in reports)
-    (out / "README.md").write_text(f"# restorekit demo\n\n{text}\n")
+    with atomic_write(out / "README.md") as tmp:
+        tmp.write_text(f"# restorekit demo\n\n{text}\n")
     print(f"wrote {len(reports)} figures and {out / 'README.md'}")
     return reports
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
 from .priors.base import Diffusion, require
 from .priors.schedule import abar_at, ddim_step, randn, timesteps
+from .solvers.base import progress_bar
+from .validate import prior_channels
 
 
 def _check_shape(shape) -> tuple[int, int, int, int]:
@@ -21,7 +22,7 @@ def _check_shape(shape) -> tuple[int, int, int, int]:
 
 def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, clip: bool = True, cond=None,
            generator: torch.Generator | None = None, device=None,
-           progress: bool = False) -> torch.Tensor:
+           progress: bool | None = None) -> torch.Tensor:
     """Draw images from a diffusion prior with DDIM (Song et al. 2021, eq. 12).
 
     Timesteps are diffusers' "leading" spacing t_i = i·⌊T/steps⌋, walked from high to low
@@ -50,10 +51,13 @@ def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, clip: bool = True
     cond : class label(s) passed on to ``prior.predict`` (None: the prior's own).
     generator : draws u_T (and ξ when eta > 0); a fixed default seed when None.
     device : where to sample (default CPU).
-    progress : show a tqdm bar.
+    progress : show a tqdm bar (None: when stderr is a terminal and the run passes 2 s).
     """
     require(prior, Diffusion, "sample")
     shape = _check_shape(shape)
+    channels = prior_channels(prior)
+    if channels is not None and shape[1] != channels:
+        raise ValueError(f"shape has {shape[1]} channels but the prior draws {channels}-channel images")
     total = len(prior.alphas_cumprod)
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= total:
         raise ValueError(f"steps must be an int in [1, {total}], got {steps!r}")
@@ -72,7 +76,7 @@ def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, clip: bool = True
     # 1. start from pure noise at the first (largest) timestep
     u = torch.randn(shape, generator=generator, device=device)
     with torch.no_grad():
-        for i in tqdm(range(steps), desc="sample", disable=not progress, leave=False):
+        for i in progress_bar(range(steps), "sample", progress):
             # 2. guided or plain prediction (û0, ε̂, ε_renoise)
             p = prior.predict(u, ts[i], cond)
             if i == steps - 1:

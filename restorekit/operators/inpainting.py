@@ -50,6 +50,9 @@ def check_mask(mask, img_size, channels: int, dtype=torch.float32) -> torch.Tens
     mask = mask.to(dtype)
     if not ((mask == 0) | (mask == 1)).all():
         raise ValueError("mask must be binary (0 = missing pixel, 1 = observed pixel)")
+    if not mask.any() or mask.all():
+        raise ValueError(f"mask must keep some pixels and drop others, got all {int(mask.flatten()[0])}s "
+                         "(all zeros observe nothing; all ones is denoising: operators.denoising)")
     return mask.reshape(-1, h, w)
 
 

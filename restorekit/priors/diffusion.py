@@ -88,6 +88,23 @@ class DiffusionPrior(torch.nn.Module):
         """
         from diffusers import DDPMScheduler, UNet2DModel
 
+        if not isinstance(path_or_id, (str, os.PathLike)):
+            raise TypeError(f"path_or_id must be a directory or a hub id string, got {type(path_or_id).__name__}")
+        path_or_id = os.fspath(path_or_id)
+        if (os.path.isabs(path_or_id) or path_or_id.startswith(".")) and not os.path.isdir(path_or_id):
+            raise ValueError(f"path_or_id {path_or_id!r} is not a directory")
+        try:
+            return cls._from_pretrained(path_or_id, subfolder, device=device, dtype=dtype,
+                                        prediction_type=prediction_type, **hub_kwargs)
+        except (OSError, ValueError, EnvironmentError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"path_or_id {path_or_id!r}: not a loadable diffusers UNet + scheduler "
+                             f"(corrupt or incomplete checkpoint?): {first}") from None
+
+    @classmethod
+    def _from_pretrained(cls, path_or_id, subfolder, *, device, dtype, prediction_type, **hub_kwargs):
+        from diffusers import DDPMScheduler, UNet2DModel
+
         if subfolder is None and os.path.isdir(path_or_id):
             subfolder = "unet" if os.path.isdir(os.path.join(path_or_id, "unet")) else None
         elif subfolder is None:

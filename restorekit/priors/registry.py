@@ -20,9 +20,11 @@ Weights are read with safetensors only (no pickles); nothing is fetched from the
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .dncnn import BiasFreeDenoiser, DnCNN, MultiLevelDnCNN
@@ -76,9 +78,40 @@ def _denoiser(directory: Path, meta: dict, device) -> torch.nn.Module:
 _NETWORKS = {"dncnn": _dncnn, "denoiser": _denoiser}
 
 
+def verify(directory: Path) -> None:
+    """Check every weight file listed in ``prior.json``'s ``"sha256"`` map ({relative path: hex
+    digest}) against its SHA-256; a ValueError names the first file that differs."""
+    import hashlib
+
+    for rel, digest in _meta(directory).get("sha256", {}).items():
+        h = hashlib.sha256()
+        with open(directory / rel, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        if h.hexdigest() != digest:
+            raise ValueError(f"{rel} does not match its sha256 in prior.json (damaged or replaced)")
+
+
+@contextmanager
+def _intact(name: str):
+    """Turn any failure to read a shipped checkpoint into one ValueError naming the prior."""
+    try:
+        yield
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"prior {name!r} in {WEIGHTS / name}: corrupt or incomplete checkpoint "
+                         f"({type(e).__name__}: {first}); reinstall restorekit") from None
+
+
 def load_network(name: str, device=None) -> torch.nn.Module:
     """The raw torch module ``net(x, sigma)`` of a shipped denoiser (kinds dncnn, denoiser), in eval mode."""
     directory = _directory(name)
+    with _intact(name):
+        verify(directory)
+        return _load_network(name, directory, device)
+
+
+def _load_network(name: str, directory: Path, device) -> torch.nn.Module:
     meta = _meta(directory)
     if meta["kind"] not in _NETWORKS:
         raise ValueError(f"prior {name!r} is of kind {meta['kind']!r}, not a plain denoiser network "
@@ -90,17 +123,24 @@ def load_network(name: str, device=None) -> torch.nn.Module:
 def load(name: str, device=None):
     """Load the shipped prior ``name`` (one of :func:`available`) onto ``device`` (default CPU)."""
     directory = _directory(name)
+    with _intact(name):
+        verify(directory)
+        return _load(name, directory, device)
+
+
+def _load(name: str, directory: Path, device):
     kind = _meta(directory)["kind"]
     if kind in _NETWORKS:
         from .denoisers import DenoiserPrior
 
-        return DenoiserPrior(load_network(name, device), name=name)
+        return DenoiserPrior(_load_network(name, directory, device), name=name)
     if kind == "diffusion":
         from .diffusion import DiffusionPrior
 
         # "weights" names another shipped directory holding the same network (e.g. the
         # unconditional prior is the null class of a class-conditional model)
         source = WEIGHTS / _meta(directory).get("weights", directory.name)
+        verify(source)
         return DiffusionPrior.from_pretrained(str(source), device=device)
     if kind == "lpn":
         from .lpn import LPN

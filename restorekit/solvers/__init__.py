@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import SOLVERS, History, Loop, Metrics, Result, Solver, data_fit, register
+from .base import Diverged
 from .chambolle_pock import ChambollePock
 from .dds import DDS
 from .dps import DPS
@@ -12,7 +13,7 @@ from .red_diff import REDDiff
 
 
 def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true=None, x_init=None,
-          generator=None, callback=None, progress: bool = False, **params) -> Result:
+          generator=None, callback=None, progress: bool | None = None, **params) -> Result:
     """Solve y = A(x) + noise for x with ``prior``, by the solver named ``solver``.
 
     ``params`` are the solver's hyperparameters (see each solver class); an unknown name

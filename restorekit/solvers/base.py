@@ -3,7 +3,7 @@
 A solver is a small object holding its hyperparameters. Calling it runs
 
     solver(y, operator, prior, *, x_init=None, x_true=None, generator=None,
-           callback=None, progress=False) -> Result
+           callback=None, progress=None) -> Result
 
 Subclasses set ``name`` and ``needs`` (the prior capability they use) and implement
 ``_run(y, operator, prior, x_init, loop)``; ``loop`` (a :class:`Loop`) gives them the
@@ -18,6 +18,7 @@ sample, a (B,) tensor).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
@@ -47,7 +48,8 @@ class History:
 
 @dataclass
 class Metrics:
-    """Quality of the final estimate against x_true, per sample ((B,) tensors)."""
+    """Quality of the final estimate, clamped to [0, 1] (as saved and shown), against x_true,
+    per sample ((B,) tensors)."""
 
     psnr: torch.Tensor
     ssim: torch.Tensor
@@ -68,6 +70,16 @@ def data_fit(operator, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * r.flatten(1).pow(2).sum(1)
 
 
+class Diverged(FloatingPointError):
+    """A solver's iterate became NaN/Inf: ``iteration`` is the first bad one, ``last_finite``
+    the last finite iterate (None if the first already failed)."""
+
+    def __init__(self, iteration: int, last_finite: torch.Tensor | None, solver: str = "?"):
+        super().__init__(f"solver {solver!r} diverged at iteration {iteration} (NaN/Inf iterate); "
+                         "the last finite iterate is in .last_finite; try a smaller step size")
+        self.iteration, self.last_finite, self.solver = iteration, last_finite, solver
+
+
 class Loop:
     """Run-time state of one solver call: iteration range, nfe, history, callback."""
 
@@ -77,20 +89,35 @@ class Loop:
         self.callback, self.progress, self.desc = callback, progress, desc
         self.nfe = 0
         self.history = History()
+        self.last_finite = None
 
     def range(self, n: int):
-        return tqdm(range(n), desc=self.desc, disable=not self.progress, leave=False)
+        """range(n) with a tqdm bar (ETA) when ``progress`` is True, or when it is None (the
+        default) and stderr is a terminal; shown only once a run passes 2 s, and kept at the end."""
+        return progress_bar(range(n), self.desc, self.progress)
 
     def log(self, i: int, x: torch.Tensor, x0_hat: torch.Tensor | None = None, sigma=None):
-        """Record iteration ``i`` (x in [0, 1]) and call the callback."""
+        """Record iteration ``i`` (x in [0, 1]) and call the callback; raise :class:`Diverged`
+        at the first non-finite iterate (the data fit, computed anyway, is non-finite then)."""
         with torch.no_grad():
             fit = data_fit(self.operator, x, self.y)
+            if not math.isfinite(fit.sum().item()) or (i % 10 == 0 and not torch.isfinite(x).all()):
+                raise Diverged(i, self.last_finite)
+            self.last_finite = x.detach().clone()
             self.history.data_fit.append(fit.mean().item())
             if self.x_true is not None:
                 self.history.psnr.append(psnr(x, self.x_true).mean().item())
         if self.callback is not None:
             self.callback({"i": i, "x": x, "x0_hat": x if x0_hat is None else x0_hat,
                            "sigma": sigma, "data_fit": fit})
+
+
+def progress_bar(iterable, desc: str, progress: bool | None = None, **kwargs):
+    """The one tqdm bar of the project: on when ``progress`` is True, or None and stderr is a
+    terminal (quiet in tests and pipes); appears after 2 s, so short runs print nothing."""
+    on = sys.stderr.isatty() if progress is None else bool(progress)
+    return tqdm(iterable, desc=desc, disable=not on, delay=2.0, leave=True, dynamic_ncols=True,
+                **kwargs)
 
 
 def positive(value, name: str, *, integer: bool = False, allow_none: bool = False):
@@ -111,24 +138,26 @@ class Solver:
 
     def __call__(self, y: torch.Tensor, operator, prior, *, x_init: torch.Tensor | None = None,
                  x_true: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                 callback: Callable[[dict], None] | None = None, progress: bool = False) -> Result:
+                 callback: Callable[[dict], None] | None = None, progress: bool | None = None) -> Result:
         from ..priors.base import require
 
         require(prior, self.needs, self.name)
-        check_problem(y, operator, x_init=x_init, x_true=x_true, generator=generator)
+        check_problem(y, operator, x_init=x_init, x_true=x_true, generator=generator, prior=prior)
         if generator is None:
             generator = torch.Generator(device=y.device).manual_seed(0)
         loop = Loop(y, operator, x_true, generator, callback, progress, self.name)
         start = time.perf_counter()
-        x = self._run(y, operator, prior, x_init, loop)
+        try:
+            x = self._run(y, operator, prior, x_init, loop)
+        except Diverged as e:
+            raise Diverged(e.iteration, e.last_finite, self.name) from None
         seconds = time.perf_counter() - start
         if not torch.isfinite(x).all():
-            raise FloatingPointError(f"solver {self.name!r} produced non-finite values; "
-                                     "try a smaller step size")
+            raise Diverged(len(loop.history.data_fit), loop.last_finite, self.name)
         metrics = None
         if x_true is not None:
-            with torch.no_grad():
-                metrics = Metrics(psnr(x, x_true), ssim(x, x_true))
+            with torch.no_grad():  # of the image as saved and shown: clamped to [0, 1]
+                metrics = Metrics(psnr(x.clamp(0, 1), x_true), ssim(x.clamp(0, 1), x_true))
         return Result(x=x.detach(), history=loop.history, seconds=seconds, nfe=loop.nfe,
                       metrics=metrics)
 

@@ -38,7 +38,7 @@ class MCG(Solver):
     needs = Diffusion
 
     def __init__(self, steps: int = 1000, alpha: float = 1.0, weight: float = 1.0):
-        if not alpha >= 0:
+        if not 0 <= alpha < float("inf"):
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
         if not 0 < weight <= 1:
             raise ValueError(f"weight must be in (0, 1], got {weight!r}")

@@ -55,7 +55,7 @@ class REDDiff(Solver):
 
     def __init__(self, steps: int = 50, lr: float = 0.1, lam: float = 0.25,
                  betas: tuple[float, float] = (0.9, 0.99), init: str = "cg"):
-        if not lam >= 0:
+        if not 0 <= lam < float("inf"):
             raise ValueError(f"lam must be >= 0, got {lam!r}")
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two floats in [0, 1), got {betas!r}")
