@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .task import Task, item_seed, restore_item
@@ -154,6 +155,10 @@ def _items(inputs, output_dir: Path, task: Task, reference, out_ext) -> list[Ite
         if reference is not None and (Path(reference) / source.name).is_file():
             ref = str(Path(reference) / source.name)
         items.append(Item(source.name, str(source), str(output_dir / (source.stem + ext)), ref))
+    sources = {os.path.realpath(i.source) for i in items}
+    over = [i.output for i in items if os.path.realpath(i.output) in sources]
+    if over:
+        raise ValueError(f"output_dir would overwrite the inputs ({over[0]!r}); choose another folder")
     outputs = [i.output for i in items]
     clash = sorted({o for o in outputs if outputs.count(o) > 1})
     if clash:
@@ -222,7 +227,8 @@ def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int =
     def record(item: Item, result: dict) -> None:
         line = {"item": item.name, "input": item.source, "output": item.output, **result,
                 "engine": engine, **{k: described[k] for k in _TASK_FIELDS},
-                "reference": item.reference, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "reference": item.reference,
+                "finished": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
         log.append(line)
         records.append(line)
         bar.update(1)
