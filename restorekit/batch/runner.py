@@ -222,7 +222,7 @@ def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int =
         tmp.unlink(missing_ok=True)
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=len(todo), unit="item", desc="restorekit batch", disable=not show, leave=True)
-    log, records, start = _Manifest(manifest), [], time.perf_counter()
+    log, records, failures, start = _Manifest(manifest), [], [0], time.perf_counter()
 
     def record(item: Item, result: dict) -> None:
         line = {"item": item.name, "input": item.source, "output": item.output, **result,
@@ -231,8 +231,9 @@ def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int =
                 "finished": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
         log.append(line)
         records.append(line)
+        failures[0] += line["status"] == "failed"
         bar.update(1)
-        bar.set_postfix(failed=sum(r["status"] == "failed" for r in records), refresh=False)
+        bar.set_postfix(failed=failures[0], refresh=False)
 
     try:
         if todo:
@@ -242,6 +243,5 @@ def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int =
     finally:
         bar.close()
         log.close()
-    failed = sum(r["status"] == "failed" for r in records)
-    return Summary(done=len(records) - failed, skipped=len(finished), failed=failed, manifest=manifest,
+    return Summary(done=len(records) - failures[0], skipped=len(finished), failed=failures[0], manifest=manifest,
                    seconds=time.perf_counter() - start, records=records)
