@@ -106,7 +106,8 @@ def main() -> None:
     # the same overhead measured inside each item (same moment, so robust to load drift)
     inner = np.median([r["seconds"] - r["solve_seconds"] for r in local1[2]])
     inner_share = inner / np.median([r["solve_seconds"] for r in local1[2]])
-    lines = [f"# Batch benchmark ({platform.machine()}, {os.cpu_count()} CPUs, torch threads 1 per worker)",
+    lines = [f"# Batch benchmark ({platform.machine()}, {os.cpu_count()} CPUs, torch threads 1 per worker, "
+             f"load average {os.getloadavg()[0]:.1f} at the end)",
              "",
              f"{args.n} blurred 16-bit PNGs of {args.size}², TV Chambolle–Pock, {args.iters} iterations "
              f"(bare solve {per_item:.3f} s per item). Wall times include start-up.",
