@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import math
+import os
 import re
 import sys
 import warnings
@@ -333,14 +334,14 @@ def _task(args):
     from .solvers import SOLVERS
 
     args.device = str(_device(args.device))  # a missing GPU is one line, before any work
-    kernel = args.kernel
+    kernel, mask = args.kernel, args.mask
     if kernel is not None:
         try:
             kernel = float(kernel)
         except ValueError:
-            pass
-    given = {"kernel": kernel, "mask": args.mask, "factor": args.factor, "views": args.views,
-             "img_size": args.img_size}
+            kernel = os.path.abspath(kernel)  # workers may run elsewhere (Ray actors)
+    given = {"kernel": kernel, "mask": mask and os.path.abspath(mask), "factor": args.factor,
+             "views": args.views, "img_size": args.img_size}
     operator_args = {k: v for k, v in given.items() if v is not None}
     operator_args.update(noise_sigma=args.noise_sigma, normalize=args.normalize)
     if args.operator == "blur":

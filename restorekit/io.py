@@ -515,97 +515,137 @@ def read_measurement(path, operator: str, *, noise_sigma: float | None = None, k
     median absolute deviation of the sampled real and imaginary parts in the outer half of
     both frequency axes, where natural images have little energy) and the notes say so.
     """
-    from . import operators
-    from .operators.inpainting import check_mask
-
     if operator not in MEASURED_OPERATORS:
         raise ValueError(f"operator must be one of {', '.join(MEASURED_OPERATORS)}, got {operator!r}")
-    device = operators._common.as_device(device)
-    notes: list[str] = []
-    info, observed = None, None
     given = {"kernel": kernel, "mask": mask, "factor": factor, "views": views, "img_size": img_size}
     allowed = {"blur": {"kernel"}, "inpainting": {"mask"}, "sr": {"factor"}, "ct": {"views", "img_size"},
                "mri": {"mask"}}.get(operator, set())
     extra = sorted(k for k, v in given.items() if v is not None and k not in allowed)
     if extra:
-        raise ValueError(f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to operator {operator!r}"
-                         f"{'; it takes ' + ', '.join(sorted(allowed)) if allowed else ''}")
+        raise ValueError(f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to operator "
+                         f"{operator!r}{'; it takes ' + ', '.join(sorted(allowed)) if allowed else ''}")
+    from .operators._common import as_device
+
+    args = dict(given, boundary=boundary, missing=missing, angle_range=angle_range, device=as_device(device))
+    info, notes = None, []
     if operator in ("ct", "mri"):
-        arr = _read_npy(path, "path", complex_ok=operator == "mri")
+        data = _read_npy(path, "path", complex_ok=operator == "mri")
     else:
-        y, info = read_image(path, normalize=normalize)
+        data, info = read_image(path, normalize=normalize)
         notes = list(info.notes)
-        channels, size = y.shape[1], tuple(y.shape[-2:])
-    if operator == "denoising":
-        build = lambda sigma: operators.denoising(noise_sigma=sigma, device=device)
-    elif operator == "blur":
-        if kernel is None:
-            raise ValueError("kernel is required for operator 'blur': a .npy/image file, a 2D tensor "
-                             "or a Gaussian std in pixels")
-        if isinstance(kernel, (str, os.PathLike)):
-            kernel, knotes = read_kernel(kernel)
-            notes += knotes
-        elif not isinstance(kernel, torch.Tensor):
-            kernel = operators.gaussian_kernel(kernel)
-        if boundary not in ("periodic", "reflect"):
-            raise ValueError(f"boundary must be 'periodic' or 'reflect', got {boundary!r}")
-        build = lambda sigma: operators.blur(kernel, circular=boundary == "periodic", img_size=size,
-                                             noise_sigma=sigma, device=device)
-    elif operator == "inpainting":
-        if mask is None:
-            raise ValueError("mask is required for operator 'inpainting' (a file or a binary tensor, "
-                             "1 = observed)")
-        if isinstance(mask, (str, os.PathLike)):
-            mask, mnotes = read_mask(mask, missing=missing)
-            notes += mnotes
-        m = check_mask(mask, size, channels)
-        observed = m
-        y = y * m  # missing pixels carry no data whatever the file holds there
-        build = lambda sigma: operators.inpainting(m, img_size=size, channels=channels,
-                                                   noise_sigma=sigma, device=device)
-    elif operator == "sr":
-        factor = 2 if factor is None else factor
-        size = (size[0] * factor, size[1] * factor) if factor in (2, 4) else size
-        build = lambda sigma: operators.super_resolution(factor, img_size=size, channels=channels,
-                                                         noise_sigma=sigma, device=device)
-    elif operator == "ct":
-        n = _ct_size(arr.shape[0]) if img_size is None else img_size
-        views = arr.shape[1] if views is None else views
-        if views != arr.shape[1]:
-            raise ValueError(f"views={views} but the sinogram {str(path)!r} has {arr.shape[1]} columns")
-        probe = operators.ct(img_size=n, views=views, angle_range=angle_range, device=device)
-        expected = tuple(probe.A(torch.zeros(1, 1, n, n, device=device)).shape[-2:])
-        if expected != arr.shape:
-            raise ValueError(f"img_size={n} gives sinograms of shape {expected}, the file has {arr.shape}")
-        y = torch.from_numpy(arr.astype(np.float64) / float(probe.operator_norm)).float()[None, None]
-        notes.append(f"sinogram divided by ||R||_2 = {float(probe.operator_norm):.6g} (N = {n}, "
-                     f"{views} views over {angle_range:g} degrees)")
-        channels, size = 1, (n, n)
-        build = lambda sigma: _with_noise(probe, sigma, device)
-    else:  # mri
-        if mask is None:
-            raise ValueError("mask is required for operator 'mri' (a file or a binary tensor, 1 = sampled)")
-        if isinstance(mask, (str, os.PathLike)):
-            mask, mnotes = read_mask(mask, missing=missing)
-            notes += [n.replace("missing", "unsampled") for n in mnotes]
-        size, channels = tuple(arr.shape), 1
-        m = check_mask(mask, size, 1)[0]
-        k = torch.from_numpy(arr.astype(np.complex128))
-        y = (torch.stack([k.real, k.imag]) * m).float()[None]
-        observed = m
-        build = lambda sigma: _mri_operator(m, size, sigma, device)
-    y = y.to(device)
-    if noise_sigma is None:
-        noise_sigma, estimated = _estimate(y, observed, operator), True
+    # 1. the measurement and a builder of its operator for a given noise level
+    p = _PROBLEMS[operator](data, args, notes)
+    y = p.y.to(args["device"])
+    # 2. the noise level, given or estimated
+    estimated = noise_sigma is None
+    if estimated:
+        noise_sigma = _estimate(y, p.observed, operator)
         how = ("sampled high-frequency k-space" if operator == "mri" else
                "the finest diagonal Haar wavelet coefficients")
         notes.append(f"noise std estimated from the data: {noise_sigma:.4g} (median absolute "
                      f"deviation of {how})")
-    else:
-        estimated = False
     noise_sigma = min(noise_sigma, 1.0)
-    return Measurement(y, build(noise_sigma), noise_sigma, estimated, tuple(size), channels, info,
+    return Measurement(y, p.build(noise_sigma), noise_sigma, estimated, tuple(p.size), p.channels, info,
                        tuple(notes))
+
+
+@dataclass
+class _Problem:
+    """What each operator's reader returns: y (CPU), ``build(noise_sigma) -> operator``, the size
+    and channels of the image to restore, and the observed-entries mask (for the noise estimate)."""
+
+    y: torch.Tensor
+    build: object
+    size: tuple[int, int]
+    channels: int
+    observed: torch.Tensor | None = None
+
+
+def _denoising(y, a, notes) -> _Problem:
+    from .operators import denoising
+
+    return _Problem(y, lambda s: denoising(noise_sigma=s, device=a["device"]), y.shape[-2:], y.shape[1])
+
+
+def _blur(y, a, notes) -> _Problem:
+    from .operators import blur, gaussian_kernel
+
+    kernel = a["kernel"]
+    if kernel is None:
+        raise ValueError("kernel is required for operator 'blur': a .npy/image file, a 2D tensor "
+                         "or a Gaussian std in pixels")
+    if isinstance(kernel, (str, os.PathLike)):
+        kernel, knotes = read_kernel(kernel)
+        notes += knotes
+    elif not isinstance(kernel, torch.Tensor):
+        kernel = gaussian_kernel(kernel)
+    if a["boundary"] not in ("periodic", "reflect"):
+        raise ValueError(f"boundary must be 'periodic' or 'reflect', got {a['boundary']!r}")
+    size = tuple(y.shape[-2:])
+    return _Problem(y, lambda s: blur(kernel, circular=a["boundary"] == "periodic", img_size=size,
+                                      noise_sigma=s, device=a["device"]), size, y.shape[1])
+
+
+def _user_mask(a, notes, size, channels, what: str) -> torch.Tensor:
+    from .operators.inpainting import check_mask
+
+    mask = a["mask"]
+    if mask is None:
+        raise ValueError(f"mask is required for operator {what!r} (a file or a binary tensor, "
+                         f"1 = {'sampled' if what == 'mri' else 'observed'})")
+    if isinstance(mask, (str, os.PathLike)):
+        mask, mnotes = read_mask(mask, missing=a["missing"])
+        notes += [n.replace("missing", "unsampled") if what == "mri" else n for n in mnotes]
+    return check_mask(mask, size, channels)
+
+
+def _inpainting(y, a, notes) -> _Problem:
+    from .operators import inpainting
+
+    size, channels = tuple(y.shape[-2:]), y.shape[1]
+    m = _user_mask(a, notes, size, channels, "inpainting")
+    y = y * m  # missing pixels carry no data whatever the file holds there
+    return _Problem(y, lambda s: inpainting(m, img_size=size, channels=channels, noise_sigma=s,
+                                            device=a["device"]), size, channels, m)
+
+
+def _sr(y, a, notes) -> _Problem:
+    from .operators import super_resolution
+
+    factor = 2 if a["factor"] is None else a["factor"]
+    size = (y.shape[-2] * factor, y.shape[-1] * factor) if factor in (2, 4) else tuple(y.shape[-2:])
+    return _Problem(y, lambda s: super_resolution(factor, img_size=size, channels=y.shape[1], noise_sigma=s,
+                                                  device=a["device"]), size, y.shape[1])
+
+
+def _ct(arr, a, notes) -> _Problem:
+    from .operators import ct
+
+    n = _ct_size(arr.shape[0]) if a["img_size"] is None else a["img_size"]
+    views = arr.shape[1] if a["views"] is None else a["views"]
+    if views != arr.shape[1]:
+        raise ValueError(f"views={views} but the sinogram has {arr.shape[1]} columns (views)")
+    op = ct(img_size=n, views=views, angle_range=a["angle_range"], device=a["device"])
+    expected = tuple(op.A(torch.zeros(1, 1, n, n, device=a["device"])).shape[-2:])
+    if expected != arr.shape:
+        raise ValueError(f"img_size={n} gives sinograms of shape {expected}, the file has {arr.shape}")
+    norm = float(op.operator_norm)
+    notes.append(f"sinogram divided by ||R||_2 = {norm:.6g} (N = {n}, {views} views over "
+                 f"{a['angle_range']:g} degrees)")
+    y = torch.from_numpy(arr.astype(np.float64) / norm).float()[None, None]
+    return _Problem(y, lambda s: _with_noise(op, s, a["device"]), (n, n), 1)
+
+
+def _mri(arr, a, notes) -> _Problem:
+    size = tuple(arr.shape)
+    m = _user_mask(a, notes, size, 1, "mri")[0]
+    k = torch.from_numpy(arr.astype(np.complex128))
+    y = (torch.stack([k.real, k.imag]) * m).float()[None]
+    return _Problem(y, lambda s: _mri_operator(m, size, s, a["device"]), size, 1, m)
+
+
+_PROBLEMS = {"denoising": _denoising, "blur": _blur, "inpainting": _inpainting, "sr": _sr, "ct": _ct,
+             "mri": _mri}
 
 
 def _estimate(y, observed, operator) -> float:

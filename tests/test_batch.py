@@ -194,6 +194,14 @@ def test_run_refusals(tmp_path, kwargs, message):
         run(src, tmp_path / "out", _task(tmp_path), **kwargs)
 
 
+def test_run_refuses_to_write_over_its_inputs(tmp_path):
+    src = _inputs(tmp_path, n=1)
+    before = (src / "img00.png").read_bytes()
+    with pytest.raises(ValueError, match="overwrite the inputs"):
+        run(src, src, _task(tmp_path))
+    assert (src / "img00.png").read_bytes() == before
+
+
 def test_list_file_and_duplicate_names(tmp_path):
     from restorekit.batch import list_items
 

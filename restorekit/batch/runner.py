@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .task import Task, item_seed, restore_item
@@ -154,6 +155,10 @@ def _items(inputs, output_dir: Path, task: Task, reference, out_ext) -> list[Ite
         if reference is not None and (Path(reference) / source.name).is_file():
             ref = str(Path(reference) / source.name)
         items.append(Item(source.name, str(source), str(output_dir / (source.stem + ext)), ref))
+    sources = {os.path.realpath(i.source) for i in items}
+    over = [i.output for i in items if os.path.realpath(i.output) in sources]
+    if over:
+        raise ValueError(f"output_dir would overwrite the inputs ({over[0]!r}); choose another folder")
     outputs = [i.output for i in items]
     clash = sorted({o for o in outputs if outputs.count(o) > 1})
     if clash:
@@ -217,16 +222,18 @@ def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int =
         tmp.unlink(missing_ok=True)
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=len(todo), unit="item", desc="restorekit batch", disable=not show, leave=True)
-    log, records, start = _Manifest(manifest), [], time.perf_counter()
+    log, records, failures, start = _Manifest(manifest), [], [0], time.perf_counter()
 
     def record(item: Item, result: dict) -> None:
         line = {"item": item.name, "input": item.source, "output": item.output, **result,
                 "engine": engine, **{k: described[k] for k in _TASK_FIELDS},
-                "reference": item.reference, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "reference": item.reference,
+                "finished": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
         log.append(line)
         records.append(line)
+        failures[0] += line["status"] == "failed"
         bar.update(1)
-        bar.set_postfix(failed=sum(r["status"] == "failed" for r in records), refresh=False)
+        bar.set_postfix(failed=failures[0], refresh=False)
 
     try:
         if todo:
@@ -236,6 +243,5 @@ def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int =
     finally:
         bar.close()
         log.close()
-    failed = sum(r["status"] == "failed" for r in records)
-    return Summary(done=len(records) - failed, skipped=len(finished), failed=failed, manifest=manifest,
+    return Summary(done=len(records) - failures[0], skipped=len(finished), failed=failures[0], manifest=manifest,
                    seconds=time.perf_counter() - start, records=records)

@@ -77,7 +77,7 @@ def restore_item(task: Task, source, output, *, name: str | None = None, referen
     """Restore the measured file ``source`` into ``output``; returns the manifest fields
     (seed, seconds, nfe, noise_sigma, notes, psnr/ssim with ``reference``). Errors propagate."""
     from .. import solve
-    from ..io import read_image, read_measurement, write_image
+    from ..io import WRITE_BIT_DEPTHS, read_image, read_measurement, write_image
     from ..metrics import psnr, ssim
 
     name = Path(source).name if name is None else name
@@ -90,8 +90,12 @@ def restore_item(task: Task, source, output, *, name: str | None = None, referen
     gen = torch.Generator(device=m.y.device).manual_seed(seed)
     result = solve(m.y, m.operator, prior, solver=task.solver, generator=gen, progress=progress,
                    **task.params)
-    # 3. the output, written atomically
-    write_image(output, result.x, like=m.info, bit_depth=task.bit_depth, overwrite=overwrite)
+    # 3. the output, written atomically: the input's bit depth, or for a sinogram or k-space
+    #    (no input bit depth) the most precise the format holds
+    bit_depth = task.bit_depth
+    if bit_depth is None and m.info is None:
+        bit_depth = max(WRITE_BIT_DEPTHS.get(Path(output).suffix.lower(), (8,)))
+    write_image(output, result.x, like=m.info, bit_depth=bit_depth, overwrite=overwrite)
     record = {"seed": seed, "seconds": round(time.perf_counter() - start, 4), "solve_seconds":
               round(result.seconds, 4), "nfe": result.nfe, "noise_sigma": m.noise_sigma,
               "noise_estimated": m.noise_estimated, "notes": list(m.notes)}
