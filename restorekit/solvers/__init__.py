@@ -12,12 +12,19 @@ from .red_diff import REDDiff
 
 
 def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true=None, x_init=None,
-          generator=None, callback=None, progress: bool = False, **params) -> Result:
+          generator=None, callback=None, progress: bool = False, tile="auto", **params) -> Result:
     """Solve y = A(x) + noise for x with ``prior``, by the solver named ``solver``.
 
     ``params`` are the solver's hyperparameters (see each solver class); an unknown name
     raises a TypeError listing the accepted ones.
+
+    ``tile``: ``"auto"`` (default) runs a network prior by overlapping, shifting windows of
+    256 px when the image's larger side exceeds 512 px; an int sets the window side; None
+    never tiles (see :mod:`restorekit.tiling`).
     """
+    from ..tiling import for_solve
+
+    prior = for_solve(prior, operator, y, tile)
     if isinstance(solver, Solver):
         if params:
             raise TypeError("pass hyperparameters to the solver object, not to solve(), when "
