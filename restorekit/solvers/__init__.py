@@ -9,6 +9,8 @@ from .mcg import MCG
 from .pnp import PnPADMM, PnPHQS, PnPPGD
 from .red import RED
 from .red_diff import REDDiff
+from .dds3d import DDS3D
+from .chambolle_pock3d import ChambollePock3D
 
 
 def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true=None, x_init=None,
@@ -42,4 +44,5 @@ def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true
                   callback=callback, progress=progress)
 
 
-__all__ = ["ChambollePock", "DDS", "DPS", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED", "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve"]
+__all__ = ["ChambollePock", "DDS", "DPS", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED", "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve",
+           "DDS3D", "ChambollePock3D"]
