@@ -59,18 +59,27 @@ class DDS3D(VolumeSolver):
     The last step returns x̃0. The TV acts only along z: the 2D prior regularises each slice
     and the coupling removes the inter-slice inconsistency of independent slice sampling.
 
-    Parameters: ``steps`` (50), ``eta`` (0.85), ``cg_steps`` M (5), ``rho`` ρ (10) and
-    ``lam`` λ (0.04: the published sparse-view value; 0.4 for limited angle), ``gamma`` γ for
+    Parameters: ``steps`` (50), ``eta`` (0.85), ``cg_steps`` M (5), ``rho`` ρ (0.01) and
+    ``lam`` λ (4e-5), ``gamma`` γ for
     noisy data (10, as 2D DDS), ``noisy`` (None: from the operator's noise model), ``clip_x0``
     (True), ``chunk`` slices per network call (16). ``Result.nfe`` counts diffusion steps (one
     batched evaluation of all slices each).
+
+    Units of ρ and λ: the published ρ = 10, λ = 0.04 (sparse view) / 0.4 (limited angle)
+    belong to the authors' unnormalised Radon transform (‖A‖² in the thousands); our CT
+    operators have ‖A‖ = 1, so ρ must shrink with it. We keep the published soft threshold
+    λ/ρ = 0.004 (sparse view; use λ = 0.04·ρ for limited angle), which acts on image
+    differences and does not depend on A's scale, and chose ρ = 0.01 on a TRAINING volume
+    (8 × 64², a window drifting one pixel per slice over ``brick``; 30 views, 20 steps):
+    28.2 dB and z-error 0.032 at ρ = 0.01 against 23.1, 23.9, 25.1 dB at ρ = 0.03, 0.1, 0.3
+    and 27.7 dB / 0.039 for slice-wise ``dds``; ρ = 10 gives 12 dB (the coupling swamps the data).
     """
 
     name = "dds-3d"
     needs = Diffusion
 
-    def __init__(self, steps: int = 50, eta: float = 0.85, cg_steps: int = 5, rho: float = 10.0,
-                 lam: float = 0.04, gamma: float = 10.0, noisy: bool | None = None,
+    def __init__(self, steps: int = 50, eta: float = 0.85, cg_steps: int = 5, rho: float = 0.01,
+                 lam: float = 4e-5, gamma: float = 10.0, noisy: bool | None = None,
                  clip_x0: bool = True, chunk: int = 16):
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")

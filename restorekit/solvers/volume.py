@@ -43,6 +43,8 @@ def volume_norm(operator, x: torch.Tensor) -> float:
 class VolumeSolver(Solver):
     """A solver of y = A(x) + n for volumes x (B, C, D, H, W); subclasses implement ``_run``."""
 
+    volumes = True
+
     def __call__(self, y: torch.Tensor, operator, prior, *, x_init: torch.Tensor | None = None,
                  x_true: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  callback=None, progress: bool = False) -> Result:
