@@ -55,16 +55,17 @@ def orthogonal(vol: torch.Tensor, d: int, r: int):
     return v[d], v[:, r, :], v[:, :, r]
 
 
-def figure(rows, path: Path, depth: int, size: int) -> None:
+def figure(rows, path: Path, depth: int, size: int, z_extent: float) -> None:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(3 * 3, 2.2 * len(rows)), dpi=110)
-    aspect = size / depth  # coronal and sagittal views stretched to the slice spacing of the phantom
+    fig = Figure(figsize=(3 * 2.4, 1.9 * len(rows)), dpi=110)
+    # coronal and sagittal views drawn at the phantom's slice spacing over its pixel spacing
+    aspect = (2 * z_extent / max(depth - 1, 1)) / (2 / (size - 1))
     for i, (label, vol, stats) in enumerate(rows):
         for j, (name, img) in enumerate(zip(("axial", "coronal", "sagittal"),
                                             orthogonal(vol, depth // 2, size // 2 + size // 16))):
             ax = fig.add_subplot(len(rows), 3, 3 * i + j + 1)
-            ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1, aspect=1 if j == 0 else aspect / 4)
+            ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1, aspect=1 if j == 0 else aspect)
             ax.set_xticks([]), ax.set_yticks([])
             if j == 0:
                 text = label if stats is None else f"{label}\n{stats['psnr']} dB, z-err {stats['z_error']}"
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default="docs/figures")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    x = rk.data.phantom3d(args.depth, args.size)
+    z_extent = 0.5
+    x = rk.data.phantom3d(args.depth, args.size, z_extent=z_extent)
     prior = rk.priors.load("diffusion-gray")
     report, out = {}, Path(args.out)
     for setting, (ct_args, threshold) in SETTINGS.items():
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         report[setting] = {"FBP": {"psnr": round(fbp.psnr.item(), 2), "z_error": round(z_error(rows[0][1], x).item(), 4)},
                            **{label: stats for label, _, stats in rows[1:-1]}}
         tag = "sparse" if setting.startswith("sparse") else "limited"
-        figure(rows, out / f"ct3d_{tag}.png", args.depth, args.size)
+        figure(rows, out / f"ct3d_{tag}.png", args.depth, args.size, z_extent)
         print(setting, json.dumps(report[setting]), flush=True)
     (out / "ct3d.json").write_text(json.dumps({"volume": [args.depth, args.size, args.size],
                                                "steps": args.steps, **report}, indent=1))

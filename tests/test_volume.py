@@ -159,3 +159,38 @@ def test_volume_solver_contract(solver, prior):
     other = priors["tv3d" if prior == "diffusion" else "diffusion"]
     with pytest.raises(TypeError, match=solver):
         rk.solve(y, op, other, solver, **params)
+
+
+def _slice_wise_dds(y, op, prior, steps, depth):
+    return from_slices(rk.solve(to_slices(y), op.slice_operator, prior, "dds", steps=steps).x, depth)
+
+
+@pytest.mark.slow  # ~2–5 min on the shared CPU
+def test_dds3d_beats_slice_wise_dds_on_sparse_view_training_volume():
+    """30-view CT of a training volume (8 × 64², 20 steps, same noise draws): dds-3d beats
+    slice-wise dds in PSNR and z-consistency (measured 28.2 vs 27.7 dB, z-error 0.032 vs
+    0.039; 28.3 vs 27.8 dB, 0.032 vs 0.039 with another seed)."""
+    x = training_volume(8, 64)
+    op = rk.operators.volume_ct(img_size=64, views=30)
+    y = op(x)
+    prior = rk.priors.load("diffusion-gray")
+    coupled = rk.solve(y, op, prior, "dds-3d", steps=20).x
+    slices = _slice_wise_dds(y, op, prior, 20, 8)
+    assert rk.metrics.psnr(coupled, x) > rk.metrics.psnr(slices, x)
+    assert z_error(coupled, x) < z_error(slices, x)
+
+
+@pytest.mark.slow  # ~5–10 min on the shared CPU
+def test_dds3d_limited_angle_phantom_z_consistency():
+    """90° limited-angle CT (45 views) of the 3D Shepp–Logan phantom (16 × 64², 20 steps,
+    λ = 0.04·ρ): dds-3d has a lower z-error than slice-wise dds (measured 0.042 vs 0.058) and
+    a higher PSNR than 3D-TV Chambolle–Pock (18.3 vs 18.0 dB; slice-wise dds 18.5 dB)."""
+    x = rk.data.phantom3d(16, 64)
+    op = rk.operators.volume_ct(img_size=64, views=45, angle_range=90.0)
+    y = op(x)
+    prior = rk.priors.load("diffusion-gray")
+    coupled = rk.solve(y, op, prior, "dds-3d", steps=20, lam=0.04 * 0.01).x
+    slices = _slice_wise_dds(y, op, prior, 20, 16)
+    tv = rk.solve(y, op, rk.priors.TV3D(0.001), "chambolle-pock-3d", max_iter=200).x
+    assert z_error(coupled, x) < z_error(slices, x)
+    assert rk.metrics.psnr(coupled, x) > rk.metrics.psnr(tv, x)
