@@ -5,7 +5,7 @@ patches), 70% of the pixels missing (random mask), restored by ``dds`` (20 steps
 prior applied
 
 - whole (one 512² network pass per step),
-- by 128² windows with a 32-px overlap whose grid shifts at every step (``tile=128``),
+- by 128² windows with a 16-px overlap whose grid shifts at every step (``tile=128``),
 - hierarchically: a 256² pass first, then the same windows anchored to it.
 
 Prints PSNR/SSIM, seconds and the peak RSS growth of each run (each in a fresh process, so
