@@ -1,6 +1,6 @@
 """A large image through a small prior: tiled, shifting-window DDS on a 512² held-out image.
 
-The held-out ``camera`` image at 512² (the shipped ``diffusion-gray`` prior was trained on 64²
+The held-out ``camera`` image at 512² (the shipped ``diffusion-gray`` prior was trained on 32²
 patches), 70% of the pixels missing (random mask), restored by ``dds`` (20 steps) with the
 prior applied
 
