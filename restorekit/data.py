@@ -221,3 +221,44 @@ def _raw_all_faces() -> np.ndarray:
     import skimage.data
 
     return skimage.data.lfw_subset().astype(np.float32)
+
+
+#: The ten ellipsoids of the modified 3D Shepp–Logan phantom (Kak & Slaney's 3D head with
+#: Toft's higher-contrast intensities): value, semi-axes (a, b, c) along (x, y, z), centre
+#: (x0, y0, z0), rotation about z in degrees (φ + ψ of the z-x-z Euler angles, θ = 0 for all).
+SHEPP_LOGAN_3D = (
+    (1.0, 0.69, 0.92, 0.81, 0.0, 0.0, 0.0, 0.0),
+    (-0.8, 0.6624, 0.874, 0.78, 0.0, -0.0184, 0.0, 0.0),
+    (-0.2, 0.11, 0.31, 0.22, 0.22, 0.0, 0.0, -8.0),
+    (-0.2, 0.16, 0.41, 0.28, -0.22, 0.0, 0.0, 28.0),
+    (0.1, 0.21, 0.25, 0.41, 0.0, 0.35, -0.15, 0.0),
+    (0.1, 0.046, 0.046, 0.05, 0.0, 0.1, 0.25, 0.0),
+    (0.1, 0.046, 0.046, 0.05, 0.0, -0.1, 0.25, 0.0),
+    (0.1, 0.046, 0.023, 0.05, -0.08, -0.605, 0.0, 0.0),
+    (0.1, 0.023, 0.023, 0.02, 0.0, -0.606, 0.0, 0.0),
+    (0.1, 0.023, 0.046, 0.02, 0.06, -0.605, 0.0, 0.0),
+)
+
+
+def phantom3d(depth: int = 32, size: int = 128, *, z_extent: float = 0.5, device=None) -> torch.Tensor:
+    """The 3D Shepp–Logan head phantom (:data:`SHEPP_LOGAN_3D`, made in code) as a (1, 1, D, N, N)
+    volume in [0, 1]: ``depth`` axial slices at z evenly spaced over [−z_extent, z_extent] of the
+    [−1, 1]³ cube, each sampled on an N × N grid over [−1, 1]² (y pointing up, as in
+    ``skimage.data.shepp_logan_phantom``). Its central slice is close to the 2D Shepp–Logan
+    phantom, a :data:`HELD_OUT` image: use it to measure, never to tune."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive int, got {depth!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+        raise ValueError(f"size must be an int >= 2, got {size!r}")
+    if not 0 <= z_extent <= 1:
+        raise ValueError(f"z_extent must be in [0, 1], got {z_extent!r}")
+    z = torch.linspace(-z_extent, z_extent, depth, dtype=torch.float64)
+    t = torch.linspace(-1, 1, size, dtype=torch.float64)
+    zz, yy, xx = torch.meshgrid(z, -t, t, indexing="ij")
+    vol = torch.zeros(depth, size, size, dtype=torch.float64)
+    for value, a, b, c, x0, y0, z0, angle in SHEPP_LOGAN_3D:
+        co, si = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        xr = (xx - x0) * co + (yy - y0) * si
+        yr = -(xx - x0) * si + (yy - y0) * co
+        vol += value * (((xr / a) ** 2 + (yr / b) ** 2 + ((zz - z0) / c) ** 2) <= 1)
+    return vol.clamp(0, 1).float()[None, None].to(_as_device(device))

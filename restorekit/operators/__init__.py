@@ -11,8 +11,10 @@ from .linalg import cg_solve, operator_norm, truncated_pinv
 from .mri import RealMRI, cartesian_mask, coil_maps, mri
 from .registry import BUILDERS, Spec, make
 from .simple import denoising, super_resolution
+from .volume import Blur3D, SliceWise, blur3d, volume_ct
 
 __all__ = ["blur", "inpainting", "super_resolution", "denoising", "ct", "mri", "fbp",
            "cg_solve", "operator_norm", "truncated_pinv", "BUILDERS", "Spec", "make",
            "CircularBlur", "ParallelBeamCT", "RealMRI", "gaussian_kernel", "motion_kernel",
-           "check_kernel", "random_mask", "box_mask", "cartesian_mask", "coil_maps"]
+           "check_kernel", "random_mask", "box_mask", "cartesian_mask", "coil_maps",
+           "volume_ct", "blur3d", "SliceWise", "Blur3D"]

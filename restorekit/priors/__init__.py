@@ -8,7 +8,8 @@ from .guidance import APG, CFG, CFGpp
 from .lpn import LPN
 from .registry import available, load
 from .tv import TV
+from .tv3d import TV3D
 
 __all__ = ["Denoiser", "Diffusion", "Energy", "Prediction", "Proximal", "require", "DenoiserPrior",
            "DiffusionPrior", "GaussianPrior", "APG", "CFG", "CFGpp", "LPN", "TV", "available", "load",
-           "PerChannel"]
+           "PerChannel", "TV3D"]

@@ -10,15 +10,24 @@ from .mcg import MCG
 from .pnp import PnPADMM, PnPHQS, PnPPGD
 from .red import RED
 from .red_diff import REDDiff
+from .dds3d import DDS3D
+from .chambolle_pock3d import ChambollePock3D
 
 
 def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true=None, x_init=None,
-          generator=None, callback=None, progress: bool | None = None, **params) -> Result:
+          generator=None, callback=None, progress: bool | None = None, tile="auto", **params) -> Result:
     """Solve y = A(x) + noise for x with ``prior``, by the solver named ``solver``.
 
     ``params`` are the solver's hyperparameters (see each solver class); an unknown name
     raises a TypeError listing the accepted ones.
+
+    ``tile``: ``"auto"`` (default) runs a network prior by overlapping, shifting windows of
+    256 px when the image's larger side exceeds 512 px; an int sets the window side; None
+    never tiles (see :mod:`restorekit.tiling`).
     """
+    from ..tiling import for_solve
+
+    prior = for_solve(prior, operator, y, tile)
     if isinstance(solver, Solver):
         if params:
             raise TypeError("pass hyperparameters to the solver object, not to solve(), when "
@@ -36,4 +45,5 @@ def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true
                   callback=callback, progress=progress)
 
 
-__all__ = ["ChambollePock", "DDS", "DPS", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED", "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve"]
+__all__ = ["ChambollePock", "DDS", "DPS", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED", "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve",
+           "DDS3D", "ChambollePock3D"]

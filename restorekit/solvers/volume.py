@@ -1,0 +1,74 @@
+"""What the volume solvers share: the (B, C, D, H, W) call contract, metrics and ‖A‖.
+
+A :class:`VolumeSolver` has the one solver signature of :mod:`.base` but checks volumes at the
+boundary (y, x_init and x_true five-dimensional) and reports volume metrics: PSNR over the
+whole volume, SSIM averaged over the axial slices, and the z-consistency error
+:func:`z_error`. The prior capabilities and the :class:`~.base.Result` are the 2D ones.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..metrics import psnr, ssim
+from ..operators.linalg import operator_norm, power_iteration
+from ..operators.volume import SliceWise, check_volume, to_slices
+from ..priors.tv3d import dz
+from ..validate import check_problem
+from .base import Loop, Metrics, Result, Solver
+
+
+def z_error(x: torch.Tensor, x_true: torch.Tensor) -> torch.Tensor:
+    """Inter-slice consistency error per volume, (B,): mean |∂_z x − ∂_z x_true| over the
+    D − 1 slice pairs (x_{d+1} − x_d against the truth's)."""
+    return (dz(x) - dz(x_true))[:, :, :-1].abs().flatten(1).mean(1)
+
+
+def volume_metrics(x: torch.Tensor, x_true: torch.Tensor) -> Metrics:
+    """PSNR over each whole volume and SSIM averaged over its axial slices, (B,) each."""
+    b = x.shape[0]
+    return Metrics(psnr(x, x_true), ssim(to_slices(x), to_slices(x_true)).reshape(b, -1).mean(1))
+
+
+def volume_norm(operator, x: torch.Tensor) -> float:
+    """‖A‖₂ on volumes shaped like x: the 2D operator's (cached) norm for a :class:`SliceWise`
+    operator (block diagonal), else a seeded power iteration on one volume."""
+    if isinstance(operator, SliceWise):
+        return operator_norm(operator.slice_operator, (x.shape[1], *x.shape[3:]), dtype=x.dtype,
+                             device=x.device)
+    return power_iteration(operator, x.shape[1:], max_iter=100, tol=1e-6, dtype=x.dtype, device=x.device)
+
+
+class VolumeSolver(Solver):
+    """A solver of y = A(x) + n for volumes x (B, C, D, H, W); subclasses implement ``_run``."""
+
+    volumes = True
+
+    def __call__(self, y: torch.Tensor, operator, prior, *, x_init: torch.Tensor | None = None,
+                 x_true: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                 callback=None, progress: bool = False) -> Result:
+        from ..priors.base import require
+
+        require(prior, self.needs, self.name)
+        check_problem(y, operator, generator=generator)
+        check_volume(y, "y")
+        for name, v in (("x_init", x_init), ("x_true", x_true)):
+            if v is not None:
+                check_volume(v, name)
+                if v.shape[0] != y.shape[0] or v.device != y.device:
+                    raise ValueError(f"{name} must hold {y.shape[0]} volumes on {y.device} like y, got "
+                                     f"shape {tuple(v.shape)} on {v.device}")
+        if generator is None:
+            generator = torch.Generator(device=y.device).manual_seed(0)
+        loop = Loop(y, operator, x_true, generator, callback, progress, self.name)
+        start = time.perf_counter()
+        x = self._run(y, operator, prior, x_init, loop)
+        seconds = time.perf_counter() - start
+        if not torch.isfinite(x).all():
+            raise FloatingPointError(f"solver {self.name!r} produced non-finite values")
+        metrics = None
+        if x_true is not None:
+            with torch.no_grad():
+                metrics = volume_metrics(x, x_true)
+        return Result(x=x.detach(), history=loop.history, seconds=seconds, nfe=loop.nfe, metrics=metrics)
