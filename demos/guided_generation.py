@@ -167,7 +167,7 @@ def restoration(prior, classes, *, size, steps, runs, seed):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description="Class-guided generation and restoration with CFG, CFG++ and APG")
     ap.add_argument("--out", default="demo-out/guidance", help="output folder for the PNGs")
     ap.add_argument("--quick", action="store_true", help="few steps, small images, few strengths")
     ap.add_argument("--weights", type=Path, default=WEIGHTS,

@@ -42,7 +42,10 @@ autosummary_imported_members = False
 autodoc_default_options = {"members": True, "undoc-members": False}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-suppress_warnings = ["ref.python"]  # the same class is reachable from a module and its package
+suppress_warnings = [
+    "ref.python",  # the same class is reachable from a module and its package
+    "config.cache",  # sphinx_gallery_conf holds functions: the environment is rebuilt every time
+]
 
 # -------------------------------------------------------------------------------- API reference
 # Every public object is documented once, on the page of the module that defines it; a package
@@ -161,6 +164,79 @@ def _verbatim_if_not_rst(app, what, name, obj, options, lines):
         return
     lines[:] = ["::", ""] + ["    " + line for line in text.splitlines()] + [""]
 
+
+# ------------------------------------------------------------------------- measured results
+# The "choosing" guide shows the measured tables that live in the repository as Markdown (the
+# README's held-out sections, benchmarks/defaults_results.md when present): converted here into
+# docs/guides/_measured/*.inc at every build, so the site never holds a number of its own.
+_MEASURED = Path(__file__).parent / "guides" / "_measured"
+
+
+def _inline_md(text: str) -> str:
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*")
+    text = re.sub(r"\\\*\\\*(.+?)\\\*\\\*", r"**\1**", text)
+    text = re.sub(r"(?<!`)`([^`]+)`(?!`)", lambda m: "``" + m[1].replace("\\", "") + "``", text)
+    text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"`\1 <\2>`__", text)
+    return re.sub(r"(\w)_(?=\W|$)", r"\1\\_", text)
+
+
+def _markdown_to_rst(md: str) -> str:
+    """The Markdown the repository's result files use (headings, paragraphs, lists, pipe tables,
+    inline code, bold, links, images under docs/) as reStructuredText."""
+    out, rows = [], []
+
+    def flush_table():
+        if rows:
+            cells = [r for r in rows if not re.fullmatch(r"\|?[\s:|-]+\|?", r)]
+            split = [[c.strip() for c in r.strip().strip("|").split("|")] for r in cells]
+            out.extend(["", ".. list-table::", "   :header-rows: 1", ""])
+            for row in split:
+                for k, cell in enumerate(row):
+                    out.append(("   * - " if k == 0 else "     - ") + (_inline_md(cell) or "\\"))
+            out.append("")
+            rows.clear()
+
+    for line in md.splitlines():
+        if line.lstrip().startswith("|"):
+            rows.append(line)
+            continue
+        flush_table()
+        heading = re.fullmatch(r"#+\s+(.*)", line)
+        image = re.fullmatch(r"!\[([^\]]*)\]\(docs/([^)]+)\)", line.strip())
+        if heading:
+            out += ["", f".. rubric:: {_inline_md(heading[1])}", ""]
+        elif image:
+            out += ["", f".. image:: /{image[2]}", f"   :alt: {image[1]}", ""]
+        else:
+            out.append(_inline_md(line))
+    flush_table()
+    return "\n".join(out) + "\n"
+
+
+def _readme_section(title_start: str) -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(title_start)}.*?\n(.*?)(?=^## |\Z)", readme, flags=re.S | re.M)
+    if match is None:
+        raise RuntimeError(f"README.md has no section starting with '## {title_start}'; "
+                           "docs/guides/choosing.rst shows it")
+    return match[1]
+
+
+def _write_measured() -> None:
+    _MEASURED.mkdir(exist_ok=True)
+    defaults = ROOT / "benchmarks" / "defaults_results.md"
+    sources = {
+        "readme_quality.inc": _readme_section("Shipped priors and honest quality"),
+        "readme_benchmarks.inc": _readme_section("Benchmarks"),
+        "defaults.inc": defaults.read_text(encoding="utf-8") if defaults.exists() else
+        "The defaults matrix (``benchmarks/defaults_results.md``) is not in this checkout: "
+        "``python benchmarks/defaults.py`` writes it.",
+    }
+    for name, md in sources.items():
+        (_MEASURED / name).write_text(_markdown_to_rst(md), encoding="utf-8")
+
+
+_write_measured()
 
 # ------------------------------------------------------------------------------------ gallery
 # Every script of demos/ with a ``--quick`` flag is an example, run at its quick size; the others

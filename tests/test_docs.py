@@ -1,0 +1,46 @@
+"""The documentation site builds with warnings as errors: the API reference from the
+docstrings, the guides, and the gallery (every demo with ``--quick`` run at its quick size, its
+figure on its page). Slow (several minutes: the demos run); needs the ``docs`` extra."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS_EXTRA = ("sphinx", "furo", "sphinx_gallery")
+
+
+def _missing_docs_extra() -> list[str]:
+    import importlib.util
+
+    return [name for name in DOCS_EXTRA if importlib.util.find_spec(name) is None]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(_missing_docs_extra()), reason="the docs extra is not installed "
+                    "(pip install -e '.[docs]'): missing " + ", ".join(_missing_docs_extra()))
+def test_site_builds_without_warnings(tmp_path):
+    out = tmp_path / "html"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESTOREKIT_DOCS_GALLERY": "1"}
+    proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
+                           str(ROOT / "docs"), str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    # every public name of the packages has a page entry, every demo with --quick its figure
+    api = (out / "generated" / "restorekit.solvers.html").read_text(encoding="utf-8")
+    import restorekit.solvers
+
+    for name in restorekit.solvers.__all__:
+        assert f">{name}<" in api or f"{name}</span>" in api, f"{name} missing from the API reference"
+    demos = [p for p in (ROOT / "demos").glob("*.py") if "--quick" in p.read_text(encoding="utf-8")]
+    assert demos
+    for demo in demos:
+        page = (out / "gallery" / f"{demo.stem}.html").read_text(encoding="utf-8")
+        assert re.search(rf'<img[^>]+sphx_glr_{demo.stem}_\d+\.png', page), f"{demo.name}: no figure"
+    for guide in ("choosing", "own_diffusers_model", "measured_images", "batch_and_ray", "extending"):
+        assert (out / "guides" / f"{guide}.html").exists()
