@@ -36,9 +36,7 @@ extensions = [
 html_theme = "furo"
 html_title = "restorekit"
 exclude_patterns = ["_build", "figures/README.md"]
-templates_path = ["_templates"]
-autosummary_generate = True
-autosummary_imported_members = False
+autosummary_generate = False  # the module pages are written below; autosummary only draws tables
 autodoc_default_options = {"members": True, "undoc-members": False}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
@@ -106,11 +104,43 @@ _MODULES = {"restorekit": restorekit}
 _MODULES |= {info.name: importlib.import_module(info.name)
              for info in pkgutil.walk_packages(restorekit.__path__, "restorekit.")
              if not any(part.startswith("_") for part in info.name.split("."))}
-autosummary_context = {
-    "rk_members": {name: _own_members(name, mod) for name, mod in _MODULES.items()},
-    "rk_public": {name: [h for n in _public_names(mod) if (h := _home(mod, n))]
-                  for name, mod in _MODULES.items() if hasattr(mod, "__path__")},
-}
+
+
+def _module_page(name: str, module) -> str:
+    """reST of one module's page: its docstring, the members it defines, and for a package the
+    table of its public names (linked to their home pages) and its submodules' pages."""
+    own = _own_members(name, module)
+    from sphinx.pycode import ModuleAnalyzer
+
+    commented = {attr for _, attr in ModuleAnalyzer.for_module(name).find_attr_docs()}
+    # autodoc leaves data without a ``#:`` comment out of :members:; those get an autodata
+    bare = [n for n in own if not callable(getattr(module, n)) and n not in commented]
+    listed = [n for n in own if n not in bare]
+    lines = [name, "=" * len(name), "", f".. automodule:: {name}"]
+    lines += [f"   :members: {', '.join(listed)}", "   :undoc-members:"] if listed else ["   :no-members:"]
+    for data in bare:
+        lines += ["", f".. autodata:: {name}.{data}"]
+    public = [h for n in _public_names(module) if (h := _home(module, n))] if hasattr(module, "__path__") else []
+    if public:
+        lines += ["", ".. rubric:: Public names (each documented on its module's page)", "",
+                  ".. currentmodule:: None", "", ".. autosummary::", ""] + [f"   ~{h}" for h in public]
+    children = [m for m in _MODULES if m.rpartition(".")[0] == name]
+    if children:
+        lines += ["", ".. rubric:: Modules", "", ".. toctree::", "   :maxdepth: 1", ""] + [f"   {m}" for m in children]
+    return "\n".join(lines) + "\n"
+
+
+def _write_api_pages() -> None:
+    """docs/generated/<module>.rst for every public module (rewritten only when changed)."""
+    folder = Path(__file__).parent / "generated"
+    folder.mkdir(exist_ok=True)
+    for name, module in _MODULES.items():
+        page, text = folder / f"{name}.rst", _module_page(name, module)
+        if not page.exists() or page.read_text(encoding="utf-8") != text:
+            page.write_text(text, encoding="utf-8")
+
+
+_write_api_pages()
 
 # --------------------------------------------------------------------------------- docstrings
 # restorekit's docstrings write their maths in Unicode with aligned update rules. Those that are
