@@ -52,3 +52,25 @@ def test_site_builds_without_warnings(tmp_path):
         assert re.search(rf'<img[^>]+sphx_glr_{demo.stem}_\d+\.png', page), f"{demo.name}: no figure"
     for guide in ("choosing", "own_diffusers_model", "measured_images", "batch_and_ray", "extending"):
         assert (out / "guides" / f"{guide}.html").exists()
+
+
+DEMOS = sorted((ROOT / "demos").glob("*.py"))
+
+
+@pytest.mark.parametrize("demo", DEMOS, ids=lambda p: p.name)
+def test_demo_is_gallery_ready(demo):
+    """What sphinx-gallery needs to run a demo and show it (fast; the build itself is slow):
+    a first docstring opening with a reST title, a ``--quick`` flag and ``--out`` (the gallery
+    runs ``--quick --out DIR`` and shows the PNGs written there), and no ``__file__`` or
+    ``__doc__`` at run time (sphinx-gallery defines neither: it sets ``__doc__`` to "")."""
+    import ast
+
+    source = demo.read_text(encoding="utf-8")
+    doc = ast.get_docstring(ast.parse(source), clean=True) or ""
+    lines = doc.splitlines()
+    assert len(lines) >= 2 and lines[0].strip() and re.fullmatch(r"=+", lines[1]) \
+        and len(lines[1]) >= len(lines[0]), f"{demo.name}: the docstring must open with 'Title' over '====='"
+    assert "--quick" in source and "--out" in source, f"{demo.name}: needs --quick and --out"
+    code = source.split('"""', 2)[2]
+    for name in ("__file__", "__doc__"):
+        assert name not in code, f"{demo.name} uses {name}, which sphinx-gallery does not provide"
