@@ -1,4 +1,8 @@
-"""Sparse-view CT: 30 parallel-beam views over 180°, noise σ = 0.01 on the normalised
+"""
+Sparse-view CT
+==============
+
+Sparse-view CT: 30 parallel-beam views over 180°, noise σ = 0.01 on the normalised
 sinogram, on the held-out Shepp–Logan phantom.
 
 Restores it with every prior × solver pair of ``restorekit.demo.TASKS["ct"]`` (the table
@@ -6,7 +10,9 @@ of label, prior, solver and hyperparameters lives there, shared with ``restoreki
 writes one comparison figure (A†y, each result with PSNR/SSIM, ground truth) and prints a
 markdown table (method, PSNR, SSIM, seconds, nfe).
 
-    python -m demos.ct [--quick] [--device cuda] [--out DIR]     # from a checkout
+Run it from a checkout::
+
+    python -m demos.ct [--quick] [--device cuda] [--out DIR]
 """
 from __future__ import annotations
 

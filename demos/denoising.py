@@ -1,11 +1,17 @@
-"""Denoising: Gaussian noise σ = 0.1 on the held-out image 'coins'.
+"""
+Denoising
+=========
+
+Denoising: Gaussian noise σ = 0.1 on the held-out image 'coins'.
 
 Restores it with every prior × solver pair of ``restorekit.demo.TASKS["denoising"]`` (the table
 of label, prior, solver and hyperparameters lives there, shared with ``restorekit demo``),
 writes one comparison figure (A†y, each result with PSNR/SSIM, ground truth) and prints a
 markdown table (method, PSNR, SSIM, seconds, nfe).
 
-    python -m demos.denoising [--quick] [--device cuda] [--out DIR]     # from a checkout
+Run it from a checkout::
+
+    python -m demos.denoising [--quick] [--device cuda] [--out DIR]
 """
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Class-guided generation and restoration with the class-conditional house diffusion prior.
+"""
+Class-guided generation
+=======================
+
+Class-guided generation and restoration with the class-conditional house diffusion prior.
 
 Three guidance rules wrap the same class-conditional prior (restorekit.priors.guidance):
 CFG (scale w), CFG++ (λ in [0, 1]) and APG (scale w, η = 0, momentum −0.5, r = 15). This demo
@@ -11,6 +15,8 @@ CFG (scale w), CFG++ (λ in [0, 1]) and APG (scale w, η = 0, momentum −0.5, r
    effect;
 3. inpaints a box out of the held-out Shepp–Logan phantom with DDS, unguided (null class) and
    guided towards the "phantom" class, and reports PSNR (``restoration.png``).
+
+Run it from a checkout::
 
     python -m demos.guided_generation [--quick] [--out demo-out/guidance]
     python -m demos.guided_generation --random-init --quick    # smoke test without weights
@@ -161,7 +167,7 @@ def restoration(prior, classes, *, size, steps, runs, seed):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description="Class-guided generation and restoration with CFG, CFG++ and APG")
     ap.add_argument("--out", default="demo-out/guidance", help="output folder for the PNGs")
     ap.add_argument("--quick", action="store_true", help="few steps, small images, few strengths")
     ap.add_argument("--weights", type=Path, default=WEIGHTS,

@@ -1,4 +1,8 @@
-"""Inpainting: half of the pixels missing at random, plus noise σ = 0.01, on the held-out
+"""
+Inpainting
+==========
+
+Inpainting: half of the pixels missing at random, plus noise σ = 0.01, on the held-out
 image 'camera'.
 
 Restores it with every prior × solver pair of ``restorekit.demo.TASKS["inpainting"]`` (the table
@@ -6,7 +10,9 @@ of label, prior, solver and hyperparameters lives there, shared with ``restoreki
 writes one comparison figure (A†y, each result with PSNR/SSIM, ground truth) and prints a
 markdown table (method, PSNR, SSIM, seconds, nfe).
 
-    python -m demos.inpainting [--quick] [--device cuda] [--out DIR]     # from a checkout
+Run it from a checkout::
+
+    python -m demos.inpainting [--quick] [--device cuda] [--out DIR]
 """
 from __future__ import annotations
 

@@ -1,5 +1,11 @@
-"""LPN demo: denoising and deblurring of the held-out images with the learned proximal network
+"""
+Learned proximal network versus TV
+==================================
+
+Denoising and deblurring of the held-out images with the learned proximal network
 versus total variation, and the learned prior R(x) on clean, noisy and blurred images.
+
+Run it from a checkout::
 
     python -m demos.lpn [--quick] [--out demos/out/lpn.png]
 
@@ -11,6 +17,7 @@ versus total variation, and the learned prior R(x) on clean, noisy and blurred i
    (oracle weight), and PnP-ADMM with the shipped learned denoiser ``denoiser-gray``.
 3. R(x) per pixel for clean crops and their noisy (several σ) and blurred (several σ_b)
    versions, computed through the convex conjugate of the LPN's potential.
+
 Prints a table and writes one PNG figure.
 """
 from __future__ import annotations
@@ -27,8 +34,7 @@ from restorekit.metrics import psnr
 from restorekit.priors.lpn import LPN
 from restorekit.priors.tv import TV
 
-ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "restorekit" / "weights" / "lpn-gray"
+WEIGHTS = Path(rk.__file__).parent / "weights" / "lpn-gray"
 TV_WEIGHTS_DENOISE = (4.0, 6.0, 8.0, 10.0, 12.0, 15.0)  # TV(weight).denoise(y, 0.1): λ = w·σ²
 TV_WEIGHTS_DEBLUR = (0.002, 0.005, 0.01, 0.02)
 
@@ -41,7 +47,7 @@ def blurred(x: torch.Tensor, sigma_b: float) -> torch.Tensor:
 def main(argv=None):
     p = argparse.ArgumentParser(description="LPN vs TV on held-out images, and R(x) curves")
     p.add_argument("--quick", action="store_true", help="two 64² images, fewer R(x) points")
-    p.add_argument("--out", default=str(ROOT / "demos" / "out" / "lpn.png"))
+    p.add_argument("--out", default=str(Path("demos") / "out" / "lpn.png"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)

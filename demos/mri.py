@@ -1,4 +1,8 @@
-"""MRI: single-coil Cartesian k-space, ×4 acceleration (8% of the centre kept), noise
+"""
+Accelerated MRI
+===============
+
+MRI: single-coil Cartesian k-space, ×4 acceleration (8% of the centre kept), noise
 σ = 0.01, on the held-out image 'coins'.
 
 Restores it with every prior × solver pair of ``restorekit.demo.TASKS["mri"]`` (the table
@@ -6,7 +10,9 @@ of label, prior, solver and hyperparameters lives there, shared with ``restoreki
 writes one comparison figure (A†y, each result with PSNR/SSIM, ground truth) and prints a
 markdown table (method, PSNR, SSIM, seconds, nfe).
 
-    python -m demos.mri [--quick] [--device cuda] [--out DIR]     # from a checkout
+Run it from a checkout::
+
+    python -m demos.mri [--quick] [--device cuda] [--out DIR]
 """
 from __future__ import annotations
 

@@ -61,6 +61,14 @@ def load_image(name: str, size: int | tuple[int, int] | None = None, color: bool
     index : which face for ``lfw_subset``.
     normalize : files only: map float data outside [0, 1] to [0, 1] by min-max instead of refusing.
     with_info : also return the file's :class:`restorekit.io.ImageInfo` (None for sample images).
+
+    Examples
+    --------
+    >>> x = load_image("camera", size=32)
+    >>> x.shape, x.dtype, bool(x.min() >= 0 and x.max() <= 1)
+    (torch.Size([1, 1, 32, 32]), torch.float32, True)
+    >>> load_image("astronaut", size=16).shape      # colour images keep their 3 channels
+    torch.Size([1, 3, 16, 16])
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, got {type(name).__name__}")

@@ -234,6 +234,19 @@ def read_image(path, *, normalize: bool = False, dtype=torch.float32) -> tuple[t
     normalize : map float data outside [0, 1] to [0, 1] by min-max (stated in ``info.notes``)
         instead of refusing it. Data already in [0, 1] and uint8/uint16 data are never rescaled.
     dtype : ``torch.float32`` (exact for 8- and 16-bit data) or ``torch.float64``.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> x = torch.linspace(0, 1, 64).reshape(1, 1, 8, 8)
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> path = write_image(folder / "ramp.png", x, bit_depth=16)
+    >>> y, info = read_image(path)
+    >>> info.bit_depth, y.shape
+    (16, torch.Size([1, 1, 8, 8]))
+    >>> bool((y - x).abs().max() <= 0.5 / 65535)     # 16-bit rounding only
+    True
     """
     p = _check_input_path(path)
     if dtype not in (torch.float32, torch.float64):

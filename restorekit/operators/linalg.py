@@ -54,6 +54,17 @@ def cg_solve(operator, b: torch.Tensor, *, gamma=1.0, shift=1.0, x0: torch.Tenso
     x0 : warm start (default zeros).
     max_iter : CG iterations at most.
     tol : stop when every sample has ‖residual‖ ≤ tol·‖b‖.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from restorekit.operators import inpainting
+    >>> op = inpainting("random", img_size=8, fraction=0.5, generator=torch.Generator().manual_seed(0))
+    >>> b = torch.ones(1, 1, 8, 8)
+    >>> x = cg_solve(op, b, gamma=1.0)        # (I + AᴴA)x = b: 1/2 where observed, 1 elsewhere
+    >>> mask = op.A(torch.ones_like(b))
+    >>> torch.allclose(x, 1 / (1 + mask), atol=1e-5)
+    True
     """
     _check_operator(operator)
     if not isinstance(b, torch.Tensor) or not b.is_floating_point() and not b.is_complex():

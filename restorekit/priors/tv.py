@@ -79,6 +79,16 @@ class TV:
     the order of σ) is therefore ``TV(weight=λ/σ²)``; e.g. ``TV(weight=10).denoise(x, 0.1)``
     smooths like ``denoise_tv_chambolle(x, weight=0.1)``. Solvers that can use ``prox`` (the PnP
     family) do so and never go through this mapping.
+
+    Examples
+    --------
+    >>> import torch
+    >>> tv = TV(weight=1.0)
+    >>> step = torch.zeros(1, 1, 8, 8); step[..., 4:] = 1.0
+    >>> tv.value(step)                       # one unit jump along 8 rows
+    tensor([8.])
+    >>> bool(tv.value(tv.prox(step, 0.1)) < tv.value(step))
+    True
     """
 
     def __init__(self, weight: float | torch.Tensor = 0.1, *, channel_coupled: bool = False,
