@@ -10,7 +10,7 @@ shipped prior, named after the directory. ``prior.json`` has at least ``{"kind":
 
 | kind        | what ``load`` returns                                                  |
 |-------------|------------------------------------------------------------------------|
-| ``dncnn``   | ``DenoiserPrior`` around :class:`~restorekit.priors.dncnn.DnCNN`; with several blind levels a :class:`~restorekit.priors.dncnn.MultiLevelDnCNN` picking the level nearest σ per sample |
+| ``dncnn``   | ``DenoiserPrior`` around :class:`~restorekit.priors.dncnn.DnCNN` (``clip_input`` from prior.json); with several blind levels a :class:`~restorekit.priors.dncnn.MultiLevelDnCNN` picking the level nearest σ per sample |
 | ``denoiser``| ``DenoiserPrior`` around :class:`~restorekit.priors.dncnn.BiasFreeDenoiser` |
 | ``diffusion``| ``DiffusionPrior.from_pretrained(directory)``                          |
 | ``lpn``     | ``LPN.from_pretrained(directory)``                                      |
@@ -59,7 +59,8 @@ def _state(path: Path, device) -> dict:
 def _dncnn(directory: Path, meta: dict, device) -> torch.nn.Module:
     nets = []
     for level in meta["levels"]:
-        net = DnCNN(depth=meta["depth"], features=meta["features"], in_channels=meta["in_channels"])
+        net = DnCNN(depth=meta["depth"], features=meta["features"], in_channels=meta["in_channels"],
+                    clip_input=meta.get("clip_input", False))
         net.load_state_dict(_state(directory / level["file"], device))
         nets.append(net)
     if len(nets) == 1:
