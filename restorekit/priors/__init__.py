@@ -1,5 +1,6 @@
 """Priors: every prior is a Denoiser; see :mod:`.base` for the capability protocols."""
 from .base import Denoiser, Diffusion, Energy, Prediction, Proximal, require
+from .composite import CompositePrior, composite
 from .denoisers import DenoiserPrior
 from .diffusion import DiffusionPrior
 from .gaussian import GaussianPrior
@@ -9,4 +10,5 @@ from .registry import available, load
 from .tv import TV
 
 __all__ = ["Denoiser", "Diffusion", "Energy", "Prediction", "Proximal", "require", "DenoiserPrior",
-           "DiffusionPrior", "GaussianPrior", "APG", "CFG", "CFGpp", "LPN", "TV", "available", "load"]
+           "DiffusionPrior", "GaussianPrior", "APG", "CFG", "CFGpp", "LPN", "TV", "available", "load",
+           "CompositePrior", "composite"]

@@ -10,7 +10,9 @@ class DenoiserPrior:
     ``net`` is any callable ``net(x, sigma) -> x̂`` on (B, C, H, W) images in [0, 1] with
     ``sigma`` a noise standard deviation in the same units (a float or a (B,) tensor) —
     deepinv denoisers (``deepinv.models.DRUNet``, ``DnCNN``, ``TVDenoiser``, ``MedianFilter``…)
-    have exactly this signature. ``denoise`` runs the network under ``torch.no_grad()``; when
+    have exactly this signature. ``denoise`` records gradients only when ``x`` requires them
+    and grad mode is on (DPS through a :mod:`composite <restorekit.priors.composite>` prior);
+    otherwise it runs under ``torch.no_grad()``. When
     ``net`` is a module it runs at the network's dtype and the result is cast back to the
     input's dtype. The network must already be on the input's device (``net.to(device)``);
     its train/eval mode is left as the caller set it.
@@ -47,7 +49,7 @@ class DenoiserPrior:
             run_dtype = ref.dtype
         if isinstance(sigma, torch.Tensor):
             sigma = sigma.to(device=x.device, dtype=run_dtype)
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and x.requires_grad):
             out = self.net(x.to(run_dtype), sigma)
         return out.to(x.dtype)
 
