@@ -276,3 +276,18 @@ def test_colour_images_are_denoised_per_channel():
         for b in range(2):
             for c in range(3):
                 torch.testing.assert_close(out[b:b + 1, c:c + 1], net(x[b:b + 1, c:c + 1], sigma[b:b + 1]))
+
+
+def test_lpn_denoise_honours_sigma():
+    """The fixed-σ₀ LPN rescales for σ > σ₀ (held-out 64², σ = 0.2: 18.6 → 22.5 dB),
+    is its plain prox at σ₀, and refuses σ < σ₀ rather than silently denoising at σ₀."""
+    lpn = registry.load("lpn-gray")
+    x = held_out(64)
+    y = noisy(x, 0.2)
+    with torch.no_grad():
+        scaled = psnr(lpn.denoise(y, 0.2).clamp(0, 1), x).mean().item()
+        plain = psnr(lpn(y).clamp(0, 1), x).mean().item()
+        torch.testing.assert_close(lpn.denoise(y, 0.1), lpn(y))
+    assert scaled >= plain + 3.0, f"rescaled {scaled:.2f} dB vs σ ignored {plain:.2f} dB"
+    with pytest.raises(ValueError, match="sigma >= 0.1"):
+        lpn.denoise(y, 0.05)
