@@ -291,3 +291,42 @@ def test_lpn_denoise_honours_sigma():
     assert scaled >= plain + 3.0, f"rescaled {scaled:.2f} dB vs σ ignored {plain:.2f} dB"
     with pytest.raises(ValueError, match="sigma >= 0.1"):
         lpn.denoise(y, 0.05)
+
+
+# ------------------------------------------------------------------------ colour
+class _Recorder:
+    """A grey 'denoiser' that returns its input and records the σ it was asked for."""
+
+    def __init__(self):
+        self.sigmas = None
+
+    def denoise(self, x, sigma):
+        self.sigmas = torch.as_tensor(sigma).reshape(-1).clone()
+        assert x.shape[1] == 1 and x.min() >= -1e-6 and x.max() <= 1 + 1e-6  # every channel mapped onto [0, 1]
+        return x
+
+
+def test_decorrelated_transform_is_exact_and_scales_sigma():
+    """With an identity denoiser the round trip is exact; channel k is denoised at σ/w_k
+    (opponent: w = √3, √2, 4/√6), the level of white noise after the orthonormal map and the
+    affine scaling onto [0, 1]."""
+    from restorekit.priors import Decorrelated
+
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    rec = _Recorder()
+    torch.testing.assert_close(Decorrelated(rec).denoise(x, torch.tensor([0.1, 0.2])), x)
+    w = torch.tensor([3 ** 0.5, 2 ** 0.5, 4 / 6 ** 0.5])
+    torch.testing.assert_close(rec.sigmas, torch.cat([0.1 / w, 0.2 / w]))
+    with pytest.raises(ValueError, match="orthonormal"):
+        Decorrelated(rec, matrix=torch.eye(3) * 2)
+
+
+def test_decorrelated_dncnn_beats_per_channel_on_colour():
+    """On the colour held-out image (astronaut, σ = 0.1) the opponent-space dncnn (``dncnn-rgb``)
+    beats dncnn per RGB channel (128²: 29.23 vs 27.71 dB; colour TV at its best weight 26.64)."""
+    x = load_image("astronaut", size=64, color=True)
+    y = noisy(x, 0.1)
+    with torch.no_grad():
+        rgb = psnr(registry.load("dncnn-rgb").denoise(y, 0.1).clamp(0, 1), x).item()
+        per_channel = psnr(registry.load("dncnn").denoise(y, 0.1).clamp(0, 1), x).item()
+    assert rgb >= per_channel + 0.8, f"decorrelated {rgb:.2f} dB vs per channel {per_channel:.2f} dB"

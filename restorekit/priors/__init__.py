@@ -1,7 +1,7 @@
 """Priors: every prior is a Denoiser; see :mod:`.base` for the capability protocols."""
 from .base import Denoiser, Diffusion, Energy, Prediction, Proximal, require
 from .composite import CompositePrior, composite
-from .denoisers import DenoiserPrior
+from .denoisers import Decorrelated, DenoiserPrior
 from .diffusion import DiffusionPrior
 from .gaussian import GaussianPrior
 from .guidance import APG, CFG, CFGpp
@@ -11,4 +11,4 @@ from .tv import TV
 
 __all__ = ["Denoiser", "Diffusion", "Energy", "Prediction", "Proximal", "require", "DenoiserPrior",
            "DiffusionPrior", "GaussianPrior", "APG", "CFG", "CFGpp", "LPN", "TV", "available", "load",
-           "CompositePrior", "composite"]
+           "CompositePrior", "composite", "Decorrelated"]

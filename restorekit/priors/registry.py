@@ -14,6 +14,8 @@ shipped prior, named after the directory. ``prior.json`` has at least ``{"kind":
 | ``denoiser``| ``DenoiserPrior`` around :class:`~restorekit.priors.dncnn.BiasFreeDenoiser` |
 | ``diffusion``| ``DiffusionPrior.from_pretrained(directory)``                          |
 | ``lpn``     | ``LPN.from_pretrained(directory)``                                      |
+| ``decorrelated`` | ``Decorrelated(load(weights))``: the grey prior named by ``weights`` on colour images in the opponent colour space |
+| ``composite``| ``composite(high=load(high), low=load(low), switch_sigma=…)``: a diffusion prior whose low levels another shipped denoiser serves |
 
 Weights are read with safetensors only (no pickles); nothing is fetched from the network.
 """
@@ -107,5 +109,15 @@ def load(name: str, device=None):
         from .lpn import LPN
 
         return LPN.from_pretrained(directory, device=device)
+    meta = _meta(directory)
+    if kind == "decorrelated":
+        from .denoisers import Decorrelated
+
+        return Decorrelated(load(meta["weights"], device))
+    if kind == "composite":
+        from .composite import composite
+
+        return composite(high=load(meta["high"], device), low=load(meta["low"], device),
+                         switch_sigma=meta["switch_sigma"])
     raise ValueError(f"prior {name!r} has unknown kind {kind!r} in {directory / 'prior.json'}; "
-                     f"expected one of dncnn, denoiser, diffusion, lpn")
+                     f"expected one of dncnn, denoiser, diffusion, lpn, decorrelated, composite")
