@@ -245,11 +245,15 @@ def markdown(results: dict) -> str:
              "shepp_logan_phantom unless stated. BM3D rows: the `bm3d` package (non-commercial licence, "
              "optional extra `peers`). Oracle rows choose their weight on these same images (upper bounds).", ""]
     for key, title in (("denoise", "Grey denoising"), ("colour", "Colour denoising")):
-        if key in results:
-            lines += [f"## {title}", ""]
-            for case, row in results[key].items():
-                lines += [f"**{case}**", "", "| method | PSNR (dB) |", "|---|---|"]
-                lines += [f"| {k} | {v:.2f} |" for k, v in row.items()] + [""]
+        if key in results:  # one column per case; TV's best weight differs per case, so its row is "TV"
+            cases = list(results[key])
+            rows: dict[str, list[str]] = {}
+            for j, case in enumerate(cases):
+                for name, v in results[key][case].items():
+                    label = name.split(" (best weight")[0] + " (best weight)" if "best weight" in name else name
+                    rows.setdefault(label, ["—"] * len(cases))[j] = f"{v:.2f}"
+            lines += [f"## {title}", "", "| method | " + " | ".join(cases) + " |", "|---" * (len(cases) + 1) + "|"]
+            lines += [f"| {k} | " + " | ".join(v) + " |" for k, v in rows.items()] + [""]
     if "restore" in results:
         lines += ["## Restoration (noise 0.01)", ""]
         for task, rows in results["restore"].items():
