@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..priors.base import Denoiser
+from ..priors.base import Denoiser, fixed_prox_weight
 from ..priors.schedule import randn
 from .base import Loop, Solver, positive, register
 from .pnp import data_prox, noise_level
@@ -42,7 +42,9 @@ class ImplicitPrior(Solver):
     weigh against the denoised image as its noise level against theirs, an exact projection
     while σ_t ≫ σ_y (our extension; the paper treats noiseless measurements). The denoiser is
     called at the current level σ_{t−1} (σ₀ first), so blind and noise-conditional denoisers
-    both work; it must cover σ up to σ₀ (a composite prior does). β controls the injected
+    both work; it must cover σ up to σ₀ (a composite prior does). A prior that denoises at one
+    level only (an LPN, trained at its ``sigma``) is never asked below that level: its estimate
+    stops sharpening there. β controls the injected
     noise: β = 1 none (a deterministic coarse-to-fine projected denoising), β → 0 a sample.
     Returns P(D(v)) at the last step (the projected clean estimate), clipped to [0, 1] only by
     the caller.
@@ -88,10 +90,11 @@ class ImplicitPrior(Solver):
         start = torch.full_like(like, 0.5) if x_init is None else x_init
         v = start + self.sigma0 * randn(like.shape, loop.generator, like)
         sigma = self.sigma0
+        floor = float(getattr(prior, "sigma", 0.0)) if fixed_prox_weight(prior) is not None else 0.0
         for t in loop.range(self.max_iter):
             # 2. denoise at the current level, then project onto the measurements: d = P(D(v)) − v
             loop.nfe += 1
-            x_hat = self._project(prior.denoise(v, sigma), y, operator, sigma, sigma_y)
+            x_hat = self._project(prior.denoise(v, max(sigma, floor)), y, operator, sigma, sigma_y)
             d = x_hat - v
             sigma = (d.pow(2).sum() / (n * d.shape[0])).sqrt().item()
             loop.log(t, x_hat.clamp(0, 1), sigma=sigma)
