@@ -15,7 +15,7 @@ directory of ``*.safetensors`` with ``prior.json``, ``MODEL_CARD.md`` and scico'
 - ``restorekit/weights/dncnn-blind/`` — ``dncnn17{L,M,H}.mpk``, blind 17-layer models trained at
   σ = 0.06, 0.10, 0.20, used as one bank picking the level nearest σ.
 
-The scripts prints, and the cards hold, denoising PSNR on the HELD_OUT images against TV at its
+The script prints, and the cards hold, denoising PSNR on the HELD_OUT images against TV at its
 best weight and (when the optional ``bm3d`` package is installed) BM3D.
 
 **The flax file format.** ``flax.serialization.msgpack_serialize`` writes the variable tree as
