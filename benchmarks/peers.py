@@ -109,6 +109,9 @@ def section_denoise() -> dict:
         row = {"noisy": _mean_psnr(y, x), f"TV (best weight {w:g})": tv}
         with torch.no_grad():
             row.update({k: _mean_psnr(f(y, s), x) for k, f in nets.items()})
+            lpn = load("lpn-gray")
+            if s >= lpn.sigma:  # the LPN refuses σ below its training level
+                row["lpn-gray (rescaled for σ > 0.1)"] = _mean_psnr(lpn.denoise(y, s), x)
         out[f"σ = {s:g}"] = row
         print(s, {k: round(v, 2) for k, v in row.items()}, flush=True)
     return out
