@@ -4,11 +4,19 @@
     python training/convert_scico_dncnn.py /tmp/scico/scico-0.0.7-py3-none-any.whl
 
 Reads ``scico/data/flax/dncnn17{L,M,H}.mpk`` and ``LICENSE`` straight from the wheel (or an
-extracted copy of it), needs neither jax nor flax, and writes ``restorekit/weights/dncnn/``:
-the blind 17-layer models trained at σ = 0.06, 0.10, 0.20 as ``*.safetensors``, with
-``prior.json``, ``MODEL_CARD.md`` and scico's ``LICENSE``. (scico's noise-level-input variant
-``dncnn17N.mpk`` converts with the same code, ``DnCNN(in_channels=2)``, but is not shipped: on
-the HELD_OUT images at σ = 0.2 it falls below TV, with outputs far outside [0, 1].)
+extracted copy of it), needs neither jax nor flax, and writes three shipped priors, each a
+directory of ``*.safetensors`` with ``prior.json``, ``MODEL_CARD.md`` and scico's ``LICENSE``:
+
+- ``restorekit/weights/dncnn/`` — ``dncnn17N.mpk``, 17 layers with the noise level as a second
+  input channel (``DnCNN(in_channels=2)``), trained by scico for σ ∈ [0, 0.2] on noisy inputs
+  clipped to [0, 1]; shipped with ``clip_input`` (without it, σ = 0.2 falls below TV with
+  outputs far outside [0, 1]). The default ``dncnn``.
+- ``restorekit/weights/dncnn-6/`` — ``dncnn6N.mpk``, the 6-layer noise-input model (4× faster).
+- ``restorekit/weights/dncnn-blind/`` — ``dncnn17{L,M,H}.mpk``, blind 17-layer models trained at
+  σ = 0.06, 0.10, 0.20, used as one bank picking the level nearest σ.
+
+The script prints, and the cards hold, denoising PSNR on the HELD_OUT images against TV at its
+best weight and (when the optional ``bm3d`` package is installed) BM3D.
 
 **The flax file format.** ``flax.serialization.msgpack_serialize`` writes the variable tree as
 nested msgpack maps; every array is a msgpack *extension* with type code 1 whose payload is
@@ -50,6 +58,9 @@ from training.denoiser_eval import heldout_table, markdown_table  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 FLAX_ARRAY_EXT = 1
 LEVELS = {"L": 0.06, "M": 0.10, "H": 0.20}
+#: shipped name → scico file stem of the noise-level-input models
+NOISE_INPUT = {"dncnn": "dncnn17N", "dncnn-6": "dncnn6N"}
+SIGMAS = (0.02, 0.05, 0.1, 0.2)
 
 
 # ----------------------------------------------------------------------------- reading flax
@@ -101,10 +112,11 @@ def flax_dncnn_to_state_dict(tree: dict) -> tuple[dict, int, int]:
     return sd, len(blocks) + 2, params["conv_start"]["kernel"].shape[2]
 
 
-def convert(raw: bytes) -> DnCNN:
+def convert(raw: bytes, clip_input: bool = False) -> DnCNN:
     """A torch :class:`DnCNN` (eval mode) holding the weights of one scico ``.mpk`` file."""
     sd, depth, channels = flax_dncnn_to_state_dict(read_flax_msgpack(raw))
-    net = DnCNN(depth=depth, features=sd["convs.0.weight"].shape[0], in_channels=channels)
+    net = DnCNN(depth=depth, features=sd["convs.0.weight"].shape[0], in_channels=channels,
+                clip_input=clip_input)
     net.load_state_dict(sd, strict=True)
     return net.eval()
 
@@ -160,6 +172,28 @@ def save_net(net: DnCNN, path: Path):
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, path)
 
 
+def bm3d_column() -> dict:
+    """{"BM3D": denoiser} when the optional bm3d package is installed, else {}."""
+    from restorekit.priors.bm3d import bm3d_denoise, import_bm3d
+
+    try:
+        import_bm3d()
+    except ImportError:
+        return {}
+    return {"BM3D (bm3d package)": bm3d_denoise}
+
+
+def write_prior(d: Path, licence: str, nets: dict, meta: dict, card: str):
+    """One shipped directory: weights, prior.json, scico's LICENSE and the model card."""
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "LICENSE").write_text(licence)
+    for file, net in nets.items():
+        save_net(net, d / file)
+    (d / "prior.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (d / "MODEL_CARD.md").write_text(card)
+    print(f"wrote {d}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scico", type=Path, help="scico wheel (.whl) or the directory it was unzipped into")
@@ -172,70 +206,91 @@ def main(argv=None):
     full = kodim23(src)
     crop = centre_crop(full)
 
-    # 1. convert the three blind 17-layer models
+    # 1. convert the three blind 17-layer models and the two noise-input models
     blind = {lv: convert(src.read(f"scico/data/flax/dncnn17{lv}.mpk")) for lv in LEVELS}
     bank = MultiLevelDnCNN(list(blind.values()), list(LEVELS.values()))
+    noise_input = {name: convert(src.read(f"scico/data/flax/{stem}.mpk"), clip_input=True)
+                   for name, stem in NOISE_INPUT.items()}
 
     # 2. check on scico's own test image before writing anything
-    kodim = {f"17{lv}": (kodim23_psnr(net, 0.1, crop), kodim23_psnr(net, 0.1, full)) for lv, net in blind.items()}
+    checked = {**{f"dncnn17{lv}": net for lv, net in blind.items()},
+               **{NOISE_INPUT[n]: net for n, net in noise_input.items()}}
+    kodim = {k: (kodim23_psnr(net, 0.1, crop), kodim23_psnr(net, 0.1, full)) for k, net in checked.items()}
     for name, ((noisy, den), (noisy_full, den_full)) in kodim.items():
-        print(f"kodim23, σ=0.1, DnCNN-{name}: centre 256² crop {den:.2f} dB (noisy {noisy:.2f}), "
+        print(f"kodim23, σ=0.1, {name}: centre 256² crop {den:.2f} dB (noisy {noisy:.2f}), "
               f"full 512×768 {den_full:.2f} dB (noisy {noisy_full:.2f})")
-    if kodim["17M"][0][1] < 32.0:
-        raise RuntimeError(f"converted DnCNN-17M reaches only {kodim['17M'][0][1]:.2f} dB on the kodim23 crop "
-                           "at σ=0.1 (expected ≥ 32 dB): the conversion is wrong")
+    for name in ("dncnn17M", "dncnn17N"):
+        if kodim[name][0][1] < 32.0:
+            raise RuntimeError(f"converted {name} reaches only {kodim[name][0][1]:.2f} dB on the kodim23 crop "
+                               "at σ=0.1 (expected ≥ 32 dB): the conversion is wrong")
 
     # 3. quality on the HELD_OUT images
-    table = heldout_table({"DnCNN-17 L/M/H": bank}, sigmas=(0.05, 0.1, 0.2))
+    table = heldout_table({"dncnn (17N)": noise_input["dncnn"], "dncnn-6 (6N)": noise_input["dncnn-6"],
+                           "dncnn-blind (17 L/M/H)": bank, **bm3d_column()}, sigmas=SIGMAS)
     print(markdown_table(table))
+    common = dict(version=src.version, noisy=kodim["dncnn17M"][0][0], table=markdown_table(table),
+                  kodim="\n".join(f"| {k} | {c[1]:.2f} | {f[1]:.2f} |" for k, (c, f) in kodim.items()))
 
-    # 4. write weights, prior.json, LICENSE and the card
-    d = args.out / "dncnn"
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "LICENSE").write_text(licence)
-    for lv, net in blind.items():
-        save_net(net, d / f"dncnn17{lv}.safetensors")
-    (d / "prior.json").write_text(json.dumps({
-        "kind": "dncnn", "description": "DnCNN-17 from scico, blind, trained at σ = 0.06/0.10/0.20 "
-        "(the level nearest σ is used), grey",
-        "depth": 17, "features": 64, "in_channels": 1,
-        "levels": [{"sigma": s, "file": f"dncnn17{lv}.safetensors"} for lv, s in LEVELS.items()]},
-        indent=2) + "\n")
-
-    kodim_lines = "\n".join(f"| DnCNN-{k} | {c[1]:.2f} | {f[1]:.2f} |" for k, (c, f) in kodim.items())
-    sizes = ", ".join(f"{f.name} {f.stat().st_size / 1e6:.2f} MB" for f in sorted(d.glob("*.safetensors")))
-    (d / "MODEL_CARD.md").write_text(CARD.format(
-        version=src.version, sizes=sizes, noisy=kodim["17M"][0][0], kodim=kodim_lines,
-        table=markdown_table(table)))
-    print(f"wrote {d}")
+    # 4. write weights, prior.json, LICENSE and the cards
+    write_prior(args.out / "dncnn-blind", licence, {f"dncnn17{lv}.safetensors": n for lv, n in blind.items()},
+                {"kind": "dncnn", "description": "DnCNN-17 from scico, blind, trained at σ = 0.06/0.10/0.20 "
+                 "(the level nearest σ is used), grey", "depth": 17, "features": 64, "in_channels": 1,
+                 "levels": [{"sigma": s, "file": f"dncnn17{lv}.safetensors"} for lv, s in LEVELS.items()]},
+                CARD_HEAD.format(title="dncnn-blind — DnCNN-17 from scico (blind, three noise levels)",
+                                 files="dncnn17*.mpk", depth=17, **common) + BLIND + CARD_TAIL.format(**common))
+    for name, stem in NOISE_INPUT.items():
+        net = noise_input[name]
+        write_prior(args.out / name, licence, {f"{stem}.safetensors": net},
+                    {"kind": "dncnn", "description": f"DnCNN-{net.depth} from scico with a noise-level input "
+                     "(σ ∈ [0, 0.2]), input clipped to [0, 1], grey", "depth": net.depth, "features": 64,
+                     "in_channels": 2, "clip_input": True, "sigma_range": [0.0, 0.2],
+                     "levels": [{"file": f"{stem}.safetensors"}]},
+                    CARD_HEAD.format(title=f"{name} — DnCNN-{net.depth} from scico with a noise-level input",
+                                     files=f"{stem}.mpk", depth=net.depth, **common)
+                    + NOISE_CARD + CARD_TAIL.format(**common))
 
 
-CARD = """# dncnn — DnCNN-17 from scico (blind, three noise levels)
+CARD_HEAD = """# {title}
 
 **Origin.** Weights of the DnCNN denoiser (Zhang, Zuo, Chen, Meng, Zhang, "Beyond a Gaussian
 denoiser: residual learning of deep CNN for image denoising", IEEE TIP 26(7), 2017) as
-trained and shipped by scico {version} (`scico/data/flax/dncnn17*.mpk`, Los Alamos National
+trained and shipped by scico {version} (`scico/data/flax/{files}`, Los Alamos National
 Laboratory, BSD-3-Clause — see `LICENSE` in this directory). restorekit did not train them;
 scico's documentation says they were trained on images in [0, 1] with Gaussian noise.
 Converted without jax/flax by `training/convert_scico_dncnn.py` (flax msgpack → numpy →
 torch, HWIO → OIHW kernels, batch norm in eval mode with the stored running statistics).
 
-**Model.** 17 layers, 64 features, 3×3 convs without bias, circular padding:
-conv → ReLU, 15 × (conv → BN → ReLU), conv; output x − (last conv). Grey (B, 1, H, W) in
-[0, 1]; colour images are denoised channel by channel. Class
-`restorekit.priors.dncnn.DnCNN`. Files: {sizes} (float32 safetensors).
+**Model.** {depth} layers, 64 features, 3×3 convs without bias, circular padding:
+conv → ReLU, {depth} − 2 × (conv → BN → ReLU), conv; output x − (last conv). Grey (B, 1, H, W) in
+[0, 1]; colour images are denoised channel by channel (or in a decorrelated colour space with
+`restorekit.priors.denoisers.Decorrelated`). Class `restorekit.priors.dncnn.DnCNN`, float32
+safetensors.
+"""
 
-Three blind models trained at σ = 0.06 (L), 0.10 (M) and 0.20 (H). `load("dncnn")` holds
+BLIND = """
+Three blind models trained at σ = 0.06 (L), 0.10 (M) and 0.20 (H). `load("dncnn-blind")` holds
 all three (`restorekit.priors.dncnn.MultiLevelDnCNN`) and, per sample, uses the one whose
 training σ is nearest in log σ to the σ asked for (switching at σ ≈ 0.077 and 0.141); beyond
 that choice the networks ignore σ (they are blind), so σ far outside [0.04, 0.3] is served
-by a model trained for another level.
+by a model trained for another level. The default `dncnn` is the noise-input model, which is
+better at every σ measured below.
+"""
 
+NOISE_CARD = """
+**Noise-level input.** The noise level σ enters as a constant second input channel; scico trained
+the model for σ ∈ [0, 0.2] on noisy images *clipped to [0, 1]*, so the prior clips its input to
+[0, 1] before the network (`clip_input: true` in `prior.json`). Unclipped, its outputs leave
+[0, 1] at σ ≥ 0.1 and it falls below TV at σ = 0.2; clipped, it matches or beats the blind bank at
+every σ and is far better at low noise, where the blind bank has no model. Above σ = 0.2 it is
+outside its training range.
+"""
+
+CARD_TAIL = """
 **Conversion check** — scico's own test image kodim23 (shipped in the wheel), grey
 (0.299/0.587/0.114, as scico's `rgb2gray`), Gaussian noise σ = 0.1 (seed 0; noisy input
 {noisy:.2f} dB); the whole 512 × 768 image and its centre 256 × 256 crop. The conversion
-script refuses to write weights if DnCNN-17M is below 32 dB on the crop. With a wrong
-kernel layout (in/out channels swapped) the same model gives about 17 dB.
+script refuses to write weights if dncnn17M or dncnn17N is below 32 dB on the crop. With a
+wrong kernel layout (in/out channels swapped) the same model gives about 17 dB.
 
 | model | centre 256² crop (dB) | full image (dB) |
 |---|---|---|
@@ -244,7 +299,8 @@ kernel layout (in/out channels swapped) the same model gives about 17 dB.
 **Denoising PSNR (dB)** on `restorekit.data.held_out(128)` (camera, astronaut, coins,
 shepp_logan_phantom; grey, 128 × 128), mean over the four images, noise seed 0. TV = skimage
 `denoise_tv_chambolle` at the best weight of a grid per σ (an oracle choice, an upper bound
-for TV). "DnCNN-17 L/M/H" is the level-switching bank above.
+for TV). BM3D = the `bm3d` package (Tampere University, non-commercial licence; a peer only,
+never shipped) at the true σ.
 
 {table}
 """

@@ -1,7 +1,8 @@
 """Priors: every prior is a Denoiser; see :mod:`.base` for the capability protocols."""
 from .base import Denoiser, Diffusion, Energy, Prediction, Proximal, require
 from .channels import PerChannel
-from .denoisers import DenoiserPrior
+from .composite import CompositePrior, composite
+from .denoisers import Decorrelated, DenoiserPrior
 from .diffusion import DiffusionPrior
 from .gaussian import GaussianPrior
 from .guidance import APG, CFG, CFGpp
@@ -12,4 +13,4 @@ from .tv3d import TV3D
 
 __all__ = ["Denoiser", "Diffusion", "Energy", "Prediction", "Proximal", "require", "DenoiserPrior",
            "DiffusionPrior", "GaussianPrior", "APG", "CFG", "CFGpp", "LPN", "TV", "available", "load",
-           "PerChannel", "TV3D"]
+           "PerChannel", "TV3D", "CompositePrior", "composite", "Decorrelated"]

@@ -12,7 +12,10 @@
   BN_l(z) = γ_l (z − μ_l) / sqrt(v_l + 1e-5) + β_l from the stored running statistics.
   A *blind* DnCNN is trained at one noise level; ``sigma`` is then ignored by ``forward``
   (the registry picks the level nearest the requested sigma). A *noise-input* DnCNN
-  (``in_channels=2``, scico's "N" variant) gets a constant channel equal to sigma.
+  (``in_channels=2``, scico's "N" variant, trained for σ ∈ [0, 0.2]) gets a constant channel
+  equal to sigma. scico trained it on noisy inputs clipped to [0, 1]; ``clip_input=True``
+  clips x the same way before the network (D(x) = clip(x) − K_L * h_{L−1}), without which
+  it drifts far outside [0, 1] at σ ≥ 0.1.
 
 * :class:`BiasFreeDenoiser` — our own bias-free residual CNN (Mohan et al., "Robust and
   interpretable blind image denoising via bias-free convolutional neural networks",
@@ -57,15 +60,17 @@ class DnCNN(nn.Module):
     depth : number of conv layers L (scico ships 6 and 17).
     features : feature channels of the hidden layers.
     in_channels : 1 for a blind model, 2 when the noise level is a second input channel.
+    clip_input : clip the input to [0, 1] first (how scico's noise-input models were trained).
     """
 
-    def __init__(self, depth: int = 17, features: int = 64, in_channels: int = 1):
+    def __init__(self, depth: int = 17, features: int = 64, in_channels: int = 1, clip_input: bool = False):
         super().__init__()
         if depth < 3:
             raise ValueError(f"depth must be >= 3, got {depth}")
         if in_channels not in (1, 2):
             raise ValueError(f"in_channels must be 1 (blind) or 2 (noise-level input), got {in_channels}")
         self.depth, self.features, self.in_channels = depth, features, in_channels
+        self.clip_input = bool(clip_input)
         self.convs = nn.ModuleList(
             [nn.Conv2d(in_channels, features, 3, padding=1, padding_mode="circular", bias=False)]
             + [nn.Conv2d(features, features, 3, padding=1, padding_mode="circular", bias=False)
@@ -75,6 +80,8 @@ class DnCNN(nn.Module):
         self.eval()
 
     def _forward1(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        if self.clip_input:
+            x = x.clamp(0, 1)
         z = x if self.in_channels == 1 else torch.cat([x, _sigma_map(x, sigma)], 1)
         h = F.relu(self.convs[0](z))
         for conv, norm in zip(self.convs[1:-1], self.norms):

@@ -94,7 +94,8 @@ class LPN(nn.Module):
     alpha : weight of the strongly convex term α‖y‖².
     sigma : the training noise level σ₀: the network is the prox (MAP denoiser) at that level,
         so R ≈ σ₀²·(−log p); the PnP solvers use it to weigh the data term (see
-        :func:`~restorekit.solvers.pnp.data_weight`); ``denoise`` ignores its ``sigma`` argument.
+        :func:`~restorekit.solvers.pnp.data_weight`); ``denoise`` reaches σ > σ₀ by rescaling
+        and refuses σ < σ₀.
     """
 
     #: The one prox weight the network is the prox at (see :func:`~restorekit.priors.base.fixed_prox_weight`).
@@ -170,9 +171,23 @@ class LPN(nn.Module):
         return self(x)
 
     def denoise(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:
-        """The prox f(x). ``sigma`` is not used: the LPN denoises at its training noise level
-        (``self.sigma``) whatever the value passed."""
-        return self(x)
+        """Denoise at level σ (float or (B,); None means the training level σ₀ = ``self.sigma``).
+
+        The network is the prox at σ₀ only. For σ ≥ σ₀ the image is shrunk about mid-grey so
+        that its noise is σ₀, denoised and stretched back (it stays inside [0, 1]):
+
+            D(x, σ) = 0.5 + (σ/σ₀)·(f(0.5 + (σ₀/σ)(x − 0.5)) − 0.5).
+
+        Below σ₀ that would stretch the image out of the range the LPN saw, so σ < σ₀ raises a
+        ValueError (add noise up to σ₀ first, or use another denoiser)."""
+        if sigma is None:
+            return self(x)
+        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
+        if (s < self.sigma * (1 - 1e-6)).any():
+            raise ValueError(f"this LPN was trained at sigma={self.sigma} and can denoise only at "
+                             f"sigma >= {self.sigma} (by rescaling); got sigma={s.tolist()}")
+        k = (self.sigma / s).reshape(-1, *([1] * (x.ndim - 1)))
+        return 0.5 + (self(0.5 + k * (x - 0.5)) - 0.5) / k
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         """R(x) per sample (up to a constant); see :meth:`value_with_info`."""

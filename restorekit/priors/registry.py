@@ -10,10 +10,12 @@ shipped prior, named after the directory. ``prior.json`` has at least ``{"kind":
 
 | kind        | what ``load`` returns                                                  |
 |-------------|------------------------------------------------------------------------|
-| ``dncnn``   | ``DenoiserPrior`` around :class:`~restorekit.priors.dncnn.DnCNN`; with several blind levels a :class:`~restorekit.priors.dncnn.MultiLevelDnCNN` picking the level nearest σ per sample |
+| ``dncnn``   | ``DenoiserPrior`` around :class:`~restorekit.priors.dncnn.DnCNN` (``clip_input`` from prior.json); with several blind levels a :class:`~restorekit.priors.dncnn.MultiLevelDnCNN` picking the level nearest σ per sample |
 | ``denoiser``| ``DenoiserPrior`` around :class:`~restorekit.priors.dncnn.BiasFreeDenoiser` |
 | ``diffusion``| ``DiffusionPrior.from_pretrained(directory)``                          |
 | ``lpn``     | ``LPN.from_pretrained(directory)``                                      |
+| ``decorrelated`` | ``Decorrelated(load(weights))``: the grey prior named by ``weights`` on colour images in the opponent colour space |
+| ``composite``| ``composite(high=load(high), low=load(low), switch_sigma=…)``: a diffusion prior whose low levels another shipped denoiser serves |
 
 Weights are read with safetensors only (no pickles); nothing is fetched from the network.
 """
@@ -61,7 +63,8 @@ def _state(path: Path, device) -> dict:
 def _dncnn(directory: Path, meta: dict, device) -> torch.nn.Module:
     nets = []
     for level in meta["levels"]:
-        net = DnCNN(depth=meta["depth"], features=meta["features"], in_channels=meta["in_channels"])
+        net = DnCNN(depth=meta["depth"], features=meta["features"], in_channels=meta["in_channels"],
+                    clip_input=meta.get("clip_input", False))
         net.load_state_dict(_state(directory / level["file"], device))
         nets.append(net)
     if len(nets) == 1:
@@ -146,5 +149,15 @@ def _load(name: str, directory: Path, device):
         from .lpn import LPN
 
         return LPN.from_pretrained(directory, device=device)
+    meta = _meta(directory)
+    if kind == "decorrelated":
+        from .denoisers import Decorrelated
+
+        return Decorrelated(load(meta["weights"], device))
+    if kind == "composite":
+        from .composite import composite
+
+        return composite(high=load(meta["high"], device), low=load(meta["low"], device),
+                         switch_sigma=meta["switch_sigma"])
     raise ValueError(f"prior {name!r} has unknown kind {kind!r} in {directory / 'prior.json'}; "
-                     f"expected one of dncnn, denoiser, diffusion, lpn")
+                     f"expected one of dncnn, denoiser, diffusion, lpn, decorrelated, composite")

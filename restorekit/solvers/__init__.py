@@ -6,6 +6,7 @@ from .base import Diverged
 from .chambolle_pock import ChambollePock
 from .dds import DDS
 from .dps import DPS
+from .implicit_prior import ImplicitPrior
 from .mcg import MCG
 from .pnp import PnPADMM, PnPHQS, PnPPGD
 from .red import RED
@@ -58,5 +59,6 @@ def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true
                   callback=callback, progress=progress)
 
 
-__all__ = ["ChambollePock", "DDS", "DPS", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED", "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve",
+__all__ = ["ChambollePock", "DDS", "DPS", "ImplicitPrior", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED",
+           "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve",
            "DDS3D", "ChambollePock3D"]
