@@ -29,7 +29,13 @@ def check_image(x, name: str, *, in_range: bool = False) -> None:
 
 
 def check_problem(y, operator, *, x_init=None, x_true=None, generator=None) -> None:
-    """Validate a solver's inputs: y, the operator, and the optional x_init / x_true."""
+    """Validate a solver's inputs: y, the operator, and the optional x_init / x_true.
+
+    Besides types and finiteness it applies Aᴴ to y once, so that a y the operator cannot take
+    (wrong size or channels) and an x_init / x_true whose shape differs from the image Aᴴy
+    raise a ValueError naming the argument instead of a RuntimeError from inside torch; and a
+    generator must live on y's device type (every random draw is made there).
+    """
     from deepinv.physics import LinearPhysics
 
     if not isinstance(operator, LinearPhysics):
@@ -44,6 +50,18 @@ def check_problem(y, operator, *, x_init=None, x_true=None, generator=None) -> N
     dev = operator_device(operator)
     if dev is not None and dev != y.device:
         raise ValueError(f"y is on {y.device} but the operator is on {dev}; move one with .to()")
+    if y.ndim < 2:
+        raise ValueError(f"y must have a batch dimension, shaped (B, ...), got shape {tuple(y.shape)}")
+    try:
+        with torch.no_grad():
+            image = operator.A_adjoint(y[:1])
+            fits = operator.A(image).shape == y[:1].shape
+    except (RuntimeError, ValueError, IndexError) as e:
+        raise ValueError(f"y of shape {tuple(y.shape)} does not fit the operator "
+                         f"{type(operator).__name__} ({str(e).splitlines()[0]})") from None
+    if not fits:
+        raise ValueError(f"y of shape {tuple(y.shape)} does not fit the operator "
+                         f"{type(operator).__name__}: A(Aᴴy) has shape {tuple(operator.A(image).shape)}")
     for name, x in (("x_init", x_init), ("x_true", x_true)):
         if x is None:
             continue
@@ -52,5 +70,11 @@ def check_problem(y, operator, *, x_init=None, x_true=None, generator=None) -> N
             raise ValueError(f"{name} is on {x.device} but y is on {y.device}")
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{name} has batch size {x.shape[0]} but y has {y.shape[0]}")
+        if x.shape[1:] != image.shape[1:]:
+            raise ValueError(f"{name} must be shaped (B, {', '.join(map(str, image.shape[1:]))}) "
+                             f"like the image of y, got {tuple(x.shape)} (wrong channels or size)")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if generator is not None and generator.device.type != y.device.type:
+        raise ValueError(f"generator is on {generator.device} but y is on {y.device}; pass "
+                         f"torch.Generator(device={str(y.device)!r})")

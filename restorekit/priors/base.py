@@ -83,6 +83,14 @@ def fixed_prox_weight(prior) -> float | None:
     return None if gamma is None else float(gamma)
 
 
+def reset(prior) -> None:
+    """Clear a prior's per-run state (guidance momentum) through its ``reset()``, if it has one:
+    called once per solve by every solver (``Solver.__call__``) and by ``sample``."""
+    clear = getattr(prior, "reset", None)
+    if callable(clear):
+        clear()
+
+
 def require(prior, capability: type, solver: str) -> None:
     """Raise a TypeError unless ``prior`` has ``capability`` (one of the protocols above)."""
     if not isinstance(prior, capability):

@@ -94,7 +94,7 @@ class LPN(nn.Module):
     alpha : weight of the strongly convex term α‖y‖².
     sigma : the training noise level σ₀: the network is the prox (MAP denoiser) at that level,
         so R ≈ σ₀²·(−log p); the PnP solvers use it to weigh the data term (see
-        :func:`~restorekit.solvers.pnp.data_weight`); ``denoise`` ignores its ``sigma`` argument.
+        :func:`~restorekit.solvers.steps.data_weight`); ``denoise`` ignores its ``sigma`` argument.
     """
 
     #: The one prox weight the network is the prox at (see :func:`~restorekit.priors.base.fixed_prox_weight`).

@@ -7,8 +7,15 @@ A solver is a small object holding its hyperparameters. Calling it runs
 
 Subclasses set ``name`` and ``needs`` (the prior capability they use) and implement
 ``_run(y, operator, prior, x_init, loop)``; ``loop`` (a :class:`Loop`) gives them the
-iteration range (with a tqdm bar), the generator, the nfe counter and the logging that feeds
-``Result.history`` and ``callback``.
+iteration range (with a tqdm bar), the generator, the operator's noise level σ_y (read once
+per solve by :func:`~restorekit.operators.noise.noise_level`), the nfe counter
+(:meth:`Loop.evaluate`), the logging that feeds ``Result.history`` and ``callback``
+(:meth:`Loop.log`) and the relative-change stopping test (:meth:`Loop.settled`).
+
+Once per solve, and for every solver, ``Solver.__call__`` checks the inputs, resets the
+prior's per-run state (:func:`~restorekit.priors.base.reset`: guidance momentum) and runs
+``_run`` under ``torch.no_grad()``: iterates never carry an autograd graph from one iteration
+to the next. Solvers that differentiate (DPS, MCG, RED-Diff) enable gradients locally.
 
 Callback keys (a dict, always the same set): ``i`` (iteration), ``x`` (current iterate in
 [0, 1]), ``x0_hat`` (current clean estimate, equal to ``x`` for non-diffusion solvers),
@@ -71,12 +78,25 @@ def data_fit(operator, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 class Loop:
     """Run-time state of one solver call: iteration range, nfe, history, callback."""
 
-    def __init__(self, y, operator, x_true, generator, callback, progress, desc):
+    def __init__(self, y, operator, x_true, generator, callback, progress, desc, sigma_y=0.0):
         self.y, self.operator, self.x_true = y, operator, x_true
         self.generator = generator
         self.callback, self.progress, self.desc = callback, progress, desc
+        self.sigma_y = float(sigma_y)
         self.nfe = 0
         self.history = History()
+
+    def evaluate(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)``, counted as one network (prior) evaluation in ``nfe``."""
+        self.nfe += 1
+        return fn(*args, **kwargs)
+
+    def settled(self, i: int, new: torch.Tensor, old: torch.Tensor, tol: float, sigma=None) -> bool:
+        """Log iteration ``i`` with iterate ``new``, and say whether every sample has settled:
+        ‖new − old‖/‖new‖ < ``tol`` (the stopping test of the classical solvers)."""
+        change = (new - old).flatten(1).norm(dim=1) / new.flatten(1).norm(dim=1).clamp_min(1e-12)
+        self.log(i, new, sigma=sigma)
+        return change.max().item() < tol
 
     def range(self, n: int):
         return tqdm(range(n), desc=self.desc, disable=not self.progress, leave=False)
@@ -112,15 +132,19 @@ class Solver:
     def __call__(self, y: torch.Tensor, operator, prior, *, x_init: torch.Tensor | None = None,
                  x_true: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  callback: Callable[[dict], None] | None = None, progress: bool = False) -> Result:
-        from ..priors.base import require
+        from ..operators.noise import noise_level
+        from ..priors.base import require, reset
 
         require(prior, self.needs, self.name)
         check_problem(y, operator, x_init=x_init, x_true=x_true, generator=generator)
         if generator is None:
             generator = torch.Generator(device=y.device).manual_seed(0)
-        loop = Loop(y, operator, x_true, generator, callback, progress, self.name)
+        loop = Loop(y, operator, x_true, generator, callback, progress, self.name,
+                    noise_level(operator, y))
+        reset(prior)
         start = time.perf_counter()
-        x = self._run(y, operator, prior, x_init, loop)
+        with torch.no_grad():
+            x = self._run(y, operator, prior, x_init, loop)
         seconds = time.perf_counter() - start
         if not torch.isfinite(x).all():
             raise FloatingPointError(f"solver {self.name!r} produced non-finite values; "

@@ -8,7 +8,7 @@ import torch
 from ..operators import operator_norm
 from ..priors.tv import GRAD_NORM_SQ, TV, divergence, gradient
 from .base import Solver, positive, register
-from .pnp import initial_estimate, relative_change
+from .steps import initial_estimate
 
 
 @register
@@ -26,7 +26,7 @@ class ChambollePock(Solver):
         x_new ← x − τ(Aᴴp − div q)            (then clipped to [0, 1] when ``box``)
         x̄ ← 2x_new − x
 
-    from x = x̄ = A†y clipped to [0, 1] (or ``x_init``), p = q = 0; stops when
+    from x = x̄ = 10 truncated CG steps on AᴴA x = Aᴴy, clipped to [0, 1] (or ``x_init``), p = q = 0; stops when
     ‖x_new − x‖/‖x_new‖ < ``tol`` for every sample, or after ``max_iter`` iterations. λ and
     channel coupling come from the :class:`~restorekit.priors.TV` prior, which is required.
 
@@ -66,9 +66,7 @@ class ChambollePock(Solver):
                 x_new = x_new.clamp(0, 1)
             # 4. extrapolation
             x_bar = 2 * x_new - x
-            change = relative_change(x_new, x)
-            x = x_new
-            loop.log(i, x)
-            if change.max().item() < self.tol:
+            x, settled = x_new, loop.settled(i, x_new, x, self.tol)
+            if settled:
                 break
         return x
