@@ -40,16 +40,20 @@ class MCG(Solver):
     The gradient is then not restricted (I − A†A would drop its measured part, which P no
     longer enforces): noisy MCG is DPS plus relaxed projections.
 
+    ``relax`` = 30 was chosen on the Gaussian oracle (16² circular blur, σ_y = 0.01, 200 steps,
+    mean of 128 samples vs the exact posterior mean: relative error 0.84 at relax 0.1, 0.32 at
+    1, 0.08 at 10, 0.04 at 30; 10 truncated CG steps score 0.13).
+
     Parameters: ``steps`` (default 1000), ``alpha`` (gradient step, default 1.0, the published
     inpainting value, in [−1, 1]-residual units), ``relax`` (the factor on δ_t for noisy y,
-    default 1.0), ``cg_iter`` (default 100) and ``cg_tol`` (default 1e-7) for A† and P on
+    default 30), ``cg_iter`` (default 100) and ``cg_tol`` (default 1e-7) for A† and P on
     operators without an SVD.
     """
 
     name = "mcg"
     needs = Diffusion
 
-    def __init__(self, *, steps: int = 1000, alpha: float = 1.0, relax: float = 1.0,
+    def __init__(self, *, steps: int = 1000, alpha: float = 1.0, relax: float = 30.0,
                  cg_iter: int = 100, cg_tol: float = 1e-7):
         if not alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
