@@ -18,8 +18,7 @@ import torch
 
 from ..operators.noise import is_gaussian, noise_level
 from .base import Prediction
-from .diffusion import DiffusionPrior
-from .schedule import abar_at, eps_from_x0, linear_alphas_cumprod
+from .schedule import abar_at, eps_from_x0, linear_alphas_cumprod, to_image, to_model
 
 
 class GaussianPrior:
@@ -36,8 +35,8 @@ class GaussianPrior:
 
     num_classes = None
     null_class = None
-    to_model = staticmethod(DiffusionPrior.to_model)
-    to_image = staticmethod(DiffusionPrior.to_image)
+    to_model = staticmethod(to_model)
+    to_image = staticmethod(to_image)
 
     def __init__(self, mean, spectrum: torch.Tensor, *, alphas_cumprod: torch.Tensor | None = None):
         spectrum = torch.as_tensor(spectrum, dtype=torch.float64)

@@ -17,6 +17,11 @@ prior's per-run state (:func:`~restorekit.priors.base.reset`: guidance momentum)
 ``_run`` under ``torch.no_grad()``: iterates never carry an autograd graph from one iteration
 to the next. Solvers that differentiate (DPS, MCG, RED-Diff) enable gradients locally.
 
+Options are keyword-only. Two names count iterations because they mean different things:
+``max_iter`` (classical solvers) is an upper bound, the solver stops earlier once its iterate
+settles (``tol``); ``steps`` (diffusion solvers) is the exact number of noise levels walked,
+each costing one network evaluation, with no early stop.
+
 Callback keys (a dict, always the same set): ``i`` (iteration), ``x`` (current iterate in
 [0, 1]), ``x0_hat`` (current clean estimate, equal to ``x`` for non-diffusion solvers),
 ``sigma`` (current noise level in image units, or None), ``data_fit`` (½‖A x − y‖² per
@@ -24,7 +29,6 @@ sample, a (B,) tensor).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
@@ -33,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..metrics import psnr, ssim
+from ..checks import positive  # noqa: F401  (solver files import it from here)
 from ..validate import check_problem
 
 SOLVERS: dict[str, type["Solver"]] = {}
@@ -111,18 +116,6 @@ class Loop:
         if self.callback is not None:
             self.callback({"i": i, "x": x, "x0_hat": x if x0_hat is None else x0_hat,
                            "sigma": sigma, "data_fit": fit})
-
-
-def positive(value, name: str, *, integer: bool = False, allow_none: bool = False):
-    """``value`` if it is a positive finite number (an int with ``integer``; None allowed with
-    ``allow_none``), else a ValueError naming ``name``: the hyperparameter check of every solver."""
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not value > 0 or not math.isfinite(value):
-        kind = "a positive int" if integer else "a positive number"
-        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}, got {value!r}")
-    return value
 
 
 class Solver:

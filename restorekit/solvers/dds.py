@@ -51,7 +51,7 @@ class DDS(Solver):
     name = "dds"
     needs = Diffusion
 
-    def __init__(self, steps: int = 50, eta: float = 0.85, cg_steps: int = 5, gamma: float = 10.0,
+    def __init__(self, *, steps: int = 50, eta: float = 0.85, cg_steps: int = 5, gamma: float = 10.0,
                  noisy: bool | None = None, clip_x0: bool = True):
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")

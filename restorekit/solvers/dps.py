@@ -36,7 +36,7 @@ class DPS(Solver):
     name = "dps"
     needs = Diffusion
 
-    def __init__(self, steps: int = 1000, zeta: float = 0.3):
+    def __init__(self, *, steps: int = 1000, zeta: float = 0.3):
         self.steps = positive(steps, "steps", integer=True)
         self.zeta = float(positive(zeta, "zeta"))
 

@@ -44,7 +44,7 @@ class REDDiff(Solver):
     name = "red-diff"
     needs = Diffusion
 
-    def __init__(self, steps: int = 50, lr: float = 0.1, lam: float = 0.25,
+    def __init__(self, *, steps: int = 50, lr: float = 0.1, lam: float = 0.25,
                  betas: tuple[float, float] = (0.9, 0.99), init: str = "cg"):
         if not lam >= 0:
             raise ValueError(f"lam must be >= 0, got {lam!r}")
