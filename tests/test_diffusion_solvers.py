@@ -66,10 +66,12 @@ def run(name, y, op, prior, n, **params):
                  generator=torch.Generator().manual_seed(0), **params).x
 
 
-#: The solver with its prior/guidance term off: MCG without its gradient step (projections
-#: only), RED-Diff without its regulariser (Adam on the data term from its start). DPS without
-#: ζ samples the prior (its mean is the prior mean) and DDS without the network is CG (the
-#: truncated-CG estimate), both already in the list.
+#: The solver with its own term off: RED-Diff without its regulariser (Adam on the data term
+#: from its start), and on noiseless data MCG without its manifold-constrained gradient
+#: (projections only: the issue's 0.25 on inpainting). DPS without ζ samples the prior (its
+#: mean is the prior mean) and DDS without the network is CG (the truncated-CG estimate), both
+#: already in the list. Noisy MCG without its gradient is DDPM with relaxed projections, a
+#: posterior sampler in its own right, so it is not counted as trivial there.
 ABLATION = {"mcg": dict(alpha=0.0), "red-diff": dict(lam=0.0)}
 
 SLOW = pytest.mark.slow
@@ -105,7 +107,7 @@ def test_solver_mean_beats_trivial_estimators_by_half(name, problem, params, sam
                "prior mean": prior.mean.expand_as(post_mean)}
     if y.shape == post_mean.shape:
         trivial["y"] = y
-    if name in ABLATION:
+    if name in ABLATION and not (name == "mcg" and problem[1] > 0):
         trivial[f"{name} without its prior term"] = run(name, y, op, prior, samples,
                                                         **{**params, **ABLATION[name]}).mean(0, keepdim=True)
     errors = {k: relative_error(v, post_mean, prior) for k, v in trivial.items()}
