@@ -139,6 +139,7 @@ def require(prior, capability: type, solver: str) -> None:
     if not isinstance(prior, capability):
         have = [c.__name__ for c in (Denoiser, Proximal, Energy, Diffusion, GradientSparse)
                 if isinstance(prior, c)]
+        example = {GradientSparse: " (total variation, restorekit.priors.TV)"}.get(capability, "")
         raise TypeError(
-            f"solver {solver!r} needs a prior with the {capability.__name__} capability, but "
-            f"{type(prior).__name__} has only: {', '.join(have) or 'none'}")
+            f"solver {solver!r} needs a prior with the {capability.__name__} capability{example}, "
+            f"but {type(prior).__name__} has only: {', '.join(have) or 'none'}")
