@@ -179,8 +179,8 @@ class GaussianPrior:
         A = operator.A(basis.to(like.dtype)).reshape(n, -1).T.double()  # (m, n)
         Sig = self.covariance().to(y.device)
         m = self.mean.to(y.device).reshape(-1)
-        gain = Sig @ A.T @ torch.linalg.pinv(A @ Sig @ A.T + sigma ** 2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device),
-                                             hermitian=True)
+        noise = sigma ** 2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+        gain = Sig @ A.T @ torch.linalg.pinv(A @ Sig @ A.T + noise, hermitian=True)
         residual = y.reshape(y.shape[0], -1).double() - (A @ m)[None]
         mean = m[None] + residual @ gain.T
         cov = Sig - gain @ A @ Sig

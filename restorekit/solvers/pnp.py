@@ -111,7 +111,8 @@ class PnPADMM(Solver):
         z_{k+1} = prox(x_{k+1} + u_k, 1/ρ)   — or D(x_{k+1} + u_k, σ) for a denoiser prior
         u_{k+1} = u_k + x_{k+1} − z_{k+1}
 
-    from z_0 = truncated CG on AᴴA x = Aᴴy (or ``x_init``), u_0 = 0; stops when ‖z_{k+1} − z_k‖/‖z_{k+1}‖ < ``tol``.
+    from z_0 = truncated CG on AᴴA x = Aᴴy (or ``x_init``), u_0 = 0; stops when
+    ‖z_{k+1} − z_k‖/‖z_{k+1}‖ < ``tol``.
     With a Proximal prior it converges to the minimiser of (λ_d/2)‖Ax − y‖² + R(x) for any ρ > 0
     (λ_d = 1 is (P)). Returns z clipped to [0, 1] when ``clip`` (default), else the raw iterate.
     With a non-convex R (an LPN) convergence needs ρ large against the data term's Lipschitz
@@ -175,8 +176,9 @@ class PnPPGD(Solver):
         x_{k+1} = D(x_k − η Aᴴ(A x_k − y), σ)   — or prox(x_k − η Aᴴ(A x_k − y), η) for a
                                                   Proximal prior (ISTA on (P))
 
-    from truncated CG on AᴴA x = Aᴴy (or ``x_init``), with η = ``step``/‖A‖² (‖A‖ by power iteration, cached per
-    operator); stops when the relative change falls below ``tol``. Returns x clipped to [0, 1].
+    from truncated CG on AᴴA x = Aᴴy (or ``x_init``), with η = ``step``/‖A‖² (‖A‖ by power
+    iteration, cached per operator); stops when the relative change falls below ``tol``.
+    Returns x clipped to [0, 1].
     A prior with a fixed prox weight γ* (an LPN) keeps η = γ* and takes the step on
     (λ_d/2)‖Ax − y‖² with λ_d = ``step``/(γ*‖A‖²) instead: PGD converges only for
     η·λ_d·‖A‖² < 2, so it cannot reach the MAP weight of
