@@ -86,7 +86,7 @@ CASES = [
     pytest.param("dds", ("inpainting", 0.0), dict(clip_x0=False), 128, id="dds-inpainting"),
     pytest.param("red-diff", ("inpainting", 0.0), dict(steps=200, lr=0.05, lam=0.05), 128, id="red-diff-inpainting"),
     pytest.param("mcg", ("inpainting", 0.0), dict(steps=200), 128, marks=SLOW, id="mcg-inpainting"),
-    pytest.param("dps", ("inpainting", 0.0), dict(steps=200, zeta=1.0), 128, marks=SLOW, id="dps-inpainting"),
+    pytest.param("dps", ("inpainting", 0.0), dict(steps=200, zeta=1.0), 128, id="dps-inpainting"),
     pytest.param("dds", ("ct", 0.0), dict(clip_x0=False), 128, marks=[SLOW, pytest.mark.xfail(strict=True, reason='measured 0.192 vs bar 0.110 (0.163 with 30 CG steps)')], id="dds-ct"),
     pytest.param("red-diff", ("ct", 0.0), dict(steps=200, lr=0.05, lam=0.05), 128, marks=[SLOW, pytest.mark.xfail(strict=True, reason='measured 0.205 vs bar 0.091')], id="red-diff-ct"),
     pytest.param("mcg", ("ct", 0.0), dict(steps=200, cg_iter=30), 128, marks=SLOW, id="mcg-ct"),
