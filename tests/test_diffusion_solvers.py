@@ -89,7 +89,9 @@ CASES = [
     pytest.param("dps", ("inpainting", 0.0), dict(steps=200, zeta=1.0), 128, id="dps-inpainting"),
     pytest.param("dds", ("ct", 0.0), dict(clip_x0=False), 128, marks=[SLOW, pytest.mark.xfail(strict=True, reason='measured 0.192 vs bar 0.110 (0.163 with 30 CG steps)')], id="dds-ct"),
     pytest.param("red-diff", ("ct", 0.0), dict(steps=200, lr=0.05, lam=0.05), 128, marks=[SLOW, pytest.mark.xfail(strict=True, reason='measured 0.205 vs bar 0.091')], id="red-diff-ct"),
-    pytest.param("mcg", ("ct", 0.0), dict(steps=200, cg_iter=30), 128, marks=SLOW, id="mcg-ct"),
+    pytest.param("mcg", ("ct", 0.0), dict(steps=200, cg_iter=30), 128,
+                 marks=[SLOW, pytest.mark.xfail(strict=True, reason="measured 0.165 (32 samples) vs bar 0.110")],
+                 id="mcg-ct"),
     pytest.param("dps", ("ct", 0.0), dict(steps=1000, zeta=1.0), 128,
                  marks=[SLOW, pytest.mark.xfail(strict=True, reason="measured 0.208 vs bar 0.110")], id="dps-ct"),
     # ×2 super-resolution of this smooth oracle: A†y is already close (0.069), so the bar is
