@@ -155,7 +155,7 @@ def main():
         ("dps", dps_steps, {}, fwdbwd, True),
         ("deepinv-dps", dps_steps, {}, fwdbwd, True),
         ("deepinv-dps", dps_steps, {"weight": 100.0}, fwdbwd, False),
-        ("mcg", dps_steps, {"weight": 0.1}, fwdbwd, False),
+        ("mcg", dps_steps, {}, fwdbwd, False),  # noisy y: relaxed projections (relax = 30)
         ("dds", 50, {}, fwd, True),
         ("red-diff", 50, {"init": "adjoint"}, fwd, True),
         ("red-diff", 50, {}, fwd, True),

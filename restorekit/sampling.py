@@ -7,17 +7,11 @@ from __future__ import annotations
 
 import torch
 
-from .priors.base import Diffusion, require
+from .checks import batch_shape, check_generator, positive_int, real_number
+from .priors.base import Diffusion, require, reset
 from .priors.schedule import abar_at, ddim_step, randn, timesteps
 from .solvers.base import progress_bar
 from .validate import prior_channels
-
-
-def _check_shape(shape) -> tuple[int, int, int, int]:
-    if (not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != 4
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
-        raise ValueError(f"shape must be (B, C, H, W) with positive ints, got {shape!r}")
-    return tuple(shape)
 
 
 def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, clip: bool = True, cond=None,
@@ -54,25 +48,24 @@ def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, clip: bool = True
     progress : show a tqdm bar (None: when stderr is a terminal and the run passes 2 s).
     """
     require(prior, Diffusion, "sample")
-    shape = _check_shape(shape)
+    shape = batch_shape(shape)
     channels = prior_channels(prior)
     if channels is not None and shape[1] != channels:
         raise ValueError(f"shape has {shape[1]} channels but the prior draws {channels}-channel images")
     total = len(prior.alphas_cumprod)
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= total:
+    positive_int(steps, "steps")
+    if steps > total:
         raise ValueError(f"steps must be an int in [1, {total}], got {steps!r}")
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
-        raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
+    ts = timesteps(total, steps)
+    eta = real_number(eta, "eta", low=0.0, high=1.0)
     if not isinstance(clip, bool):
         raise TypeError(f"clip must be a bool, got {clip!r}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    check_generator(generator)
     device = torch.device(device) if device is not None else (
         generator.device if generator is not None else torch.device("cpu"))
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(0)
-    ts = timesteps(total, steps)
-    prior.reset()
+    reset(prior)
     # 1. start from pure noise at the first (largest) timestep
     u = torch.randn(shape, generator=generator, device=device)
     with torch.no_grad():
@@ -84,8 +77,7 @@ def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, clip: bool = True
             # 3. DDIM step to the next timestep, renoising with ε_renoise
             noise = randn(shape, generator, u) if eta > 0 else torch.zeros_like(u)
             x0 = p.x0.clamp(-1, 1) if clip else p.x0
-            u = ddim_step(x0, p.eps_renoise, abar_at(prior.alphas_cumprod, ts[i + 1], u),
-                          float(eta), noise)
+            u = ddim_step(x0, p.eps_renoise, abar_at(prior.alphas_cumprod, ts[i + 1], u), eta, noise)
     return prior.to_image(p.x0).clamp(0, 1)
 
 

@@ -83,6 +83,9 @@ def check_problem(y, operator, *, x_init=None, x_true=None, generator=None, prio
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
 
+    if generator is not None and generator.device.type != y.device.type:
+        raise ValueError(f"generator is on {generator.device} but y is on {y.device}; pass "
+                         f"torch.Generator(device={str(y.device)!r})")
 
 def _noise_scale(operator, peak: float) -> float:
     """A generous bound on |noise| of the operator's noise model at signal level ``peak``."""

@@ -9,7 +9,8 @@ import restorekit as rk
 from restorekit.metrics import psnr
 from restorekit.operators import BUILDERS, blur, cg_solve, make
 from restorekit.priors import TV, DenoiserPrior
-from restorekit.solvers.pnp import PnPHQS, data_prox
+from restorekit.solvers.pnp import PnPHQS
+from restorekit.solvers.steps import data_prox
 
 SIZE = 32
 NOISE = 0.02
@@ -104,7 +105,7 @@ def test_data_prox_closed_form_matches_cg():
 
 def test_hqs_schedule_is_geometric_from_sigma_max_to_noise_level():
     _, op, _ = problem("gaussian-blur")
-    s = PnPHQS(max_iter=5, sigma_max=0.2).sigmas(op)
+    s = PnPHQS(max_iter=5, sigma_max=0.2).sigmas(NOISE)
     assert s[0].item() == pytest.approx(0.2) and s[-1].item() == pytest.approx(NOISE)
     ratios = s[1:] / s[:-1]
     assert torch.allclose(ratios, ratios[0].expand_as(ratios))

@@ -10,6 +10,19 @@ Every prior is a :class:`Denoiser`. Solvers ask for the capability they need wit
 |            | (``prox_gamma``: the one gamma it accepts, if it is fixed — an LPN) |
 | Energy     | ``value(x)`` → R(x) per sample                                    |
 | Diffusion  | ``alphas_cumprod``, ``predict(u_t, t, cond)`` → :class:`Prediction` |
+| GradientSparse | ``gradient``, ``divergence``, ``grad_norm_sq``, ``lam``, ``project``: |
+|            | R(x) = Σ_i λ_i‖(∇x)_i‖ with its structure exposed (TV; Chambolle–Pock) |
+| ClassConditional | ``model_eps(u_t, t, class_labels)``, ``num_classes``, ``null_class`` |
+|            | (what the guidance wrappers CFG, CFG++ and APG wrap)                 |
+
+Conventions a prior may declare without a method:
+
+- fixed prox weight: a Proximal prior whose ``prox(x, γ)`` exists for one γ* only (an LPN) sets
+  ``prox_gamma = γ*`` and, if it was trained as a MAP denoiser at noise σ₀, ``sigma = σ₀``;
+  solvers read them through :func:`fixed_prox_weight` (and ``data_weight`` in
+  :mod:`restorekit.solvers.steps`);
+- per-run state: a prior with state across the steps of one solve (APG momentum) clears it in
+  ``reset()``; :func:`reset` calls it once per solve.
 
 Conventions: images ``x`` are (B, C, H, W) in [0, 1]; ``sigma`` is a noise standard deviation
 in those units, a float or a (B,) tensor. Diffusion priors work on u = 2x − 1 internally and
@@ -74,6 +87,36 @@ class Diffusion(Protocol):
     def reset(self) -> None: ...
 
 
+@runtime_checkable
+class ClassConditional(Protocol):
+    """A class-conditional ε-model: ``model_eps(u_t, t, class_labels)`` with labels a (B,)
+    LongTensor in [0, num_classes) or ``null_class`` (the "no class" label of classifier-free
+    guidance training); ``num_classes`` is None for an unconditional model."""
+
+    num_classes: int | None
+    null_class: int | None
+
+    def model_eps(self, u_t: torch.Tensor, t, class_labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class GradientSparse(Protocol):
+    """R(x) = Σ_i λ_i‖(∇x)_i‖₂ with its structure exposed, for primal–dual solvers:
+    ``gradient`` (B, C, H, W) → (B, C, 2, H, W), ``divergence`` = −∇ᴴ, ``grad_norm_sq`` ≥ ‖∇‖²,
+    ``lam(x)`` the weights λ_i broadcastable to the gradient, ``project(q, lam)`` the projection
+    onto {‖q_i‖ ≤ λ_i}. Total variation (:class:`~restorekit.priors.tv.TV`) has it."""
+
+    grad_norm_sq: float
+
+    def gradient(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def divergence(self, p: torch.Tensor) -> torch.Tensor: ...
+
+    def lam(self, x: torch.Tensor, gamma=1.0): ...
+
+    def project(self, q: torch.Tensor, lam) -> torch.Tensor: ...
+
+
 def fixed_prox_weight(prior) -> float | None:
     """The one prox weight γ* a Proximal prior accepts (its ``prox_gamma`` attribute: an LPN is
     the prox of its R at the trained scale only), or None when ``prox(x, γ)`` works for every
@@ -83,10 +126,20 @@ def fixed_prox_weight(prior) -> float | None:
     return None if gamma is None else float(gamma)
 
 
+def reset(prior) -> None:
+    """Clear a prior's per-run state (guidance momentum) through its ``reset()``, if it has one:
+    called once per solve by every solver (``Solver.__call__``) and by ``sample``."""
+    clear = getattr(prior, "reset", None)
+    if callable(clear):
+        clear()
+
+
 def require(prior, capability: type, solver: str) -> None:
     """Raise a TypeError unless ``prior`` has ``capability`` (one of the protocols above)."""
     if not isinstance(prior, capability):
-        have = [c.__name__ for c in (Denoiser, Proximal, Energy, Diffusion) if isinstance(prior, c)]
+        have = [c.__name__ for c in (Denoiser, Proximal, Energy, Diffusion, GradientSparse)
+                if isinstance(prior, c)]
+        example = {GradientSparse: " (total variation, restorekit.priors.TV)"}.get(capability, "")
         raise TypeError(
-            f"solver {solver!r} needs a prior with the {capability.__name__} capability, but "
-            f"{type(prior).__name__} has only: {', '.join(have) or 'none'}")
+            f"solver {solver!r} needs a prior with the {capability.__name__} capability{example}, "
+            f"but {type(prior).__name__} has only: {', '.join(have) or 'none'}")

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from .base import Prediction
-from .schedule import (abar_at, eps_from_v, eps_from_x0, timestep_for_sigma, tweedie_x0)
+from . import schedule
+from .schedule import abar_at, eps_from_v, eps_from_x0, timestep_for_sigma, tweedie_x0
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
@@ -135,15 +136,8 @@ class DiffusionPrior(torch.nn.Module):
         return cls(unet, scheduler, prediction_type=prediction_type)
 
     # ----- conversions -------------------------------------------------------------------
-    @staticmethod
-    def to_model(x: torch.Tensor) -> torch.Tensor:
-        """u = 2x − 1: image [0, 1] → model space [−1, 1]."""
-        return 2 * x - 1
-
-    @staticmethod
-    def to_image(u: torch.Tensor) -> torch.Tensor:
-        """x = (u + 1)/2: model space → image."""
-        return (u + 1) / 2
+    to_model = staticmethod(schedule.to_model)
+    to_image = staticmethod(schedule.to_image)
 
     def reset(self) -> None:
         """No per-run state."""
@@ -195,16 +189,20 @@ class DiffusionPrior(torch.nn.Module):
         return Prediction(x0=x0, eps=eps, eps_renoise=eps)
 
     def denoise(self, x: torch.Tensor, sigma, cond=None) -> torch.Tensor:
-        """One Tweedie step as a Gaussian denoiser at level ``sigma`` (image units, float or (B,)).
+        """One Tweedie step as a Gaussian denoiser at level ``sigma`` (:func:`tweedie_denoise`)."""
+        return tweedie_denoise(self, x, sigma, cond)
 
-        In model space the noise std is 2σ; take t with s_t/a_t closest to 2σ, feed
-        u_t = a_t·(2x − 1), and map û0 back to [0, 1].
-        """
-        sig = torch.as_tensor(sigma, dtype=torch.float64).detach().cpu()
-        t = timestep_for_sigma(self.alphas_cumprod, 2 * sig).reshape(-1).expand(x.shape[0])
-        abar = abar_at(self.alphas_cumprod, t, x)
-        u_t = abar.sqrt() * self.to_model(x)
-        return self.to_image(self.predict(u_t, t, cond).x0)
+
+def tweedie_denoise(prior, x: torch.Tensor, sigma, cond=None) -> torch.Tensor:
+    """A diffusion prior (anything with ``alphas_cumprod`` and ``predict``, guided wrappers
+    included) as a Gaussian denoiser at level ``sigma`` (image units, float or (B,)): in model
+    space the noise std is 2σ; take t with s_t/a_t closest to 2σ, feed u_t = a_t·(2x − 1), and
+    map û0 back to [0, 1]."""
+    sig = torch.as_tensor(sigma, dtype=torch.float64).detach().cpu()
+    t = timestep_for_sigma(prior.alphas_cumprod, schedule.model_sigma(sig)).reshape(-1).expand(x.shape[0])
+    abar = abar_at(prior.alphas_cumprod, t, x)
+    u_t = abar.sqrt() * schedule.to_model(x)
+    return schedule.to_image(prior.predict(u_t, t, cond).x0)
 
 
 def conv_unet(channels: int = 1, widths: tuple[int, ...] = (32, 64), *, layers_per_block: int = 1,

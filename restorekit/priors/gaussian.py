@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
+from ..operators.noise import is_gaussian, noise_level
 from .base import Prediction
-from .diffusion import DiffusionPrior
-from .schedule import abar_at, eps_from_x0, linear_alphas_cumprod
+from .schedule import abar_at, eps_from_x0, linear_alphas_cumprod, to_image, to_model
 
 
 class GaussianPrior:
@@ -35,8 +35,8 @@ class GaussianPrior:
 
     num_classes = None
     null_class = None
-    to_model = staticmethod(DiffusionPrior.to_model)
-    to_image = staticmethod(DiffusionPrior.to_image)
+    to_model = staticmethod(to_model)
+    to_image = staticmethod(to_image)
 
     def __init__(self, mean, spectrum: torch.Tensor, *, alphas_cumprod: torch.Tensor | None = None):
         spectrum = torch.as_tensor(spectrum, dtype=torch.float64)
@@ -147,12 +147,12 @@ class GaussianPrior:
     def posterior(self, y: torch.Tensor, operator) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact posterior mean (B, C, H, W) and per-frequency variance (C, H, W) of x given
         y = A x + σ_y n, for an operator diagonal in the Fourier basis (circular blur,
-        denoising); σ_y is read from ``operator.noise_model.sigma``. Any other operator raises
-        a ValueError (use a dense solve on a small image instead)."""
+        denoising); σ_y is read by :func:`~restorekit.operators.noise.noise_level` and must be
+        Gaussian. Any other operator raises a ValueError (use :meth:`posterior_dense`)."""
         like = operator.A_adjoint(y)
         self._check(like)
         transfer = self._transfer(operator, like)
-        sigma = float(getattr(operator.noise_model, "sigma", 0.0))
+        sigma = _gaussian_sigma(operator, y)
         S, m = self._like(self.spectrum, like), self._like(self.mean, like)
         denom = transfer * S + sigma ** 2
         gain = torch.where(denom > 0, S / denom.clamp_min(1e-300), 0.0)
@@ -160,6 +160,32 @@ class GaussianPrior:
         mean = m + self.filter(residual, gain)
         variance = torch.where(denom > 0, S * sigma ** 2 / denom.clamp_min(1e-300), S)
         return mean, variance
+
+    def posterior_dense(self, y: torch.Tensor, operator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact posterior mean (B, C, H, W) and per-pixel variance (C, H, W) of x given
+        y = A x + σ_y n for any linear operator, by dense linear algebra in float64 (small
+        images only: n = C·H·W unknowns, an (n, n) covariance).
+
+        With Σ the prior covariance, A the operator's matrix and σ_y from
+        :func:`~restorekit.operators.noise.noise_level` (Gaussian noise only), the posterior
+        covariance is Σ_post = Σ − ΣAᵀ(AΣAᵀ + σ_y²I)⁺AΣ and the mean m + ΣAᵀ(AΣAᵀ + σ_y²I)⁺(y − A m)
+        (the pseudo-inverse covers noiseless, rank-deficient A, e.g. inpainting).
+        """
+        like = operator.A_adjoint(y)
+        self._check(like)
+        sigma = _gaussian_sigma(operator, y)
+        n = like[0].numel()
+        basis = torch.eye(n, dtype=torch.float64, device=y.device).reshape(n, *self.shape)
+        A = operator.A(basis.to(like.dtype)).reshape(n, -1).T.double()  # (m, n)
+        Sig = self.covariance().to(y.device)
+        m = self.mean.to(y.device).reshape(-1)
+        noise = sigma ** 2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+        gain = Sig @ A.T @ torch.linalg.pinv(A @ Sig @ A.T + noise, hermitian=True)
+        residual = y.reshape(y.shape[0], -1).double() - (A @ m)[None]
+        mean = m[None] + residual @ gain.T
+        cov = Sig - gain @ A @ Sig
+        return (mean.reshape(like.shape).to(like.dtype),
+                cov.diagonal().reshape(self.shape).to(like.dtype))
 
     def _transfer(self, operator, like: torch.Tensor) -> torch.Tensor:
         """|H(k)|² of AᴴA per channel, from its impulse response; checks Fourier-diagonality."""
@@ -176,3 +202,11 @@ class GaussianPrior:
                              f"basis (relative error {err:.2g}); GaussianPrior.posterior needs a "
                              "circular blur or denoising")
         return transfer.real
+
+
+def _gaussian_sigma(operator, y: torch.Tensor) -> float:
+    """σ_y of an operator with Gaussian (or no) noise; a ValueError for any other noise."""
+    if not is_gaussian(operator):
+        raise ValueError(f"the exact posterior needs Gaussian noise, but the operator's noise model "
+                         f"is {type(operator.noise_model).__name__}")
+    return noise_level(operator, y)

@@ -26,21 +26,13 @@ Each wrapper's ``predict`` returns a :class:`~restorekit.priors.base.Prediction`
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .base import Prediction
-from .diffusion import DiffusionPrior
-from .schedule import abar_at, eps_from_x0, tweedie_x0
+from ..checks import real_number
 
-
-def _check_real(value, name: str, *, low=None, high=None, allowed: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite real number ({allowed}), got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return float(value)
+from .base import ClassConditional, Prediction
+from .diffusion import tweedie_denoise
+from .schedule import abar_at, eps_from_x0, to_image, to_model, tweedie_x0
 
 
 class _Guided:
@@ -50,7 +42,7 @@ class _Guided:
     """
 
     def __init__(self, prior, cond):
-        if not callable(getattr(prior, "model_eps", None)) or not hasattr(prior, "null_class"):
+        if not isinstance(prior, ClassConditional):
             raise TypeError(f"{type(self).__name__} wraps a class-conditional DiffusionPrior (with "
                             f"model_eps and null_class), got {type(prior).__name__}")
         if getattr(prior, "num_classes", None) is None:
@@ -68,11 +60,8 @@ class _Guided:
     def num_train_timesteps(self) -> int:
         return self.prior.num_train_timesteps
 
-    def to_model(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prior.to_model(x)
-
-    def to_image(self, u: torch.Tensor) -> torch.Tensor:
-        return self.prior.to_image(u)
+    to_model = staticmethod(to_model)
+    to_image = staticmethod(to_image)
 
     def reset(self) -> None:
         """Clear per-run state (the wrapped prior's, and APG's momentum)."""
@@ -126,7 +115,7 @@ class _Guided:
     def denoise(self, x: torch.Tensor, sigma, cond=None) -> torch.Tensor:
         """DiffusionPrior's one-step Tweedie denoiser at level ``sigma``, through the guided
         ``predict`` (t with s_t/a_t closest to 2σ, u_t = a_t·(2x − 1), û0 mapped back)."""
-        return DiffusionPrior.denoise(self, x, sigma, cond)
+        return tweedie_denoise(self, x, sigma, cond)
 
     def _combine(self, u_t, abar_t, eps_c, eps_u) -> Prediction:
         raise NotImplementedError
@@ -154,7 +143,7 @@ class CFG(_Guided):
 
     def __init__(self, prior, cond, scale: float):
         super().__init__(prior, cond)
-        self.scale = _check_real(scale, "scale", low=0.0, allowed="≥ 0")
+        self.scale = real_number(scale, "scale", low=0.0)
 
     def _combine(self, u_t, abar_t, eps_c, eps_u) -> Prediction:
         eps = eps_u + self.scale * (eps_c - eps_u)
@@ -178,7 +167,7 @@ class CFGpp(_Guided):
 
     def __init__(self, prior, cond, lam: float):
         super().__init__(prior, cond)
-        self.lam = _check_real(lam, "lam", low=0.0, high=1.0, allowed="in [0, 1]")
+        self.lam = real_number(lam, "lam", low=0.0, high=1.0)
 
     def _combine(self, u_t, abar_t, eps_c, eps_u) -> Prediction:
         eps = eps_u + self.lam * (eps_c - eps_u)
@@ -225,17 +214,13 @@ class APG(_Guided):
     def __init__(self, prior, cond, scale: float, *, eta: float = 0.0,
                  norm_threshold: float | None = 15.0, momentum: float = -0.5):
         super().__init__(prior, cond)
-        self.scale = _check_real(scale, "scale", low=0.0, allowed="≥ 0")
-        self.eta = _check_real(eta, "eta", low=0.0, high=1.0, allowed="in [0, 1]")
-        if norm_threshold is not None:
-            norm_threshold = _check_real(norm_threshold, "norm_threshold", low=0.0,
-                                         allowed="> 0 or None (no clipping)")
-            if norm_threshold == 0:
-                raise ValueError("norm_threshold must be > 0 or None (no clipping), got 0")
+        self.scale = real_number(scale, "scale", low=0.0)
+        self.eta = real_number(eta, "eta", low=0.0, high=1.0)
+        if norm_threshold is not None:  # None: no clipping
+            norm_threshold = real_number(norm_threshold, "norm_threshold", low=0.0, low_open=True)
         self.norm_threshold = norm_threshold
-        self.momentum = _check_real(momentum, "momentum", low=-1.0, high=1.0, allowed="in (−1, 1)")
-        if abs(self.momentum) == 1:
-            raise ValueError(f"momentum must be in (−1, 1), got {momentum!r}")
+        self.momentum = real_number(momentum, "momentum", low=-1.0, high=1.0, low_open=True,
+                                    high_open=True)
         self._average = None
 
     def reset(self) -> None:

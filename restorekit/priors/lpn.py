@@ -94,7 +94,7 @@ class LPN(nn.Module):
     alpha : weight of the strongly convex term α‖y‖².
     sigma : the training noise level σ₀: the network is the prox (MAP denoiser) at that level,
         so R ≈ σ₀²·(−log p); the PnP solvers use it to weigh the data term (see
-        :func:`~restorekit.solvers.pnp.data_weight`); ``denoise`` reaches σ > σ₀ by rescaling
+        :func:`~restorekit.solvers.steps.data_weight`); ``denoise`` reaches σ > σ₀ by rescaling
         and refuses σ < σ₀.
     """
 

@@ -9,11 +9,18 @@ s_t = sqrt(1 − ā_t), and a noisy sample is u_t = a_t·u0 + s_t·ε with ε ~ 
 | ``eps_from_x0``     | ε̂ = (u_t − a_t·û0)/s_t                                      |
 | ``eps_from_v``      | v = a_t·ε − s_t·u0  ⇒  ε̂ = s_t·u_t + a_t·v̂                  |
 | ``sigma_of``        | σ(ā) = s/a, the variance-exploding noise level of u_t/a_t   |
+| ``image_sigma``     | σ in image units = σ(ā)/2 (the noise of u is twice x's)     |
+| ``q_sample``        | u_t = a_t·u0 + s_t·ε                                        |
 | ``ddpm_step``       | ancestral step from q(u_prev | u_t, û0)                    |
 | ``ddim_step``       | u_prev = a_prev·û0 + s_prev·(η·ξ + sqrt(1 − η²)·ε̂)          |
+| ``to_model``        | u = 2x − 1 (image [0, 1] → model [−1, 1])                   |
+| ``to_image``        | x = (u + 1)/2                                               |
+| ``model_residual``  | 2·(y − A((u + 1)/2)): a data residual in model units        |
 
 ``abar`` arguments are floats or tensors broadcastable against the image (e.g. (B, 1, 1, 1));
 :func:`abar_at` gathers them from a schedule. Every function is pure and differentiable.
+This module is the only place where the factor 2 between image and model units appears
+(``to_model``, ``to_image``, ``image_sigma``/``model_sigma`` and ``model_residual``).
 """
 from __future__ import annotations
 
@@ -65,6 +72,38 @@ def sigma_of(abar):
     return _sqrt((1 - abar) / abar)
 
 
+def image_sigma(abar):
+    """σ(ā)/2: the VE noise level of u_t/a_t in image units (u = 2x − 1 doubles noise)."""
+    return sigma_of(abar) / 2
+
+
+def model_sigma(sigma):
+    """2σ: a noise level in image units, in model units."""
+    return 2 * sigma
+
+
+def to_model(x: torch.Tensor) -> torch.Tensor:
+    """u = 2x − 1: image [0, 1] → model space [−1, 1]."""
+    return 2 * x - 1
+
+
+def to_image(u: torch.Tensor) -> torch.Tensor:
+    """x = (u + 1)/2: model space → image."""
+    return (u + 1) / 2
+
+
+def model_residual(y: torch.Tensor, operator, u: torch.Tensor) -> torch.Tensor:
+    """2·(y − A((u + 1)/2)): the data residual of a model-space u in model units (twice the
+    image-unit residual; A acts on images, so never A(u)). Published diffusion step sizes
+    (DPS's ζ, MCG's α, RED-Diff's λ and lr) were tuned with residuals in these units."""
+    return 2 * (y - operator.A(to_image(u)))
+
+
+def q_sample(u0: torch.Tensor, abar, noise: torch.Tensor) -> torch.Tensor:
+    """u_t = a_t·u0 + s_t·ε: u0 noised to level ā (the forward process q(u_t | u0))."""
+    return _sqrt(abar) * u0 + _sqrt(1 - abar) * noise
+
+
 def timestep_for_sigma(alphas_cumprod: torch.Tensor, sigma) -> torch.Tensor:
     """The timestep(s) whose σ_t = s_t/a_t is closest to ``sigma`` (model units) in log scale.
 
@@ -97,7 +136,8 @@ def timesteps(num_train: int, steps: int, kind: str = "leading") -> list[int]:
     raise ValueError(f"kind must be 'leading' or 'uniform', got {kind!r}")
 
 
-def ddpm_step(u_t: torch.Tensor, x0: torch.Tensor, abar_t, abar_prev, noise: torch.Tensor):
+def ddpm_step(u_t: torch.Tensor, x0: torch.Tensor, abar_t, abar_prev, noise: torch.Tensor,
+              eps_shift: torch.Tensor | None = None):
     """One ancestral step from the posterior q(u_prev | u_t, û0) (Ho et al. 2020, eq. 6–7),
     written for any pair of levels (strided schedules): with α = ā_t/ā_prev, β = 1 − α,
 
@@ -105,12 +145,19 @@ def ddpm_step(u_t: torch.Tensor, x0: torch.Tensor, abar_t, abar_prev, noise: tor
         var  = (1 − ā_prev)/(1 − ā_t)·β            ("fixed small" variance),
 
     u_prev = mean + sqrt(var)·noise. With ā_prev = 1 (the final step) it returns û0.
+
+    In ε form the mean is a_prev·û0 + sqrt(1 − ā_prev − var)·ε with ε = (u_t − a_t·û0)/s_t
+    the noise implied by (u_t, û0). ``eps_shift`` (ε_renoise − ε̂ of a
+    :class:`~restorekit.priors.base.Prediction`: ε_u − ε_λ under CFG++, 0 otherwise) renoises
+    with ε + eps_shift instead, i.e. adds sqrt(1 − ā_prev − var)·eps_shift.
     """
     alpha = abar_t / abar_prev
     beta = 1 - alpha
     mean = (_sqrt(abar_prev) * beta / (1 - abar_t)) * x0 \
         + (_sqrt(alpha) * (1 - abar_prev) / (1 - abar_t)) * u_t
     var = (1 - abar_prev) / (1 - abar_t) * beta
+    if eps_shift is not None:
+        mean = mean + _sqrt(alpha) * (1 - abar_prev) / _sqrt(1 - abar_t) * eps_shift
     return mean + _sqrt(var) * noise
 
 

@@ -48,7 +48,8 @@ def divergence(p: torch.Tensor) -> torch.Tensor:
 class TV:
     """Isotropic total variation prior R(x) = weight·TV(x) (Rudin, Osher & Fatemi 1992).
 
-    Capabilities: Proximal, Energy, Denoiser.
+    Capabilities: Proximal, Energy, Denoiser, GradientSparse (``gradient``, ``divergence``,
+    ``grad_norm_sq``, ``lam``, ``project``).
 
     Parameters
     ----------
@@ -121,7 +122,11 @@ class TV:
         self.max_iter = max_iter
         self.tol = float(tol)
 
-    # -- shared pieces (also used by the Chambolle–Pock solver) ---------------------------------
+    # -- GradientSparse capability (the structure the Chambolle–Pock solver uses) -----------------
+    grad_norm_sq = GRAD_NORM_SQ
+    gradient = staticmethod(gradient)
+    divergence = staticmethod(divergence)
+
     def lam(self, x: torch.Tensor, gamma: float | torch.Tensor = 1.0) -> torch.Tensor | float:
         """gamma·w as a float or a tensor broadcastable to ``gradient(x)``'s (B, C, 2, H, W).
 

@@ -1,6 +1,8 @@
 """Iterative solvers; each is reachable by name through :func:`solve`."""
 from __future__ import annotations
 
+import inspect
+
 from .base import SOLVERS, History, Loop, Metrics, Result, Solver, data_fit, register
 from .base import Diverged
 from .chambolle_pock import ChambollePock
@@ -51,10 +53,12 @@ def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; choose one of {', '.join(sorted(SOLVERS))}")
         cls = SOLVERS[solver]
-        try:
-            method = cls(**params)
-        except TypeError as e:
-            raise TypeError(f"solver {solver!r}: {e}") from None
+        accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise TypeError(f"solver {solver!r} has no hyperparameter {', '.join(unknown)}; "
+                            f"it accepts {', '.join(accepted)}")
+        method = cls(**params)
     return method(y, operator, prior, x_init=x_init, x_true=x_true, generator=generator,
                   callback=callback, progress=progress)
 

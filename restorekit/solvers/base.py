@@ -7,8 +7,20 @@ A solver is a small object holding its hyperparameters. Calling it runs
 
 Subclasses set ``name`` and ``needs`` (the prior capability they use) and implement
 ``_run(y, operator, prior, x_init, loop)``; ``loop`` (a :class:`Loop`) gives them the
-iteration range (with a tqdm bar), the generator, the nfe counter and the logging that feeds
-``Result.history`` and ``callback``.
+iteration range (with a tqdm bar), the generator, the operator's noise level σ_y (read once
+per solve by :func:`~restorekit.operators.noise.noise_level`), the nfe counter
+(:meth:`Loop.evaluate`), the logging that feeds ``Result.history`` and ``callback``
+(:meth:`Loop.log`) and the relative-change stopping test (:meth:`Loop.settled`).
+
+Once per solve, and for every solver, ``Solver.__call__`` checks the inputs, resets the
+prior's per-run state (:func:`~restorekit.priors.base.reset`: guidance momentum) and runs
+``_run`` under ``torch.no_grad()``: iterates never carry an autograd graph from one iteration
+to the next. Solvers that differentiate (DPS, MCG, RED-Diff) enable gradients locally.
+
+Options are keyword-only. Two names count iterations because they mean different things:
+``max_iter`` (classical solvers) is an upper bound, the solver stops earlier once its iterate
+settles (``tol``); ``steps`` (diffusion solvers) is the exact number of noise levels walked,
+each costing one network evaluation, with no early stop.
 
 Callback keys (a dict, always the same set): ``i`` (iteration), ``x`` (current iterate in
 [0, 1]), ``x0_hat`` (current clean estimate, equal to ``x`` for non-diffusion solvers),
@@ -27,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..metrics import psnr, ssim
+from ..checks import positive  # noqa: F401  (solver files import it from here)
 from ..validate import check_problem
 
 SOLVERS: dict[str, type["Solver"]] = {}
@@ -83,13 +96,26 @@ class Diverged(FloatingPointError):
 class Loop:
     """Run-time state of one solver call: iteration range, nfe, history, callback."""
 
-    def __init__(self, y, operator, x_true, generator, callback, progress, desc):
+    def __init__(self, y, operator, x_true, generator, callback, progress, desc, sigma_y=0.0):
         self.y, self.operator, self.x_true = y, operator, x_true
         self.generator = generator
         self.callback, self.progress, self.desc = callback, progress, desc
+        self.sigma_y = float(sigma_y)
         self.nfe = 0
         self.history = History()
         self.last_finite = None
+
+    def evaluate(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)``, counted as one network (prior) evaluation in ``nfe``."""
+        self.nfe += 1
+        return fn(*args, **kwargs)
+
+    def settled(self, i: int, new: torch.Tensor, old: torch.Tensor, tol: float, sigma=None) -> bool:
+        """Log iteration ``i`` with iterate ``new``, and say whether every sample has settled:
+        ‖new − old‖/‖new‖ < ``tol`` (the stopping test of the classical solvers)."""
+        change = (new - old).flatten(1).norm(dim=1) / new.flatten(1).norm(dim=1).clamp_min(1e-12)
+        self.log(i, new, sigma=sigma)
+        return change.max().item() < tol
 
     def range(self, n: int):
         """range(n) with a tqdm bar (ETA) when ``progress`` is True, or when it is None (the
@@ -120,18 +146,6 @@ def progress_bar(iterable, desc: str, progress: bool | None = None, **kwargs):
                 **kwargs)
 
 
-def positive(value, name: str, *, integer: bool = False, allow_none: bool = False):
-    """``value`` if it is a positive finite number (an int with ``integer``; None allowed with
-    ``allow_none``), else a ValueError naming ``name``: the hyperparameter check of every solver."""
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not value > 0 or not math.isfinite(value):
-        kind = "a positive int" if integer else "a positive number"
-        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}, got {value!r}")
-    return value
-
-
 class Solver:
     name: ClassVar[str]
     needs: ClassVar[type]
@@ -139,18 +153,22 @@ class Solver:
     def __call__(self, y: torch.Tensor, operator, prior, *, x_init: torch.Tensor | None = None,
                  x_true: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  callback: Callable[[dict], None] | None = None, progress: bool | None = None) -> Result:
-        from ..priors.base import require
+        from ..operators.noise import noise_level
+        from ..priors.base import require, reset
 
         require(prior, self.needs, self.name)
         check_problem(y, operator, x_init=x_init, x_true=x_true, generator=generator, prior=prior)
         if generator is None:
             generator = torch.Generator(device=y.device).manual_seed(0)
-        loop = Loop(y, operator, x_true, generator, callback, progress, self.name)
+        loop = Loop(y, operator, x_true, generator, callback, progress, self.name,
+                    noise_level(operator, y))
+        reset(prior)
         start = time.perf_counter()
-        try:
-            x = self._run(y, operator, prior, x_init, loop)
-        except Diverged as e:
-            raise Diverged(e.iteration, e.last_finite, self.name) from None
+        with torch.no_grad():
+            try:
+                x = self._run(y, operator, prior, x_init, loop)
+            except Diverged as e:
+                raise Diverged(e.iteration, e.last_finite, self.name) from None
         seconds = time.perf_counter() - start
         if not torch.isfinite(x).all():
             raise Diverged(len(loop.history.data_fit), loop.last_finite, self.name)

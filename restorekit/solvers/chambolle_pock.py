@@ -6,9 +6,9 @@ import math
 import torch
 
 from ..operators import operator_norm
-from ..priors.tv import GRAD_NORM_SQ, TV, divergence, gradient
+from ..priors.base import GradientSparse
 from .base import Solver, positive, register
-from .pnp import initial_estimate, relative_change
+from .steps import initial_estimate
 
 
 @register
@@ -26,9 +26,10 @@ class ChambollePock(Solver):
         x_new ← x − τ(Aᴴp − div q)            (then clipped to [0, 1] when ``box``)
         x̄ ← 2x_new − x
 
-    from x = x̄ = A†y clipped to [0, 1] (or ``x_init``), p = q = 0; stops when
-    ‖x_new − x‖/‖x_new‖ < ``tol`` for every sample, or after ``max_iter`` iterations. λ and
-    channel coupling come from the :class:`~restorekit.priors.TV` prior, which is required.
+    from x = x̄ = 10 truncated CG steps on AᴴA x = Aᴴy, clipped to [0, 1] (or ``x_init``),
+    p = q = 0; stops when ‖x_new − x‖/‖x_new‖ < ``tol`` for every sample, or after
+    ``max_iter`` iterations. λ and channel coupling come from the prior, which must have the
+    :class:`~restorekit.priors.base.GradientSparse` capability (:class:`~restorekit.priors.TV`).
 
     Parameters
         max_iter: iterations at most (500).
@@ -38,7 +39,7 @@ class ChambollePock(Solver):
     """
 
     name = "chambolle-pock"
-    needs = TV
+    needs = GradientSparse
 
     def __init__(self, *, max_iter: int = 500, tol: float = 1e-5, box: bool = True, step: float = 0.99):
         self.max_iter = positive(max_iter, "max_iter", integer=True)
@@ -51,24 +52,22 @@ class ChambollePock(Solver):
     def _run(self, y, operator, prior, x_init, loop):
         x = initial_estimate(y, operator, x_init)
         norm_a = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device)
-        tau = sigma = self.step / math.sqrt(norm_a ** 2 + GRAD_NORM_SQ)
+        tau = sigma = self.step / math.sqrt(norm_a ** 2 + prior.grad_norm_sq)
         lam = prior.lam(x)
         x_bar, p = x, torch.zeros_like(y)
-        q = torch.zeros_like(gradient(x))
+        q = torch.zeros_like(prior.gradient(x))
         for i in loop.range(self.max_iter):
             # 1. dual step on the data term: prox of σ·(½‖·‖² + ⟨·, y⟩)*
             p = (p + sigma * (operator.A(x_bar) - y)) / (1 + sigma)
             # 2. dual step on the TV term: projection onto the λ-balls
-            q = prior.project(q + sigma * gradient(x_bar), lam)
+            q = prior.project(q + sigma * prior.gradient(x_bar), lam)
             # 3. primal step (∇ᴴ = −div), with the box constraint as primal prox
-            x_new = x - tau * (operator.A_adjoint(p) - divergence(q))
+            x_new = x - tau * (operator.A_adjoint(p) - prior.divergence(q))
             if self.box:
                 x_new = x_new.clamp(0, 1)
             # 4. extrapolation
             x_bar = 2 * x_new - x
-            change = relative_change(x_new, x)
-            x = x_new
-            loop.log(i, x)
-            if change.max().item() < self.tol:
+            x, settled = x_new, loop.settled(i, x_new, x, self.tol)
+            if settled:
                 break
         return x

@@ -3,23 +3,11 @@ from __future__ import annotations
 
 import torch
 
+from ..operators import cg_solve
 from ..priors.base import Diffusion
-from ..priors.schedule import abar_at, ddim_step, randn
+from ..priors.schedule import abar_at, ddim_step, randn, to_image, to_model
 from .base import Loop, Solver, positive, register
-from .dps import log_step, no_x_init, step_levels
-
-
-def has_noise(operator) -> bool:
-    """Whether the operator's noise model adds noise (a Gaussian sigma > 0, or any other model)."""
-    from deepinv.physics import ZeroNoise
-
-    model = getattr(operator, "noise_model", None)
-    if model is None or isinstance(model, ZeroNoise):
-        return False
-    sigma = getattr(model, "sigma", None)
-    if sigma is None:
-        return True
-    return bool((torch.as_tensor(sigma) > 0).any())
+from .diffusion_steps import log_step, no_x_init, start_noise, step_levels
 
 
 @register
@@ -43,7 +31,8 @@ class DDS(Solver):
     exactly), so γ means what it means in the paper.
 
     Parameters: ``steps`` (default 50), ``eta`` (default 0.85), ``cg_steps`` M (default 5),
-    ``gamma`` γ (default 10), ``noisy`` (None: decided from the operator's noise model),
+    ``gamma`` γ (default 10), ``noisy`` (None: σ_y > 0, σ_y read from the operator's noise
+    model by :func:`~restorekit.operators.noise.noise_level`),
     ``clip_x0`` (default True: clip x̂0 to the image range before CG, as diffusers' DDIM does
     with ``clip_sample``; without it a small prior's x̂0 at large t overshoots to [−12, 8] and
     weakly informative data, e.g. denoising at σ_y = 0.1, cannot pull it back; False for priors
@@ -62,7 +51,7 @@ class DDS(Solver):
     name = "dds"
     needs = Diffusion
 
-    def __init__(self, steps: int = 50, eta: float = 0.85, cg_steps: int = 5, gamma: float = 10.0,
+    def __init__(self, *, steps: int = 50, eta: float = 0.85, cg_steps: int = 5, gamma: float = 10.0,
                  noisy: bool | None = None, clip_x0: bool = True):
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
@@ -76,20 +65,15 @@ class DDS(Solver):
         self.clip_x0 = bool(clip_x0)
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
-        from ..operators import cg_solve
-
         no_x_init(self.name, x_init)
-        prior.reset()
-        noisy = has_noise(operator) if self.noisy is None else self.noisy
+        noisy = loop.sigma_y > 0 if self.noisy is None else self.noisy
         ac = prior.alphas_cumprod
         aty = operator.A_adjoint(y)
-        u = randn(aty.shape, loop.generator, y)
+        u = start_noise(y, operator, loop)
         for i, (t, t_prev) in zip(loop.range(self.steps), step_levels(prior, self.steps)):
             # 1. Tweedie estimate (no backprop)
-            with torch.no_grad():
-                pred = prior.predict(u, t)
-            loop.nfe += 1
-            x0 = prior.to_image(pred.x0)
+            pred = loop.evaluate(prior.predict, u, t)
+            x0 = to_image(pred.x0)
             if self.clip_x0:
                 x0 = x0.clamp(0, 1)
             # 2. data consistency: M CG steps started at x̂0, in image space
@@ -106,5 +90,5 @@ class DDS(Solver):
                 return x0
             # 3. the authors' DDIM noise step from ũ0 and ε̂
             noise = randn(u.shape, loop.generator, u)
-            u = ddim_step(prior.to_model(x0), pred.eps_renoise, abar_prev, self.eta, noise)
+            u = ddim_step(to_model(x0), pred.eps_renoise, abar_prev, self.eta, noise)
         raise AssertionError("unreachable: the last level always returns")

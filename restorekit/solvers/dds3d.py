@@ -12,8 +12,7 @@ from ..priors.base import Diffusion
 from ..priors.schedule import abar_at, ddim_step, randn
 from ..priors.tv3d import dz, dz_adjoint
 from .base import Loop, positive, register
-from .dds import has_noise
-from .dps import log_step, no_x_init, step_levels
+from .diffusion_steps import log_step, no_x_init, step_levels
 from .volume import VolumeSolver
 
 
@@ -111,8 +110,7 @@ class DDS3D(VolumeSolver):
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
         no_x_init(self.name, x_init)
-        prior.reset()
-        shift = 1.0 / self.gamma if (has_noise(operator) if self.noisy is None else self.noisy) else 0.0
+        shift = 1.0 / self.gamma if (loop.sigma_y > 0 if self.noisy is None else self.noisy) else 0.0
         system = ZCoupled(operator, self.rho)
         aty = operator.A_adjoint(y)
         u = randn(aty.shape, loop.generator, y)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from deepinv.models import Denoiser
 
+from ..operators.noise import noise_level
 from ..priors.base import Denoiser as DenoiserCapability
 from ..priors.base import require
 from .base import History, Result
@@ -49,8 +50,11 @@ def run_deepinv(method: str, y: torch.Tensor, operator, prior, steps: int, *,
     """Run deepinv's ``method`` ("dps", "ddrm" or "diffpir") with ``prior`` as its denoiser.
 
     ``params`` go to the deepinv class: ``weight`` for DPS (deepinv's default 1.0 is much
-    weaker than the published ζ), ``eta``/``etab`` for DDRM (needs a decomposable operator:
-    inpainting, denoising, FFT blur), ``zeta``/``lambda_`` for DiffPIR. ``Result.nfe`` counts
+    weaker than the published ζ), ``eta``/``etab`` for DDRM, ``zeta``/``lambda_`` for
+    DiffPIR. DDRM works in the operator's SVD basis, so it needs a deepinv
+    ``DecomposablePhysics`` (inpainting, denoising, periodic blur); any other operator raises a
+    ValueError before anything runs. DiffPIR's σ_y is the operator's noise level
+    (:func:`~restorekit.operators.noise.noise_level`, at least 1e-3). ``Result.nfe`` counts
     denoiser calls (DPS: one forward and one backward each).
     """
     import deepinv as dinv
@@ -59,6 +63,11 @@ def run_deepinv(method: str, y: torch.Tensor, operator, prior, steps: int, *,
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps must be an int >= 2, got {steps!r}")
+    if method == "ddrm" and not isinstance(operator, dinv.physics.DecomposablePhysics):
+        raise ValueError(
+            f"deepinv's DDRM needs an operator with an SVD (a deepinv DecomposablePhysics: "
+            f"inpainting, denoising, periodic blur such as restorekit's 'gaussian-blur'); "
+            f"{type(operator).__name__} has none. Use restorekit's 'dds' or 'dps', or 'diffpir'")
     net = PriorDenoiser(prior)
     generator = generator if generator is not None else torch.Generator(device=y.device).manual_seed(0)
     start = time.perf_counter()
@@ -74,8 +83,8 @@ def run_deepinv(method: str, y: torch.Tensor, operator, prior, steps: int, *,
             if method == "ddrm":
                 model = dinv.sampling.DDRM(net, sigmas=np.linspace(1, 0, steps), **params)
             else:
-                sigma = float(getattr(operator.noise_model, "sigma", 0.0))
-                model = dinv.sampling.DiffPIR(net, dinv.optim.data_fidelity.L2(), sigma=max(sigma, 1e-3),
+                model = dinv.sampling.DiffPIR(net, dinv.optim.data_fidelity.L2(),
+                                              sigma=max(noise_level(operator, y), 1e-3),
                                               max_iter=steps, device=y.device, **params)
             with torch.no_grad():
                 x = model(y, operator)

@@ -9,7 +9,7 @@ import torch
 from ..priors.base import Denoiser, fixed_prox_weight
 from ..priors.schedule import randn
 from .base import Loop, Solver, positive, register
-from .pnp import data_prox, noise_level
+from .steps import data_prox
 
 
 def step_size(t: int, h0: float) -> float:
@@ -83,7 +83,7 @@ class ImplicitPrior(Solver):
         return data_prox(operator, u, y, (sigma / sigma_y) ** 2, cg_iter=self.cg_iter, cg_tol=1e-6)
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
-        sigma_y = noise_level(operator)
+        sigma_y = loop.sigma_y
         like = operator.A_adjoint(y)
         n = like[0].numel()
         # 1. start: v₀ = 0.5 (or x_init) + σ₀z

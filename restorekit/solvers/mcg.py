@@ -4,9 +4,10 @@ from __future__ import annotations
 import torch
 
 from ..priors.base import Diffusion
-from ..priors.schedule import abar_at, ddpm_step, randn
+from ..priors.schedule import abar_at, ddpm_step, q_sample, randn, to_image
 from .base import Loop, Solver, positive, register
-from .dps import image_shape, log_step, no_x_init, residual_norm_grad, step_levels
+from .diffusion_steps import (log_step, no_x_init, pinv, project_measurements, residual_norm_grad,
+                              start_noise, step_levels)
 
 
 @register
@@ -19,51 +20,72 @@ class MCG(Solver):
 
         u' = DDPM step from (u_t, û0) − α·(I − A†A) g,
         y_{t−1} = a_{t−1}·y_u + s_{t−1}·A ξ,      y_u = 2y − A𝟙 (the measurement of u0),
-        u_{t−1} = u' − w·A†(A u' − y_{t−1}).
+        u_{t−1} = P(u'),
 
-    For inpainting (I − A†A) keeps the missing pixels and the projection overwrites the
-    observed ones with the noised measurement. The last step projects onto y itself.
+    with A† the exact pseudo-inverse (the SVD for deepinv ``DecomposablePhysics``: blur,
+    inpainting, denoising; CG on the normal equations otherwise: super-resolution, CT, MRI,
+    ``cg_iter`` steps to ``cg_tol``) and P, for noiseless y, the orthogonal projection onto
+    {u : A u = y_{t−1}}, P(u) = u − A†(A u − y_{t−1}) (paper eq. 14; for inpainting it
+    overwrites the observed pixels). The last step projects onto y_u itself.
 
-    The hard projection (w = 1) copies the measurement noise into the estimate, and for an
-    ill-conditioned A (blur) A† amplifies it by 1/|H|; with noisy y use the soft form
-    0 < w < 1. The paper's CT setting (VE-SDE, predictor–corrector, soft weights 1 → 0.6) is
-    not reproduced; this is the VP/DDPM form used for its inpainting experiments.
+    Noisy y (σ_y > 0, read from the operator; a documented alternative to the paper's
+    noise-free projection, which copies the noise into the estimate and, for an
+    ill-conditioned A, amplifies it by 1/|H|): y_{t−1} then carries the measurement noise
+    2a_{t−1}σ_y on top of the diffusion noise s_{t−1}·Aξ, so P becomes the Tikhonov relaxation
+
+        P(u) = argmin_v δ_t‖v − u‖² + ‖A v − y_{t−1}‖²,   δ_t = ``relax``·(2a_{t−1}σ_y/s_{t−1})²,
+
+    weighing the pseudo-measurement by its noise ratio: P is the hard projection while the
+    diffusion noise dominates (high t) and fades out as t → 0 (no projection at the last step).
+    The gradient is then not restricted (I − A†A would drop its measured part, which P no
+    longer enforces): noisy MCG is DPS plus relaxed projections.
+
+    ``relax`` = 30 was chosen on the Gaussian oracle (16² circular blur, σ_y = 0.01, 200 steps,
+    mean of 128 samples vs the exact posterior mean: relative error 0.84 at relax 0.1, 0.32 at
+    1, 0.08 at 10, 0.04 at 30; 10 truncated CG steps score 0.13).
 
     Parameters: ``steps`` (default 1000), ``alpha`` (gradient step, default 1.0, the published
-    inpainting value, in [−1, 1]-residual units), ``weight`` (projection weight w in (0, 1],
-    default 1.0).
+    inpainting value, in [−1, 1]-residual units), ``relax`` (the factor on δ_t for noisy y,
+    default 30), ``cg_iter`` (default 100) and ``cg_tol`` (default 1e-7) for A† and P on
+    operators without an SVD.
     """
 
     name = "mcg"
     needs = Diffusion
 
-    def __init__(self, steps: int = 1000, alpha: float = 1.0, weight: float = 1.0):
+    def __init__(self, *, steps: int = 1000, alpha: float = 1.0, relax: float = 30.0,
+                 cg_iter: int = 100, cg_tol: float = 1e-7):
         if not 0 <= alpha < float("inf"):
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
-        if not 0 < weight <= 1:
-            raise ValueError(f"weight must be in (0, 1], got {weight!r}")
         self.steps = positive(steps, "steps", integer=True)
-        self.alpha, self.weight = float(alpha), float(weight)
+        self.alpha = float(alpha)
+        self.relax = float(positive(relax, "relax"))
+        self.cg_iter = positive(cg_iter, "cg_iter", integer=True)
+        self.cg_tol = float(positive(cg_tol, "cg_tol"))
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
         no_x_init(self.name, x_init)
-        prior.reset()
-        ac = prior.alphas_cumprod
-        u = randn(image_shape(y, operator), loop.generator, y)
-        y_u = 2 * y - operator.A(torch.ones_like(u))
+        ac, cg = prior.alphas_cumprod, dict(cg_iter=self.cg_iter, cg_tol=self.cg_tol)
+        noisy = loop.sigma_y > 0
+        u = start_noise(y, operator, loop)
+        y_u = 2 * y - operator.A(torch.ones_like(u))  # A u0 = A(2x − 1) = 2y − A𝟙
         for i, (t, t_prev) in zip(loop.range(self.steps), step_levels(prior, self.steps)):
             # 1. Tweedie estimate and the DPS gradient, restricted to the null space of A
-            x0, _, grad = residual_norm_grad(prior, u, t, y, operator)
-            loop.nfe += 1
-            grad = grad - operator.A_dagger(operator.A(grad))
+            x0, eps_shift, grad = residual_norm_grad(prior, u, t, y, operator, loop)
+            if not noisy:
+                grad = grad - pinv(operator, operator.A(grad), **cg)
             # 2. ancestral DDPM step and manifold-constrained gradient step
             abar_t, abar_prev = abar_at(ac, t, u), abar_at(ac, t_prev, u)
             last = t_prev < 0
             noise = torch.zeros_like(u) if last else randn(u.shape, loop.generator, u)
-            u = ddpm_step(u, x0, abar_t, abar_prev, noise) - self.alpha * grad
+            u = ddpm_step(u, x0, abar_t, abar_prev, noise, eps_shift) - self.alpha * grad
             # 3. projection onto the measurement noised to the next level
-            y_t = y_u if last else abar_prev.sqrt() * y_u + (1 - abar_prev).sqrt() * operator.A(
-                randn(u.shape, loop.generator, u))
-            u = u - self.weight * operator.A_dagger(operator.A(u) - y_t)
-            log_step(loop, i, prior.to_image(x0), abar_prev)
-        return prior.to_image(u)
+            y_t = y_u if last else q_sample(y_u, abar_prev, operator.A(randn(u.shape, loop.generator, u)))
+            if not noisy:
+                u = project_measurements(operator, u, y_t, 0.0, **cg)
+            elif not last:
+                abar = float(abar_prev.max())
+                delta = self.relax * (2 * loop.sigma_y) ** 2 * abar / (1 - abar)
+                u = project_measurements(operator, u, y_t, delta, **cg)
+            log_step(loop, i, to_image(x0), abar_prev)
+        return to_image(u)

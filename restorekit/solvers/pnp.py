@@ -1,7 +1,8 @@
-"""Plug-and-play solvers (HQS, ADMM, PGD) and the helpers the classical solvers share.
+"""Plug-and-play solvers: HQS, ADMM and PGD.
 
-Every prior works here through one step, :func:`prior_step`: a Proximal prior (TV, LPN) takes
-its exact proximal map prox(v, γ) = argmin_z ½‖z − v‖² + γ·R(z), so the solvers minimise
+Every prior works here through one step, :func:`~restorekit.solvers.steps.prior_step`: a
+Proximal prior (TV, LPN) takes its exact proximal map prox(v, γ) = argmin_z ½‖z − v‖² + γ·R(z),
+so the solvers minimise
 
     ½‖A x − y‖² + R(x)                                                        (P)
 
@@ -13,84 +14,18 @@ R = λ·σ_y²·Φ in (P), which is how HQS ties σ_k to its penalty α_k.
 A Proximal prior whose prox exists at one weight γ* only (an LPN, see
 :func:`~restorekit.priors.base.fixed_prox_weight`) cannot be rescaled, so for it the solvers
 keep every prox weight at γ* and weigh the data term instead: they minimise
-(λ/2)‖A x − y‖² + R(x) with λ from :func:`data_weight`.
+(λ/2)‖A x − y‖² + R(x) with λ from :func:`~restorekit.solvers.steps.data_weight`.
 """
 from __future__ import annotations
 
 import math
 
 import torch
-from deepinv.physics import DecomposablePhysics
 
-from ..operators import cg_solve, operator_norm, truncated_pinv
+from ..operators import operator_norm
 from ..priors.base import Denoiser, Proximal, fixed_prox_weight
 from .base import Solver, positive, register
-
-#: Smallest noise level the schedules use (DPIR's 0.255/255): keeps the penalties positive for
-#: noiseless data.
-SIGMA_FLOOR = 0.001
-
-
-def noise_level(operator) -> float:
-    """The Gaussian noise standard deviation of a deepinv operator's noise model (0 if none)."""
-    sigma = getattr(getattr(operator, "noise_model", None), "sigma", None)
-    return 0.0 if sigma is None else float(torch.as_tensor(sigma).max())
-
-
-def initial_estimate(y: torch.Tensor, operator, x_init: torch.Tensor | None) -> torch.Tensor:
-    """The starting point of the classical solvers: ``x_init``, else the truncated-CG
-    pseudo-inverse (:func:`~restorekit.operators.truncated_pinv`) clipped to [0, 1]; the exact
-    A†y of a noisy blur is an inverse filter that no 20-iteration splitting recovers from."""
-    if x_init is not None:
-        return x_init.clone()
-    return truncated_pinv(operator, y).clamp(0, 1)
-
-
-def data_prox(operator, z: torch.Tensor, y: torch.Tensor, gamma: float, *, cg_iter: int,
-              cg_tol: float) -> torch.Tensor:
-    """argmin_x ½‖x − z‖² + (γ/2)‖A x − y‖², i.e. (I + γAᴴA)x = z + γAᴴy.
-
-    Operators with an SVD (deepinv ``DecomposablePhysics``: periodic blur, inpainting,
-    denoising, single-coil MRI) use their closed form ``prox_l2``; the others a warm-started
-    :func:`~restorekit.operators.cg_solve`.
-    """
-    if isinstance(operator, DecomposablePhysics):
-        return operator.prox_l2(z, y, gamma)
-    return cg_solve(operator, z + gamma * operator.A_adjoint(y), gamma=gamma, x0=z,
-                    max_iter=cg_iter, tol=cg_tol)
-
-
-def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    """‖new − old‖ / ‖new‖ per sample, the stopping criterion of the classical solvers."""
-    return (new - old).flatten(1).norm(dim=1) / new.flatten(1).norm(dim=1).clamp_min(1e-12)
-
-
-def prior_step(prior, v: torch.Tensor, sigma: float, gamma: float, loop) -> torch.Tensor:
-    """prior.prox(v, γ) for a Proximal prior, else prior.denoise(v, σ); counts one evaluation."""
-    loop.nfe += 1
-    if isinstance(prior, Proximal):
-        return prior.prox(v, gamma)
-    return prior.denoise(v, sigma)
-
-
-def data_weight(prior, operator) -> float:
-    """λ, the weight of the data term in (λ/2)‖A x − y‖² + R(x), by default.
-
-    1, except for a prior with a fixed prox weight γ* that states the noise level σ₀ it was
-    trained for (its ``sigma``; an LPN): it is prox_{γ*R} = the MAP denoiser at σ₀, so
-    γ*·R ≈ σ₀²·(−log p), and the MAP estimate for data noise σ_y, argmin ‖Ax − y‖²/(2σ_y²) −
-    log p(x), is the minimiser of (λ/2)‖Ax − y‖² + R(x) with λ = σ₀²/(γ*·σ_y²) (σ_y at least
-    ``SIGMA_FLOOR``).
-    """
-    gamma, sigma0 = fixed_prox_weight(prior), getattr(prior, "sigma", None)
-    if gamma is None or sigma0 is None:
-        return 1.0
-    return float(sigma0) ** 2 / (gamma * max(noise_level(operator), SIGMA_FLOOR) ** 2)
-
-
-def denoiser_sigma(sigma: float | None, operator) -> float:
-    """The fixed denoiser level of ADMM/PGD/RED: ``sigma``, or max(2σ_y, 0.02) when None."""
-    return max(2 * noise_level(operator), 0.02) if sigma is None else sigma
+from .steps import SIGMA_FLOOR, data_prox, data_weight, denoiser_sigma, initial_estimate, prior_step
 
 
 @register
@@ -98,21 +33,23 @@ class PnPHQS(Solver):
     """Plug-and-play half-quadratic splitting with a decreasing noise schedule (DPIR).
 
     Zhang, Li, Zuo, Zhang, Van Gool & Timofte, "Plug-and-Play Image Restoration with Deep
-    Denoiser Prior", TPAMI 2021 (DPIR), Algorithm 1 / eqs. (6)–(7). With σ_y the operator's
-    noise level (at least 0.001) and σ_k decaying geometrically from ``sigma_max`` to
+    Denoiser Prior", TPAMI 2021 (DPIR), Algorithm 1 / eqs. (6)–(7). With σ_y the noise level
+    of y (:func:`~restorekit.operators.noise.noise_level`: Gaussian, Poisson or both; at least
+    0.001) and σ_k decaying geometrically from ``sigma_max`` to
     ``sigma_min`` (default σ_y) over ``max_iter`` steps, α_k = λ·σ_y²/σ_k²:
 
         x_k = argmin_x (λ_d/2)‖A x − y‖² + (α_k/2)‖x − z_{k−1}‖²      (closed form or CG)
         z_k = D(x_k, σ_k)          — or prox(x_k, 1/α_k) for a Proximal prior
 
-    starting from z_0 = A†y (or ``x_init``); returns z_K clipped to [0, 1]. A Proximal prior
-    carries its own weight in R, so for it λ = 1 (``lam`` is not used) and the last step is
-    prox(x, σ_y²/σ_min²), i.e. prox(x, 1) with the default σ_min = σ_y: this is the penalty
+    starting from z_0 = 10 truncated CG steps on AᴴA x = Aᴴy, clipped to [0, 1] (or
+    ``x_init``); returns z_K clipped to [0, 1]. A Proximal prior carries its own weight in R,
+    so for it λ = 1 (``lam`` is not used) and the last step is prox(x, 1/α_K) =
+    prox(x, σ_min²/σ_y²), i.e. prox(x, 1) with the default σ_min = σ_y: this is the penalty
     method for (P) with α rising to σ_y²/σ_min², which reaches the minimiser of
     ½‖Ax − y‖² + R(x) only as α → ∞; use ``pnp-admm`` for the exact minimiser. A prior with a
     fixed prox weight γ* (an LPN) keeps α_k = 1/γ* (the σ schedule is not used; HQS is then
     alternating minimisation of (λ_d/2)‖Ax − y‖² + (α/2)‖x − z‖² + R(z)). λ_d is the data
-    weight, 1 except for such priors (:func:`data_weight`).
+    weight, 1 except for such priors (:func:`~restorekit.solvers.steps.data_weight`).
 
     Parameters (DPIR's published settings: λ = 0.23, σ from 49/255 down, 8 iterations for
     deblurring and 40 for super-resolution)
@@ -120,7 +57,8 @@ class PnPHQS(Solver):
         lam: λ, the weight of a denoiser prior against the data (0.23).
         sigma_max: first denoiser level σ_1 (49/255).
         sigma_min: last level (None: the operator's noise level, at least 0.001).
-        data_weight: λ_d (None: :func:`data_weight`, i.e. 1 except for fixed-scale priors).
+        data_weight: λ_d (None: :func:`~restorekit.solvers.steps.data_weight`, i.e. 1 except
+            for fixed-scale priors).
         cg_iter, cg_tol: CG budget for operators without a closed-form prox.
     """
 
@@ -138,17 +76,18 @@ class PnPHQS(Solver):
         self.cg_iter = positive(cg_iter, "cg_iter", integer=True)
         self.cg_tol = positive(cg_tol, "cg_tol")
 
-    def sigmas(self, operator) -> torch.Tensor:
-        """σ_1 … σ_K, geometric from ``sigma_max`` to ``sigma_min`` (float64)."""
-        lo = max(noise_level(operator) if self.sigma_min is None else self.sigma_min, SIGMA_FLOOR)
+    def sigmas(self, sigma_y: float) -> torch.Tensor:
+        """σ_1 … σ_K, geometric from ``sigma_max`` to ``sigma_min`` (default: the noise level
+        ``sigma_y`` of y), float64."""
+        lo = max(sigma_y if self.sigma_min is None else self.sigma_min, SIGMA_FLOOR)
         hi = max(self.sigma_max, lo)
         return torch.logspace(math.log10(hi), math.log10(lo), self.max_iter, dtype=torch.float64)
 
     def _run(self, y, operator, prior, x_init, loop):
-        sigma_y = max(noise_level(operator), SIGMA_FLOOR)
-        sigmas = self.sigmas(operator).tolist()
+        sigma_y = max(loop.sigma_y, SIGMA_FLOOR)
+        sigmas = self.sigmas(loop.sigma_y).tolist()
         lam = 1.0 if isinstance(prior, Proximal) else self.lam  # a Proximal prior carries its weight
-        lam_d = data_weight(prior, operator) if self.data_weight is None else self.data_weight
+        lam_d = data_weight(prior, sigma_y) if self.data_weight is None else self.data_weight
         gamma_fixed = fixed_prox_weight(prior)
         z = initial_estimate(y, operator, x_init)
         for i in loop.range(self.max_iter):
@@ -172,7 +111,8 @@ class PnPADMM(Solver):
         z_{k+1} = prox(x_{k+1} + u_k, 1/ρ)   — or D(x_{k+1} + u_k, σ) for a denoiser prior
         u_{k+1} = u_k + x_{k+1} − z_{k+1}
 
-    from z_0 = A†y (or ``x_init``), u_0 = 0; stops when ‖z_{k+1} − z_k‖/‖z_{k+1}‖ < ``tol``.
+    from z_0 = truncated CG on AᴴA x = Aᴴy (or ``x_init``), u_0 = 0; stops when
+    ‖z_{k+1} − z_k‖/‖z_{k+1}‖ < ``tol``.
     With a Proximal prior it converges to the minimiser of (λ_d/2)‖Ax − y‖² + R(x) for any ρ > 0
     (λ_d = 1 is (P)). Returns z clipped to [0, 1] when ``clip`` (default), else the raw iterate.
     With a non-convex R (an LPN) convergence needs ρ large against the data term's Lipschitz
@@ -185,7 +125,8 @@ class PnPADMM(Solver):
         max_iter: iterations at most (100).
         rho: penalty ρ (None: 0.5, or 1/γ* for a prior with a fixed prox weight γ* — an LPN);
             larger trusts the prior step more per iteration.
-        data_weight: λ_d (None: :func:`data_weight`, i.e. 1 except for fixed-scale priors).
+        data_weight: λ_d (None: :func:`~restorekit.solvers.steps.data_weight`, i.e. 1 except
+            for fixed-scale priors).
         sigma: denoiser level for denoiser priors (None: max(2σ_y, 0.02)); unused by Proximal ones.
         tol: relative-change stopping threshold (1e-5).
         clip: clip the result to [0, 1].
@@ -208,10 +149,10 @@ class PnPADMM(Solver):
         self.cg_tol = positive(cg_tol, "cg_tol")
 
     def _run(self, y, operator, prior, x_init, loop):
-        sigma = denoiser_sigma(self.sigma, operator)
+        sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior)
         gamma_fixed = fixed_prox_weight(prior)
         rho = self.rho if self.rho is not None else 0.5 if gamma_fixed is None else 1 / gamma_fixed
-        lam_d = data_weight(prior, operator) if self.data_weight is None else self.data_weight
+        lam_d = data_weight(prior, loop.sigma_y) if self.data_weight is None else self.data_weight
         z = initial_estimate(y, operator, x_init)
         u = torch.zeros_like(z)
         for i in loop.range(self.max_iter):
@@ -221,10 +162,8 @@ class PnPADMM(Solver):
             z_new = prior_step(prior, x + u, sigma, 1 / rho, loop)
             # 3. dual ascent
             u = u + x - z_new
-            change = relative_change(z_new, z)
-            z = z_new
-            loop.log(i, z, sigma=sigma)
-            if change.max().item() < self.tol:
+            z, settled = z_new, loop.settled(i, z_new, z, self.tol, sigma)
+            if settled:
                 break
         return z.clamp(0, 1) if self.clip else z
 
@@ -237,11 +176,13 @@ class PnPPGD(Solver):
         x_{k+1} = D(x_k − η Aᴴ(A x_k − y), σ)   — or prox(x_k − η Aᴴ(A x_k − y), η) for a
                                                   Proximal prior (ISTA on (P))
 
-    from A†y (or ``x_init``), with η = ``step``/‖A‖² (‖A‖ by power iteration, cached per
-    operator); stops when the relative change falls below ``tol``. Returns x clipped to [0, 1].
+    from truncated CG on AᴴA x = Aᴴy (or ``x_init``), with η = ``step``/‖A‖² (‖A‖ by power
+    iteration, cached per operator); stops when the relative change falls below ``tol``.
+    Returns x clipped to [0, 1].
     A prior with a fixed prox weight γ* (an LPN) keeps η = γ* and takes the step on
     (λ_d/2)‖Ax − y‖² with λ_d = ``step``/(γ*‖A‖²) instead: PGD converges only for
-    η·λ_d·‖A‖² < 2, so it cannot reach the MAP weight of :func:`data_weight` (use ADMM).
+    η·λ_d·‖A‖² < 2, so it cannot reach the MAP weight of
+    :func:`~restorekit.solvers.steps.data_weight` (use ADMM).
 
     Parameters
         max_iter: iterations at most (100).
@@ -261,7 +202,7 @@ class PnPPGD(Solver):
         self.tol = positive(tol, "tol")
 
     def _run(self, y, operator, prior, x_init, loop):
-        sigma = denoiser_sigma(self.sigma, operator)
+        sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior)
         x = initial_estimate(y, operator, x_init)
         lipschitz = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device) ** 2
         gamma_fixed = fixed_prox_weight(prior)
@@ -272,9 +213,7 @@ class PnPPGD(Solver):
             v = x - eta * lam_d * operator.A_adjoint(operator.A(x) - y)
             # 2. prior step
             x_new = prior_step(prior, v, sigma, eta, loop)
-            change = relative_change(x_new, x)
-            x = x_new
-            loop.log(i, x, sigma=sigma)
-            if change.max().item() < self.tol:
+            x, settled = x_new, loop.settled(i, x_new, x, self.tol, sigma)
+            if settled:
                 break
         return x.clamp(0, 1)

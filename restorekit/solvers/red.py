@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..operators import operator_norm
 from ..priors.base import Denoiser
 from .base import Solver, positive, register
-from .pnp import denoiser_sigma, initial_estimate, relative_change
+from .steps import denoiser_sigma, initial_estimate
 
 
 @register
@@ -15,9 +15,10 @@ class RED(Solver):
         x_{k+1} = x_k − μ(Aᴴ(A x_k − y) + λ(x_k − D(x_k, σ)))
 
     i.e. gradient descent on ½‖A x − y‖² + (λ/2)·xᵀ(x − D(x)) for a denoiser with a symmetric
-    Jacobian. μ = ``step``/(‖A‖² + λ) (‖A‖ by power iteration, cached). Starts from A†y clipped
-    to [0, 1] (or ``x_init``); stops when the relative change falls below ``tol``. Always uses
-    ``prior.denoise`` (for :class:`~restorekit.priors.TV` that is prox(x, σ²), see its notes).
+    Jacobian. μ = ``step``/(‖A‖² + λ) (‖A‖ by power iteration, cached). Starts from 10
+    truncated CG steps on AᴴA x = Aᴴy clipped to [0, 1] (or ``x_init``); stops when the relative
+    change falls below ``tol``. Always uses ``prior.denoise`` (for
+    :class:`~restorekit.priors.TV` that is prox(x, σ²), see its notes).
     Returns x clipped to [0, 1].
 
     Parameters
@@ -40,19 +41,16 @@ class RED(Solver):
         self.tol = positive(tol, "tol")
 
     def _run(self, y, operator, prior, x_init, loop):
-        sigma = denoiser_sigma(self.sigma, operator)
+        sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior)
         x = initial_estimate(y, operator, x_init)
         norm_a = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device)
         mu = self.step / (norm_a ** 2 + self.lam)
         for i in loop.range(self.max_iter):
             # 1. denoiser residual
-            loop.nfe += 1
-            residual = x - prior.denoise(x, sigma)
+            residual = x - loop.evaluate(prior.denoise, x, sigma)
             # 2. gradient step on data term + RED term
             x_new = x - mu * (operator.A_adjoint(operator.A(x) - y) + self.lam * residual)
-            change = relative_change(x_new, x)
-            x = x_new
-            loop.log(i, x, sigma=sigma)
-            if change.max().item() < self.tol:
+            x, settled = x_new, loop.settled(i, x_new, x, self.tol, sigma)
+            if settled:
                 break
         return x.clamp(0, 1)

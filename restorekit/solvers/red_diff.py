@@ -4,18 +4,9 @@ from __future__ import annotations
 import torch
 
 from ..priors.base import Diffusion
-from ..priors.schedule import abar_at, randn
+from ..priors.schedule import abar_at, model_residual, q_sample, randn, sigma_of, to_image, to_model
 from .base import Loop, Solver, positive, register
-from .dps import log_step, step_levels
-
-
-def initial_guess(y: torch.Tensor, operator, kind: str) -> torch.Tensor:
-    """A starting image from y: truncated CG on the normal equations ("cg"), A†y ("pinv") or Aᴴy."""
-    from ..operators import truncated_pinv
-
-    if kind == "cg":
-        return truncated_pinv(operator, y)
-    return operator.A_dagger(y) if kind == "pinv" else operator.A_adjoint(y)
+from .diffusion_steps import initial_guess, log_step, step_levels
 
 
 @register
@@ -53,7 +44,7 @@ class REDDiff(Solver):
     name = "red-diff"
     needs = Diffusion
 
-    def __init__(self, steps: int = 50, lr: float = 0.1, lam: float = 0.25,
+    def __init__(self, *, steps: int = 50, lr: float = 0.1, lam: float = 0.25,
                  betas: tuple[float, float] = (0.9, 0.99), init: str = "cg"):
         if not 0 <= lam < float("inf"):
             raise ValueError(f"lam must be >= 0, got {lam!r}")
@@ -66,32 +57,24 @@ class REDDiff(Solver):
         self.init = init
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
-        prior.reset()
         ac = prior.alphas_cumprod
-        with torch.no_grad():
-            if x_init is not None:
-                x_start = x_init
-            else:
-                x_start = initial_guess(y, operator, self.init)
-        mu = prior.to_model(x_start).detach().clone().requires_grad_(True)
+        x_start = x_init if x_init is not None else initial_guess(y, operator, self.init)
+        mu = to_model(x_start).detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([mu], lr=self.lr, betas=self.betas)
         for i, (t, t_prev) in zip(loop.range(self.steps), step_levels(prior, self.steps)):
             # 1. noise μ to level t and predict the noise, without a graph
             abar = abar_at(ac, t, mu)
             eps = randn(mu.shape, loop.generator, mu)
-            with torch.no_grad():
-                eps_hat = prior.predict(abar.sqrt() * mu + (1 - abar).sqrt() * eps, t).eps
-            loop.nfe += 1
+            eps_hat = loop.evaluate(prior.predict, q_sample(mu.detach(), abar, eps), t).eps
             # 2. loss = data fit + λ·(s/a)·⟨ε̂ − ε, μ⟩ (per-sample means, summed over the batch)
             with torch.enable_grad():
-                residual = 2 * (y - operator.A(prior.to_image(mu)))
-                fit = 0.5 * residual.flatten(1).pow(2).mean(1)
-                weight = self.lam * ((1 - abar) / abar).sqrt()
+                fit = 0.5 * model_residual(y, operator, mu).flatten(1).pow(2).mean(1)
+                weight = self.lam * sigma_of(abar)
                 reg = (weight * (eps_hat - eps) * mu).flatten(1).mean(1)
                 loss = (fit + reg).sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
             # 3. Adam step
             optimizer.step()
-            log_step(loop, i, prior.to_image(mu), abar_at(ac, t_prev, mu))
-        return prior.to_image(mu.detach())
+            log_step(loop, i, to_image(mu), abar_at(ac, t_prev, mu))
+        return to_image(mu.detach())

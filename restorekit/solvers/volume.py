@@ -48,7 +48,8 @@ class VolumeSolver(Solver):
     def __call__(self, y: torch.Tensor, operator, prior, *, x_init: torch.Tensor | None = None,
                  x_true: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  callback=None, progress: bool = False) -> Result:
-        from ..priors.base import require
+        from ..operators.noise import noise_level
+        from ..priors.base import require, reset
 
         require(prior, self.needs, self.name)
         check_problem(y, operator, generator=generator)
@@ -61,9 +62,12 @@ class VolumeSolver(Solver):
                                      f"shape {tuple(v.shape)} on {v.device}")
         if generator is None:
             generator = torch.Generator(device=y.device).manual_seed(0)
-        loop = Loop(y, operator, x_true, generator, callback, progress, self.name)
+        loop = Loop(y, operator, x_true, generator, callback, progress, self.name,
+                    noise_level(operator, y))
+        reset(prior)
         start = time.perf_counter()
-        x = self._run(y, operator, prior, x_init, loop)
+        with torch.no_grad():
+            x = self._run(y, operator, prior, x_init, loop)
         seconds = time.perf_counter() - start
         if not torch.isfinite(x).all():
             raise FloatingPointError(f"solver {self.name!r} produced non-finite values")

@@ -1,0 +1,78 @@
+"""Steps the classical solvers (Chambolle–Pock, PnP-HQS/ADMM/PGD, RED) share.
+
+Every prior works in the PnP family through one step, :func:`prior_step`: a Proximal prior
+(TV, LPN) takes its exact proximal map prox(v, γ) = argmin_z ½‖z − v‖² + γ·R(z); any other
+prior is a Denoiser and D(v, σ) stands in for the proximal map (Venkatakrishnan et al. 2013,
+Zhang et al. 2021). A Proximal prior whose prox exists at one weight γ* only (an LPN, see
+:func:`~restorekit.priors.base.fixed_prox_weight`) keeps every prox weight at γ* and the
+solvers weigh the data term instead, by :func:`data_weight`.
+
+σ_y, the noise level of y, is read once per solve (``loop.sigma_y``); the helpers here take it
+as a number.
+"""
+from __future__ import annotations
+
+import torch
+from deepinv.physics import DecomposablePhysics
+
+from ..operators import cg_solve, truncated_pinv
+from ..priors.base import Proximal, fixed_prox_weight
+
+#: Smallest noise level the schedules use (DPIR's 0.255/255): keeps the penalties positive for
+#: noiseless data.
+SIGMA_FLOOR = 0.001
+
+
+def initial_estimate(y: torch.Tensor, operator, x_init: torch.Tensor | None) -> torch.Tensor:
+    """The starting point of the classical solvers: ``x_init``, else the truncated-CG
+    pseudo-inverse (:func:`~restorekit.operators.truncated_pinv`: 10 CG steps on AᴴA x = Aᴴy
+    from 0) clipped to [0, 1]; the exact A†y of a noisy blur is an inverse filter that no
+    20-iteration splitting recovers from."""
+    if x_init is not None:
+        return x_init.clone()
+    return truncated_pinv(operator, y).clamp(0, 1)
+
+
+def data_prox(operator, z: torch.Tensor, y: torch.Tensor, gamma: float, *, cg_iter: int,
+              cg_tol: float) -> torch.Tensor:
+    """argmin_x ½‖x − z‖² + (γ/2)‖A x − y‖², i.e. (I + γAᴴA)x = z + γAᴴy.
+
+    Operators with an SVD (deepinv ``DecomposablePhysics``: periodic blur, inpainting,
+    denoising) use their closed form ``prox_l2``; the others a warm-started
+    :func:`~restorekit.operators.cg_solve`.
+    """
+    if isinstance(operator, DecomposablePhysics):
+        return operator.prox_l2(z, y, gamma)
+    return cg_solve(operator, z + gamma * operator.A_adjoint(y), gamma=gamma, x0=z,
+                    max_iter=cg_iter, tol=cg_tol)
+
+
+def prior_step(prior, v: torch.Tensor, sigma: float, gamma: float, loop) -> torch.Tensor:
+    """prior.prox(v, γ) for a Proximal prior, else prior.denoise(v, σ); one evaluation."""
+    if isinstance(prior, Proximal):
+        return loop.evaluate(prior.prox, v, gamma)
+    return loop.evaluate(prior.denoise, v, sigma)
+
+
+def data_weight(prior, sigma_y: float) -> float:
+    """λ, the weight of the data term in (λ/2)‖A x − y‖² + R(x), by default.
+
+    1, except for a prior with a fixed prox weight γ* that states the noise level σ₀ it was
+    trained for (its ``sigma``; an LPN): it is prox_{γ*R} = the MAP denoiser at σ₀, so
+    γ*·R ≈ σ₀²·(−log p), and the MAP estimate for data noise σ_y, argmin ‖Ax − y‖²/(2σ_y²) −
+    log p(x), is the minimiser of (λ/2)‖Ax − y‖² + R(x) with λ = σ₀²/(γ*·σ_y²) (σ_y at least
+    ``SIGMA_FLOOR``).
+    """
+    gamma, sigma0 = fixed_prox_weight(prior), getattr(prior, "sigma", None)
+    if gamma is None or sigma0 is None:
+        return 1.0
+    return float(sigma0) ** 2 / (gamma * max(sigma_y, SIGMA_FLOOR) ** 2)
+
+
+def denoiser_sigma(sigma: float | None, sigma_y: float, prior=None) -> float:
+    """The fixed denoiser level of ADMM/PGD/RED: ``sigma``, or when None max(2σ_y, 0.02) and
+    never below the level σ₀ of a prior with a fixed prox weight (an LPN denoises at σ ≥ σ₀ only)."""
+    if sigma is not None:
+        return sigma
+    floor = getattr(prior, "sigma", None) if fixed_prox_weight(prior) is not None else None
+    return max(2 * sigma_y, 0.02, float(floor or 0.0))
