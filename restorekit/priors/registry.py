@@ -81,17 +81,35 @@ def _denoiser(directory: Path, meta: dict, device) -> torch.nn.Module:
 _NETWORKS = {"dncnn": _dncnn, "denoiser": _denoiser}
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record_checksums(directory: Path) -> dict:
+    """Write the SHA-256 of every ``*.safetensors`` file under ``directory`` into its
+    ``prior.json`` (``"sha256"``: {relative path: hex digest}), the map :func:`verify` checks;
+    every script that writes shipped weights calls it last. Returns the map."""
+    directory = Path(directory)
+    sums = {str(f.relative_to(directory)): _sha256(f) for f in sorted(directory.rglob("*.safetensors"))}
+    meta = _meta(directory)
+    meta["sha256"] = sums
+    if not sums:
+        del meta["sha256"]
+    (directory / "prior.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return sums
+
+
 def verify(directory: Path) -> None:
     """Check every weight file listed in ``prior.json``'s ``"sha256"`` map ({relative path: hex
     digest}) against its SHA-256; a ValueError names the first file that differs."""
-    import hashlib
-
     for rel, digest in _meta(directory).get("sha256", {}).items():
-        h = hashlib.sha256()
-        with open(directory / rel, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        if h.hexdigest() != digest:
+        if _sha256(directory / rel) != digest:
             raise ValueError(f"{rel} does not match its sha256 in prior.json (damaged or replaced)")
 
 
