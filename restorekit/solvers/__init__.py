@@ -9,6 +9,7 @@ from .mcg import MCG
 from .pnp import PnPADMM, PnPHQS, PnPPGD
 from .red import RED
 from .red_diff import REDDiff
+from .spiral_tap import L1, SpiralTAP
 
 
 def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true=None, x_init=None,
@@ -36,3 +37,4 @@ def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true
 
 
 __all__ = ["ChambollePock", "DDS", "DPS", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED", "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve"]
+__all__ += ["L1", "SpiralTAP"]
