@@ -16,6 +16,7 @@ SIZE = 16
 FAST = {"chambolle-pock": {"max_iter": 5}, "pnp-hqs": {"max_iter": 3}, "pnp-admm": {"max_iter": 3},
         "pnp-pgd": {"max_iter": 3}, "red": {"max_iter": 3}, "dps": {"steps": 3}, "mcg": {"steps": 3},
         "dds": {"steps": 3}, "red-diff": {"steps": 3}}
+FAST["spiral-tap"] = {"max_iter": 3, "gain": 0.05}
 
 
 class SmallDenoiser(torch.nn.Module):

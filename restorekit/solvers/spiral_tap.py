@@ -8,10 +8,21 @@ import math
 import torch
 
 from ..operators.likelihood import PoissonLikelihood, check_background, poisson_gain
-from ..priors.base import Proximal
+from ..priors.base import Energy, Proximal, fixed_prox_weight
 from ..priors.tv import GRAD_NORM_SQ, TV, divergence, gradient
 from .base import Solver, positive, register
 from .pnp import initial_estimate, relative_change
+
+
+class _PenaltyMeta(type):
+    def __instancecheck__(cls, prior) -> bool:
+        return (isinstance(prior, Proximal) and isinstance(prior, Energy)
+                and fixed_prox_weight(prior) is None)
+
+
+class ScalableProximal(metaclass=_PenaltyMeta):
+    """The capability SPIRAL-TAP needs: ``prox(x, γ)`` at every γ > 0 and ``value(x)`` (TV,
+    :class:`L1`); a prior whose prox exists at one weight only (an LPN) does not have it."""
 
 
 class L1:
@@ -90,13 +101,15 @@ class SpiralTAP(Solver):
     Starts from the truncated-CG pseudo-inverse clipped to [0, 1] (or ``x_init``); stops when
     ‖x_{k+1} − x_k‖/‖x_{k+1}‖ < ``tol`` for every sample. The gain g comes from the operator's
     Poisson noise model; the prior's weight is τ of the paper in units of F (1/g per photon).
-    Returns x clipped to [0, 1].
+    Returns x clipped to [0, 1]. ``nfe`` counts the subproblems solved (backtracking included).
 
     Parameters (defaults of the authors' code: α_0 = 1, [α_min, α_max] = [1e-30, 1e30],
     η = 2, σ = 0.1, M = 10)
         max_iter: outer iterations at most (100).
         tol: relative-change stopping threshold (1e-5).
         background: b ≥ 0 in image units (0).
+        gain: g (None: read from the operator's Poisson noise model; a float for data whose
+            operator carries no noise model).
         alpha_init, alpha_min, alpha_max: BB curvature start and safeguards.
         accept_mult, accept_decrease, accept_past: η, σ and M of the acceptance test.
         max_backtrack: tries per iteration (50).
@@ -104,12 +117,14 @@ class SpiralTAP(Solver):
     """
 
     name = "spiral-tap"
-    needs = Proximal
+    needs = ScalableProximal
 
     def __init__(self, *, max_iter: int = 100, tol: float = 1e-5, background: float = 0.0,
                  alpha_init: float = 1.0, alpha_min: float = 1e-30, alpha_max: float = 1e30,
                  accept_mult: float = 2.0, accept_decrease: float = 0.1, accept_past: int = 10,
-                 max_backtrack: int = 50, sub_iter: int = 100, sub_tol: float = 1e-5):
+                 max_backtrack: int = 50, sub_iter: int = 100, sub_tol: float = 1e-5,
+                 gain: float | None = None):
+        self.gain = positive(gain, "gain", allow_none=True)
         self.max_iter = positive(max_iter, "max_iter", integer=True)
         self.tol = positive(tol, "tol")
         self.background = check_background(background)
@@ -129,12 +144,13 @@ class SpiralTAP(Solver):
         self.sub_tol = positive(sub_tol, "sub_tol")
 
     def _run(self, y, operator, prior, x_init, loop):
-        lik = PoissonLikelihood(poisson_gain(operator), self.background)
+        lik = PoissonLikelihood(poisson_gain(operator) if self.gain is None else self.gain,
+                                self.background)
         x = initial_estimate(y, operator, x_init).clamp_min(0)
         dual = torch.zeros_like(gradient(x)) if isinstance(prior, TV) else None
 
         def subproblem(s, alpha):
-            nonlocal dual
+            loop.nfe += 1
             if dual is None:
                 return prior.prox(s, 1 / alpha).clamp_min(0), None
             return tv_prox_nonnegative(prior, s, 1 / alpha, dual, max_iter=self.sub_iter,
