@@ -30,11 +30,13 @@ def check_image(x, name: str, *, in_range: bool = False) -> None:
 
 def check_problem(y, operator, *, x_init=None, x_true=None, generator=None) -> None:
     """Validate a solver's inputs: y, the operator, and the optional x_init / x_true."""
-    from deepinv.physics import LinearPhysics
+    from deepinv.physics import LinearPhysics, Physics
 
-    if not isinstance(operator, LinearPhysics):
+    nonlinear = isinstance(operator, Physics) and getattr(operator, "linear", True) is False
+    if not isinstance(operator, LinearPhysics) and not nonlinear:
         raise TypeError("operator must be a deepinv LinearPhysics (e.g. from restorekit.operators), "
-                        f"got {type(operator).__name__}")
+                        "or a non-linear deepinv Physics marked linear = False (see "
+                        f"restorekit.operators.nonlinear), got {type(operator).__name__}")
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
     if not y.is_floating_point():

@@ -98,7 +98,9 @@ class DPS(Solver):
         no_x_init(self.name, x_init)
         prior.reset()
         ac = prior.alphas_cumprod
-        u = randn(image_shape(y, operator), loop.generator, y)
+        nonlinear = getattr(operator, "linear", True) is False  # no Aᴴ: the shape is declared
+        shape = (y.shape[0], *operator.img_shape) if nonlinear else image_shape(y, operator)
+        u = randn(shape, loop.generator, y)
         y_fit, op_fit = y, operator
         if self.likelihood == "poisson":
             from ..operators.likelihood import PoissonLikelihood
