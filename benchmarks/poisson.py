@@ -1,7 +1,7 @@
 """Poisson benchmark: Poisson-aware solvers against the same solvers with the Gaussian data term
 and against the Anscombe-transform + Gaussian-denoiser baseline.
 
-Photon-limited grey images at peak counts 10, 30 and 100 (photons at white; gain g = 1/peak),
+Photon-limited grey images at peak counts 2, 10, 30 and 100 (photons at white; gain g = 1/peak),
 deepinv's Poisson noise as drawn by the operators. Two tasks:
 
 - denoising (A = I):
@@ -18,8 +18,11 @@ Data discipline: every hyperparameter (λ multiplier; the denoiser level σ = k�
 is chosen per method, task and peak by grid search on TRAINING images (``brick``, ``moon``) and then applied unchanged to the HELD_OUT images, where PSNR is reported (mean over
 the images; each image with its own noise seed).
 
-Run: ``python benchmarks/poisson.py [--size 64] [--threads 1]``; writes
-``benchmarks/poisson_results.md`` (and a JSON with the per-image numbers).
+Run: ``python benchmarks/poisson.py [--size 64] [--threads 1] [--tasks denoising,deblurring]
+[--peaks 2,10,30,100] [--out PREFIX]``; writes ``PREFIX.md`` (and ``PREFIX.json`` with the
+per-image numbers and chosen parameters). The README tables come from
+``--tasks denoising --out benchmarks/poisson_results_denoising`` and ``--tasks deblurring
+--peaks 10,30,100 --out benchmarks/poisson_results_deblurring``.
 """
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ def test_hoeffding_bentkus_bound():
     assert hoeffding_bentkus_ucb(0.05, 5000, DELTA) - 0.05 < 0.3 * (hoeffding_bentkus_ucb(0.05, 50, DELTA) - 0.05)
 
 
-@pytest.mark.parametrize("method", ["rcps", "krcps"])
+@pytest.mark.parametrize("method", ["rcps", pytest.param("krcps", marks=pytest.mark.slow)])
 def test_calibrated_risk_is_controlled_over_trials(method):
     """T = 40 calibrations on n = 100 fresh oracle images each; the true risk of each λ̂ is
     measured on 1000 other images. RCPS promises P(risk > ε) ≤ δ: with T = 40 at most
