@@ -9,6 +9,8 @@
 from . import data, metrics, operators, priors, solvers
 from .sampling import sample
 from .solvers import SOLVERS, Result, solve
+from . import uncertainty
 
 __all__ = ["data", "metrics", "operators", "priors", "solvers", "solve", "sample", "Result", "SOLVERS"]
+__all__ += ["uncertainty"]
 __version__ = "0.1.0"
