@@ -176,8 +176,7 @@ class SpiralTAP(Solver):
                 take = ok & ~done if j < self.max_backtrack - 1 else ~done
                 x_new[take], obj_new[take] = cand[take], obj[take]
                 if dual_cand is not None:
-                    dual_new = dual_cand if dual_new is None else torch.where(
-                        take.view(-1, 1, 1, 1, 1), dual_cand, dual_new)
+                    dual_new = torch.where(take.view(-1, 1, 1, 1, 1), dual_cand, dual_new)
                 done |= take
                 if done.all():
                     break
