@@ -9,7 +9,7 @@ from .ct import ParallelBeamCT, ct, fbp
 from .inpainting import box_mask, inpainting, random_mask
 from .linalg import cg_solve, operator_norm, truncated_pinv
 from .mri import RealMRI, cartesian_mask, coil_maps, mri
-from .nonlinear import PhaseRetrieval, fienup
+from .nonlinear import PhaseRetrieval, SpatiallyVaryingBlur, fienup, linear_ramp_weights
 from .registry import BUILDERS, Spec, make
 from .simple import denoising, super_resolution
 
@@ -17,4 +17,4 @@ __all__ = ["blur", "inpainting", "super_resolution", "denoising", "ct", "mri", "
            "cg_solve", "operator_norm", "truncated_pinv", "BUILDERS", "Spec", "make",
            "CircularBlur", "ParallelBeamCT", "RealMRI", "gaussian_kernel", "motion_kernel",
            "check_kernel", "random_mask", "box_mask", "cartesian_mask", "coil_maps"]
-__all__ += ["PhaseRetrieval", "fienup"]
+__all__ += ["PhaseRetrieval", "SpatiallyVaryingBlur", "fienup", "linear_ramp_weights"]

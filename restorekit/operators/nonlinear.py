@@ -1,4 +1,6 @@
-"""Non-linear forward models y = A(x) + n, and Fienup's classical phase-retrieval iterations.
+"""Non-linear forward models y = A(x) + n, Fienup's classical phase-retrieval iterations, and a
+spatially varying blur (linear, with an exact adjoint; here because it is the other "beyond a
+single convolution" model of the DPS paper's experiments).
 
 Contract of a non-linear operator (deepinv ``Physics`` with ``linear = False``):
 - ``A(x)`` is differentiable by autograd; nothing else is promised — no adjoint, no
@@ -20,7 +22,8 @@ from __future__ import annotations
 import math
 
 import torch
-from deepinv.physics import Physics
+import torch.nn.functional as F
+from deepinv.physics import LinearPhysics, Physics
 
 from ._common import as_device, check_generator, image_size, noise_model, positive_int, real_number
 
@@ -61,6 +64,63 @@ class PhaseRetrieval(Physics):
                         "Aᴴ or A† refuse it; use dps, which needs a differentiable A only)")
 
     A_dagger = A_adjoint
+
+
+class SpatiallyVaryingBlur(LinearPhysics):
+    """y = Σ_k w_k ⊙ (h_k ⋆ x) + n (⋆: torch's conv2d, a correlation; the same as a convolution
+    for symmetric kernels): K blur kernels mixed by per-pixel weights (the
+    "efficient filter flow" model of Nagy & O'Leary 1998 / Hirsch et al. 2010 — a blur that
+    changes smoothly across the image). It is linear, so unlike the operators above it has an
+    exact adjoint, Aᴴy = Σ_k h_k ∗ (w_k ⊙ y) (the transposed correlation), and every solver
+    takes it.
+
+    Parameters
+    ----------
+    kernels : (K, k, k) non-negative kernels (odd k), each summing to 1.
+    weights : (K, H, W) non-negative mixing maps summing to 1 at every pixel (e.g.
+        :func:`linear_ramp_weights`).
+    noise_sigma, generator, device : the Gaussian measurement noise.
+    Boundary: zero padding (so the adjoint is the exact transpose).
+    """
+
+    def __init__(self, kernels: torch.Tensor, weights: torch.Tensor, *, noise_sigma: float = 0.0,
+                 generator: torch.Generator | None = None, device=None):
+        check_generator(generator)
+        device = as_device(device)
+        if kernels.ndim != 3 or kernels.shape[-1] != kernels.shape[-2] or kernels.shape[-1] % 2 == 0:
+            raise ValueError(f"kernels must be shaped (K, k, k) with k odd, got {tuple(kernels.shape)}")
+        if weights.ndim != 3 or weights.shape[0] != kernels.shape[0]:
+            raise ValueError(f"weights must be shaped (K, H, W) with K = {kernels.shape[0]}, got "
+                             f"{tuple(weights.shape)}")
+        if (kernels < 0).any() or (weights < 0).any():
+            raise ValueError("kernels and weights must be non-negative")
+        super().__init__(noise_model=noise_model(noise_sigma, None, generator, device))
+        self.register_buffer("kernels", kernels[:, None].to(device))
+        self.register_buffer("weights", weights[None].to(device))
+
+    def A(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        b, c, h, w = x.shape
+        pad = self.kernels.shape[-1] // 2
+        k = self.kernels.to(x.dtype)
+        blurred = F.conv2d(x.reshape(b * c, 1, h, w), k, padding=pad)  # (B·C, K, H, W)
+        return (blurred * self.weights.to(x.dtype)).sum(1).reshape(b, c, h, w)
+
+    def A_adjoint(self, y: torch.Tensor, **kwargs) -> torch.Tensor:
+        b, c, h, w = y.shape
+        pad = self.kernels.shape[-1] // 2
+        weighted = y.reshape(b * c, 1, h, w) * self.weights.to(y.dtype)  # (B·C, K, H, W)
+        k = self.kernels.to(y.dtype)  # (K, 1, k, k): K input channels of conv_transpose2d
+        return F.conv_transpose2d(weighted, k, padding=pad).reshape(b, c, h, w)
+
+
+def linear_ramp_weights(k: int, img_size) -> torch.Tensor:
+    """(K, H, W) hat functions along the image width: kernel j dominates at column j/(K − 1)."""
+    h, w = image_size(img_size)
+    centres = torch.linspace(0, 1, positive_int(k, "k"))
+    pos = torch.linspace(0, 1, w)
+    hats = (1 - (pos[None] - centres[:, None]).abs() * max(k - 1, 1)).clamp_min(0)
+    hats = hats / hats.sum(0, keepdim=True)
+    return hats[:, None, :].expand(-1, h, -1).contiguous()
 
 
 def support_projection(z: torch.Tensor, img_shape) -> torch.Tensor:
