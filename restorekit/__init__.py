@@ -10,8 +10,8 @@ from . import data, metrics, operators, priors, solvers
 from . import batch, io
 from .sampling import sample
 from .solvers import SOLVERS, Result, solve
-from . import tiling
+from . import tiling, uncertainty
 
 __all__ = ["data", "metrics", "operators", "priors", "solvers", "solve", "sample", "Result", "SOLVERS",
-           "batch", "io", "tiling"]
+           "batch", "io", "tiling", "uncertainty"]
 __version__ = "0.1.0"

@@ -49,11 +49,13 @@ def check_image(x, name: str, *, in_range: bool = False) -> None:
 def check_problem(y, operator, *, x_init=None, x_true=None, generator=None, prior=None) -> None:
     """Validate a solver's inputs: y, the operator, the optional x_init / x_true, and that the
     prior's channels match the images'."""
-    from deepinv.physics import LinearPhysics
+    from deepinv.physics import LinearPhysics, Physics
 
-    if not isinstance(operator, LinearPhysics):
+    nonlinear = isinstance(operator, Physics) and getattr(operator, "linear", True) is False
+    if not isinstance(operator, LinearPhysics) and not nonlinear:
         raise TypeError("operator must be a deepinv LinearPhysics (e.g. from restorekit.operators), "
-                        f"got {type(operator).__name__}")
+                        "or a non-linear deepinv Physics marked linear = False (see "
+                        f"restorekit.operators.nonlinear), got {type(operator).__name__}")
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
     if y.dtype not in FLOAT_DTYPES:
@@ -66,7 +68,8 @@ def check_problem(y, operator, *, x_init=None, x_true=None, generator=None, prio
     dev = operator_device(operator)
     if dev is not None and dev != y.device:
         raise ValueError(f"y is on {y.device} but the operator is on {dev}; move one with .to()")
-    shape = check_measurement(y, operator)
+    shape = (torch.Size((y.shape[0], *operator.img_shape)) if nonlinear
+             else check_measurement(y, operator))
     for name, x in (("x_init", x_init), ("x_true", x_true)):
         if x is None:
             continue
@@ -82,10 +85,10 @@ def check_problem(y, operator, *, x_init=None, x_true=None, generator=None, prio
         check_prior_channels(prior, shape[1])
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-
     if generator is not None and generator.device.type != y.device.type:
         raise ValueError(f"generator is on {generator.device} but y is on {y.device}; pass "
                          f"torch.Generator(device={str(y.device)!r})")
+
 
 def _noise_scale(operator, peak: float) -> float:
     """A generous bound on |noise| of the operator's noise model at signal level ``peak``."""

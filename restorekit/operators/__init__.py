@@ -9,6 +9,7 @@ from .ct import ParallelBeamCT, ct, fbp
 from .inpainting import box_mask, inpainting, random_mask
 from .linalg import cg_solve, operator_norm, truncated_pinv
 from .mri import RealMRI, cartesian_mask, coil_maps, mri
+from .nonlinear import PhaseRetrieval, SpatiallyVaryingBlur, fienup, linear_ramp_weights
 from .registry import BUILDERS, Spec, make
 from .simple import denoising, super_resolution
 from .volume import Blur3D, SliceWise, blur3d, volume_ct
@@ -21,3 +22,4 @@ __all__ = ["blur", "inpainting", "super_resolution", "denoising", "ct", "mri", "
 from .noise import noise_level, noise_variance  # noqa: E402  (the one reader of an operator's noise)
 
 __all__ += ["noise_level", "noise_variance"]
+__all__ += ["PhaseRetrieval", "SpatiallyVaryingBlur", "fienup", "linear_ramp_weights"]

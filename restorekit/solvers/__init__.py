@@ -15,6 +15,7 @@ from .red import RED
 from .red_diff import REDDiff
 from .dds3d import DDS3D
 from .chambolle_pock3d import ChambollePock3D
+from .spiral_tap import L1, SpiralTAP
 
 
 def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true=None, x_init=None,
@@ -66,3 +67,4 @@ def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true
 __all__ = ["ChambollePock", "DDS", "DPS", "ImplicitPrior", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED",
            "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve",
            "DDS3D", "ChambollePock3D"]
+__all__ += ["L1", "SpiralTAP"]

@@ -15,7 +15,10 @@ from .steps import data_prox
 
 
 def image_shape(y: torch.Tensor, operator) -> torch.Size:
-    """Shape of the unknown image: that of Aᴴy."""
+    """Shape of the unknown image: that of Aᴴy, or (B, *img_shape) for a non-linear operator
+    (``linear = False``: no Aᴴ, the operator declares its image shape)."""
+    if getattr(operator, "linear", True) is False:
+        return torch.Size((y.shape[0], *operator.img_shape))
     return operator.A_adjoint(y).shape
 
 

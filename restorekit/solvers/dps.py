@@ -30,23 +30,44 @@ class DPS(Solver):
     the prior's ``eps_renoise`` (the unconditional ε), as
     :func:`~restorekit.priors.schedule.ddpm_step` with ``eps_shift`` does.
 
-    Parameters: ``steps`` (int, default 1000), ``zeta`` (float > 0, default 0.3).
+    Poisson data (``likelihood="poisson"``, an operator built with ``poisson=g``; the DPS
+    paper's eq. (16)): the residual is the shot-noise weighted one, 2·‖Λ^{1/2}(y − b − A x̂0)‖
+    with Λ = diag(1/(2·k)) on the counts k = y/g (a zero count weighted as one), i.e.
+    2·‖(y − b − A x̂0)/√(2·g·max(y, g))‖ (the factor 2 of the Gaussian branch kept), a
+    standardised residual (about √(2n) at the truth for n pixels) instead of a [−1, 1]-unit
+    one, so ζ has another scale there. The paper's ζ_i = ζ'/‖y − A(x̂0)‖_Λ on the squared
+    weighted norm is this plain weighted norm, as in the Gaussian case.
+
+    Parameters: ``steps`` (int, default 1000), ``zeta`` (float > 0, default 0.3),
+    ``likelihood`` ("gaussian" (default) or "poisson"), ``background`` (b ≥ 0, default 0).
     """
 
     name = "dps"
     needs = Diffusion
 
-    def __init__(self, *, steps: int = 1000, zeta: float = 0.3):
+    def __init__(self, *, steps: int = 1000, zeta: float = 0.3, likelihood: str = "gaussian",
+                 background: float = 0.0):
+        from ..operators.likelihood import check_background
+
         self.steps = positive(steps, "steps", integer=True)
         self.zeta = float(positive(zeta, "zeta"))
+        if likelihood not in ("gaussian", "poisson"):
+            raise ValueError(f"likelihood must be 'gaussian' or 'poisson', got {likelihood!r}")
+        self.likelihood, self.background = likelihood, check_background(background)
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
         no_x_init(self.name, x_init)
         ac = prior.alphas_cumprod
         u = start_noise(y, operator, loop)
+        y_fit, op_fit = y, operator
+        if self.likelihood == "poisson":
+            from ..operators.likelihood import PoissonLikelihood
+
+            lik = PoissonLikelihood.from_operator(operator, self.background)
+            y_fit, op_fit = lik.whiten(y, operator)
         for i, (t, t_prev) in zip(loop.range(self.steps), step_levels(prior, self.steps)):
             # 1. Tweedie estimate and the guidance gradient through the network
-            x0, eps_shift, grad = residual_norm_grad(prior, u, t, y, operator, loop)
+            x0, eps_shift, grad = residual_norm_grad(prior, u, t, y_fit, op_fit, loop)
             # 2. ancestral DDPM step from (u_t, û0), then the measurement step
             abar_t, abar_prev = abar_at(ac, t, u), abar_at(ac, t_prev, u)
             noise = randn(u.shape, loop.generator, u) if t_prev >= 0 else torch.zeros_like(u)
