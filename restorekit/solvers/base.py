@@ -93,6 +93,11 @@ class Diverged(FloatingPointError):
         self.iteration, self.last_finite, self.solver = iteration, last_finite, solver
 
 
+def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """‖new − old‖ / ‖new‖ per sample, the stopping test of the iterative solvers."""
+    return (new - old).flatten(1).norm(dim=1) / new.flatten(1).norm(dim=1).clamp_min(1e-12)
+
+
 class Loop:
     """Run-time state of one solver call: iteration range, nfe, history, callback."""
 
@@ -113,7 +118,7 @@ class Loop:
     def settled(self, i: int, new: torch.Tensor, old: torch.Tensor, tol: float, sigma=None) -> bool:
         """Log iteration ``i`` with iterate ``new``, and say whether every sample has settled:
         ‖new − old‖/‖new‖ < ``tol`` (the stopping test of the classical solvers)."""
-        change = (new - old).flatten(1).norm(dim=1) / new.flatten(1).norm(dim=1).clamp_min(1e-12)
+        change = relative_change(new, old)
         self.log(i, new, sigma=sigma)
         return change.max().item() < tol
 

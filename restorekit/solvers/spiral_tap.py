@@ -11,7 +11,8 @@ from ..operators.likelihood import PoissonLikelihood, check_background, poisson_
 from ..priors.base import Energy, Proximal, fixed_prox_weight
 from ..priors.tv import GRAD_NORM_SQ, TV, divergence, gradient
 from .base import Solver, positive, register
-from .pnp import initial_estimate, relative_change
+from .base import relative_change
+from .steps import initial_estimate
 
 
 class _PenaltyMeta(type):
@@ -189,10 +190,9 @@ class SpiralTAP(Solver):
             den = delta.flatten(1).pow(2).sum(1)
             bb = (num / den.clamp_min(torch.finfo(x.dtype).tiny)).clamp(self.alpha_min, self.alpha_max)
             alpha = torch.where(den > 0, bb, alpha)  # a sample that did not move keeps its α
-            change = relative_change(x_new, x)
+            settled = loop.settled(i, x_new, x, self.tol)
             x, dual = x_new, dual_new
             past.append(obj_new)
-            loop.log(i, x)
-            if change.max().item() < self.tol:
+            if settled:
                 break
         return x.clamp(0, 1)
