@@ -112,7 +112,7 @@ def _cmd_solve(args) -> int:
     from .operators import make
     from .solvers.base import Diverged
 
-    if args.image.endswith(".npy"):
+    if _is_volume_file(args.image):
         return _solve_volume(args)
     device = _device(args.device)
     out = _output(args.out, args.overwrite)
@@ -191,6 +191,21 @@ def _tile(text: str):
         raise CLIError(f"--tile must be 'auto', 'none' or an int, got {text!r}") from None
 
 
+def _is_volume_file(path: str) -> bool:
+    """Whether ``path`` is a ``.npy`` volume (D, N, N) rather than an image: read as a volume
+    only when it loads without pickles as a 3-D array of square slices wider than 4 pixels
+    (an (H, W, 3) colour image has 3 columns per slice); anything else goes the image way."""
+    import numpy as np
+
+    if not path.endswith(".npy"):
+        return False
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return False
+    return arr.ndim == 3 and arr.shape[1] == arr.shape[2] > 4
+
+
 def _solve_volume(args) -> int:
     """``restorekit solve volume.npy``: a (D, H, W) array in [0, 1] as the ground-truth volume,
     slice-wise CT (``--op-param views=… angle_range=…``), TV3D (``--prior tv``) or a 2D diffusion
@@ -226,7 +241,7 @@ def _solve_volume(args) -> int:
                        progress=False if args.quiet else None, tile=_tile(args.tile), **params)
     except (ValueError, TypeError, Diverged) as e:
         raise CLIError(str(e)) from None
-    out = _output(Path(args.out).with_suffix(".npy"), args.overwrite)
+    out = _output(Path(args.out).with_suffix(".npy"), args.overwrite, extensions=(".npy",))
     with atomic_write(out) as tmp:
         np.save(tmp, result.x[0, 0].cpu().numpy())
     print(f"{args.solver} + {args.prior}: PSNR {result.metrics.psnr.mean():.2f} dB, "
@@ -264,14 +279,13 @@ def _device(name: str):
     return device
 
 
-def _output(path, overwrite: bool) -> Path:
-    """--out checked before any work: an image file name in a writable folder, not an
-    existing file unless --overwrite."""
+def _output(path, overwrite: bool, extensions=(".png", ".tif", ".tiff", ".jpg", ".jpeg")) -> Path:
+    """--out checked before any work: a file name with one of ``extensions`` (an image by
+    default) in a writable folder, not an existing file unless --overwrite."""
     from .io import check_output_path
 
     try:
-        return check_output_path(path, overwrite=overwrite, name="--out",
-                                 extensions=(".png", ".tif", ".tiff", ".jpg", ".jpeg"))
+        return check_output_path(path, overwrite=overwrite, name="--out", extensions=extensions)
     except (ValueError, TypeError) as e:
         raise CLIError(str(e).replace("overwrite=True (CLI: --overwrite)", "--overwrite")) from None
 

@@ -114,7 +114,7 @@ def check_measurement(y, operator) -> torch.Size:
         except (RuntimeError, ValueError, IndexError) as e:
             raise ValueError(f"y of shape {tuple(y.shape)} is not a measurement of this operator "
                              f"({type(operator).__name__}): {str(e).splitlines()[0]}") from None
-        if back.shape != y.shape or x.ndim != 4:
+        if back.shape != y.shape or x.ndim != (5 if getattr(operator, "volumes", False) else 4):
             raise ValueError(f"y of shape {tuple(y.shape)} is not a measurement of this operator "
                              f"({type(operator).__name__}), which maps images {tuple(x.shape)} to "
                              f"{tuple(back.shape)}")
@@ -135,8 +135,8 @@ def prior_channels(prior) -> int | None:
 
     if hasattr(prior, "channels"):
         return prior.channels
-    inner = getattr(prior, "prior", None)
-    if inner is not None:  # guidance wrappers
+    inner = getattr(prior, "prior", None) or getattr(prior, "high", None)
+    if inner is not None:  # guidance wrappers, composite priors
         return prior_channels(inner)
     unet = getattr(prior, "unet", None)
     if unet is not None and hasattr(getattr(unet, "config", None), "in_channels"):

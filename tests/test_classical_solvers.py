@@ -139,9 +139,11 @@ def test_denoiser_prior_path(solver):
 def test_denoiser_prior_wraps_deepinv_keeps_dtype_and_no_grad():
     net = dinv.models.DnCNN(in_channels=1, out_channels=1, depth=3, nf=8, pretrained=None)
     prior = DenoiserPrior(net, name="tiny-dncnn")
-    x = torch.rand(2, 1, 16, 16, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(2, 1, 16, 16, dtype=torch.float64)
     out = prior.denoise(x, 0.1)
     assert out.dtype == torch.float64 and not out.requires_grad
+    # a graph only when the input asks for one (DPS differentiates through a composite prior)
+    assert prior.denoise(x.clone().requires_grad_(True), 0.1).requires_grad
     with torch.no_grad():
         ref = net(x.float(), 0.1)
     assert torch.equal(out, ref.double())

@@ -58,7 +58,7 @@ def test_lpn_iterations_carry_no_graph_and_memory_stays_flat(solver):
     y = op(x)
     params = dict(tol=1e-12) if solver != "pnp-hqs" else {}
     if solver == "red":
-        params["sigma"] = 0.05
+        params["sigma"] = 0.1  # the LPN denoises at its training level σ₀ = 0.1 and above
     graphs, peaks = [], []
     for iters in (2, 8):
         with LiveSavedBytes() as saved:
@@ -140,11 +140,11 @@ def test_shape_channel_and_hyperparameter_errors():
     op = inpainting("random", img_size=16, noise_sigma=0.01, generator=torch.Generator().manual_seed(0))
     y = op(torch.rand(1, 1, 16, 16))
     prior = rk.priors.TV(0.01)
-    with pytest.raises(ValueError, match="y of shape .* does not fit the operator"):
+    with pytest.raises(ValueError, match="y of shape .* (does not fit|is not a measurement of) (the|this) operator"):
         rk.solve(torch.rand(1, 1, 12, 12), op, prior, "pnp-pgd")
-    with pytest.raises(ValueError, match="x_init must be shaped .*channels"):
+    with pytest.raises(ValueError, match="x_init must (be shaped|have the shape)"):
         rk.solve(y, op, prior, "pnp-pgd", x_init=torch.rand(1, 3, 16, 16))
-    with pytest.raises(ValueError, match="x_true must be shaped"):
+    with pytest.raises(ValueError, match="x_true must (be shaped|have the shape)"):
         rk.solve(y, op, prior, "pnp-pgd", x_true=torch.rand(1, 1, 8, 8))
     with pytest.raises(TypeError, match=r"no hyperparameter max_iters; it accepts max_iter, "):
         rk.solve(y, op, prior, "pnp-pgd", max_iters=5)

@@ -55,6 +55,8 @@ def map_slices(fn, x: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
 class SliceWise(LinearPhysics):
     """A 2D linear operator applied to every axial slice of (B, C, D, H, W) volumes.
 
+    ``volumes = True`` marks an operator whose images are volumes (the input checks expect 5-D).
+
     Parameters
     ----------
     operator : a 2D deepinv ``LinearPhysics`` (e.g. from :func:`~restorekit.operators.ct`).
@@ -63,6 +65,8 @@ class SliceWise(LinearPhysics):
     The volume operator adds the 2D operator's noise model to the stacked measurements.
     ``slice_operator`` is the 2D operator (its norm is the volume operator's norm).
     """
+
+    volumes = True
 
     def __init__(self, operator, *, chunk: int | None = None):
         if not isinstance(operator, LinearPhysics):
@@ -104,6 +108,8 @@ def gaussian_kernel_1d(sigma: float, *, dtype=torch.float32, device=None) -> tor
 class Blur3D(LinearPhysics):
     """Separable Gaussian blur of (B, C, D, H, W) volumes with stds (σ_z, σ_y, σ_x) in pixels,
     zero boundary ('same' size). The kernel is symmetric, so A is self-adjoint: Aᴴ = A."""
+
+    volumes = True
 
     def __init__(self, sigma: tuple[float, float, float], *, noise_sigma: float = 0.0,
                  generator: torch.Generator | None = None, device=None, dtype=torch.float32):

@@ -92,7 +92,8 @@ class CompositePrior:
 
     def denoise(self, x: torch.Tensor, sigma, cond=None) -> torch.Tensor:
         """D(x, σ) from ``low`` for σ ≤ switch_sigma, from ``high`` above (per sample)."""
-        s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1).expand(x.shape[0])
+        # compared in sigma's own precision: a float32 0.1 is the same level as the float 0.1
+        s = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1).expand(x.shape[0])
         use_low = (s <= self.switch_sigma).to(x.device).reshape(-1, 1, 1, 1)
         if use_low.all():
             return self.low.denoise(x, sigma)

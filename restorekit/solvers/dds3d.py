@@ -86,7 +86,7 @@ class DDS3D(VolumeSolver):
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
         if isinstance(cg_steps, bool) or not isinstance(cg_steps, int) or cg_steps < 1:
             raise ValueError(f"cg_steps must be a positive int, got {cg_steps!r}")
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < float("inf"):
             raise ValueError(f"lam must be a non-negative number (0 turns the z-TV off), got {lam!r}")
         if noisy not in (None, True, False):
             raise ValueError(f"noisy must be None, True or False, got {noisy!r}")

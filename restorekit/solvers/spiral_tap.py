@@ -83,7 +83,9 @@ def tv_prox_nonnegative(tv: TV, x: torch.Tensor, gamma, q: torch.Tensor, *, max_
 
 @register
 class SpiralTAP(Solver):
-    r"""min_{x ≥ 0} F(x) + R(x), F the Poisson NLL (:mod:`restorekit.operators.likelihood`),
+    r"""Poisson reconstruction with a convex penalty by SPIRAL-TAP.
+
+    min_{x ≥ 0} F(x) + R(x), F the Poisson NLL (:mod:`restorekit.operators.likelihood`),
     R = ``prior`` (TV, ℓ1, or any Proximal prior), by SPIRAL-TAP (Harmany, Marcia & Willett,
     IEEE TIP 2012, Sec. II–III, eqs. (5)–(8)):
 
@@ -134,8 +136,8 @@ class SpiralTAP(Solver):
         if not self.alpha_min <= self.alpha_init <= self.alpha_max:
             raise ValueError(f"need alpha_min <= alpha_init <= alpha_max, got {alpha_min!r}, "
                              f"{alpha_init!r}, {alpha_max!r}")
-        if not accept_mult > 1:
-            raise ValueError(f"accept_mult must be > 1, got {accept_mult!r}")
+        if not 1 < accept_mult < float("inf"):
+            raise ValueError(f"accept_mult must be a finite number > 1, got {accept_mult!r}")
         if not 0 < accept_decrease < 1:
             raise ValueError(f"accept_decrease must be in (0, 1), got {accept_decrease!r}")
         self.accept_mult, self.accept_decrease = float(accept_mult), float(accept_decrease)
