@@ -4,6 +4,8 @@ from __future__ import annotations
 from .base import SOLVERS, History, Loop, Metrics, Result, Solver, data_fit, register
 from .chambolle_pock import ChambollePock
 from .dds import DDS
+from .ddrm import DDRM
+from .diffpir import DiffPIR
 from .dps import DPS
 from .mcg import MCG
 from .pnp import PnPADMM, PnPHQS, PnPPGD
@@ -35,4 +37,4 @@ def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true
                   callback=callback, progress=progress)
 
 
-__all__ = ["ChambollePock", "DDS", "DPS", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED", "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve"]
+__all__ = ["ChambollePock", "DDS", "DDRM", "DiffPIR", "DPS", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED", "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve"]
