@@ -62,11 +62,22 @@ def load_cache(path: str) -> dict:
     return {}
 
 
-def save_cache(path: str, cache: dict) -> None:
-    tmp = path + ".tmp"
+def save_cache(path: str, key: str, cell: dict) -> None:
+    """Add one cell to the cache file, re-reading it first (several runs may share it)."""
+    cache = load_cache(path)
+    cache[key] = cell
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         json.dump(cache, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+def load_all(paths: list[str]) -> dict:
+    """The union of several caches (e.g. a "before" run kept in its own file)."""
+    merged = {}
+    for path in paths:
+        merged.update(load_cache(path))
+    return merged
 
 
 def prior_channels(name: str) -> int | None:
@@ -146,7 +157,7 @@ def run(args) -> None:
         base_key = cell_key("baseline", args.size, color, op_name, "-", "-")
         if base_key not in cache:
             cache[base_key] = baselines(x, op, y)
-            save_cache(args.cache, cache)
+            save_cache(args.cache, base_key, cache[base_key])
         for prior_name in priors:
             channels = prior_channels(prior_name)
             if channels is not None and channels != x.shape[1]:
@@ -163,8 +174,8 @@ def run(args) -> None:
                 print(f"{key} ...", end=" ", flush=True)
                 cache[key] = run_cell(solver, prior, x, op, y)
                 print(json.dumps(cache[key]), flush=True)
-                save_cache(args.cache, cache)
-    report(cache, args.out)
+                save_cache(args.cache, key, cache[key])
+    report(load_all([args.cache, *args.also]), args.out)
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -253,11 +264,13 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", default=os.path.join(HERE, "defaults_cache.json"))
     ap.add_argument("--out", default=os.path.join(HERE, "defaults_results.md"))
+    ap.add_argument("--also", nargs="*", default=[os.path.join(HERE, "defaults_cache_before.json")],
+                    help="more caches merged into the report (default: the 'before' cells)")
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from the cache")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.report:
-        report(load_cache(args.cache), args.out)
+        report(load_all([args.cache, *args.also]), args.out)
     else:
         run(args)
 

@@ -25,7 +25,7 @@ def fast(solver, op_name):
         "pnp-hqs": (dict(max_iter=12), TV(lam, **inner)),
         "pnp-admm": (dict(max_iter=15), TV(lam, **inner)),
         "pnp-pgd": (dict(max_iter=30), TV(lam, **inner)),
-        "red": (dict(max_iter=30, sigma=0.05), TV(lam / 0.05 ** 2, **inner)),
+        "red": (dict(max_iter=30, sigma=0.05, lam=0.5), TV(lam / 0.05 ** 2, **inner)),
     }[solver]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..operators import operator_norm
 from ..priors.base import Denoiser
 from .base import Solver, positive, register
-from .pnp import denoiser_sigma, initial_estimate, relative_change
+from .pnp import SIGMA_FLOOR, denoiser_sigma, initial_estimate, noise_level, relative_change
 
 
 @register
@@ -20,9 +20,15 @@ class RED(Solver):
     ``prior.denoise`` (for :class:`~restorekit.priors.TV` that is prox(x, σ²), see its notes).
     Returns x clipped to [0, 1].
 
+    λ scales with the noise: Romano et al. minimise (1/(2σ_y²))‖Hx − y‖² + (λ_R/2)·xᵀ(x − D(x))
+    with λ_R = 0.02 for deblurring (pixels in [0, 255]), i.e. λ = λ_R·(255·σ_y)² in the form
+    above (:meth:`default_lam`). A fixed λ is wrong at every other noise level: on TRAINING
+    images (3 × 48², DnCNN, denoising at σ_y = 0.1) λ = 0.5 gave 22.5 dB, the scaled λ = 13
+    26.0 dB (4× that, 25.1 dB).
+
     Parameters
         max_iter: iterations at most (100).
-        lam: λ, the weight of the RED term (0.5).
+        lam: λ, the weight of the RED term (None: :meth:`default_lam`).
         sigma: denoiser level (None: max(2σ_y, 0.02)).
         step: μ·(‖A‖² + λ), in (0, 2) (1.0).
         tol: relative-change stopping threshold (1e-5).
@@ -31,25 +37,34 @@ class RED(Solver):
     name = "red"
     needs = Denoiser
 
-    def __init__(self, *, max_iter: int = 100, lam: float = 0.5, sigma: float | None = None,
+    #: λ_R of Romano et al. (deblurring, pixels in [0, 255]).
+    LAM_RED = 0.02
+
+    def __init__(self, *, max_iter: int = 100, lam: float | None = None, sigma: float | None = None,
                  step: float = 1.0, tol: float = 1e-5):
         self.max_iter = positive(max_iter, "max_iter", integer=True)
-        self.lam = positive(lam, "lam")
+        self.lam = positive(lam, "lam", allow_none=True)
         self.sigma = positive(sigma, "sigma", allow_none=True)
         self.step = positive(step, "step")
         self.tol = positive(tol, "tol")
 
+    @classmethod
+    def default_lam(cls, operator) -> float:
+        """λ = λ_R·(255·σ_y)², σ_y the operator's noise level (at least 0.001)."""
+        return cls.LAM_RED * (255 * max(noise_level(operator), SIGMA_FLOOR)) ** 2
+
     def _run(self, y, operator, prior, x_init, loop):
         sigma = denoiser_sigma(self.sigma, operator)
+        lam = self.default_lam(operator) if self.lam is None else self.lam
         x = initial_estimate(y, operator, x_init)
         norm_a = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device)
-        mu = self.step / (norm_a ** 2 + self.lam)
+        mu = self.step / (norm_a ** 2 + lam)
         for i in loop.range(self.max_iter):
             # 1. denoiser residual
             loop.nfe += 1
             residual = x - prior.denoise(x, sigma)
             # 2. gradient step on data term + RED term
-            x_new = x - mu * (operator.A_adjoint(operator.A(x) - y) + self.lam * residual)
+            x_new = x - mu * (operator.A_adjoint(operator.A(x) - y) + lam * residual)
             change = relative_change(x_new, x)
             x = x_new
             loop.log(i, x, sigma=sigma)
