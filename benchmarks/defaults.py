@@ -210,6 +210,25 @@ def worst(cache: dict, tag: str, n: int = 10) -> list[str]:
             "|---|---|---|---|---|"] + [r for _, r in rows[:n]]
 
 
+def summary(cache: dict, tag: str) -> list[str]:
+    """Per solver × prior: cells measured, passing (margin ≥ 0.5 dB or refused/warned), mean
+    margin over the measured cells and the worst operator."""
+    groups: dict[tuple[str, str], list] = {}
+    for size, col, op, prior, solver, cell, base, tv in cells(cache, tag):
+        groups.setdefault((solver, prior), []).append((op, cell, margin(cell, base)))
+    lines = ["| solver | prior | cells | pass | refused | mean margin (dB) | worst (dB) |",
+             "|---|---|---|---|---|---|---|"]
+    for (solver, prior), rows in sorted(groups.items()):
+        measured = [(m, op) for op, cell, m in rows if m is not None]
+        refused = sum("refused" in cell for _, cell, _ in rows)
+        passed = refused + sum(m >= MARGIN_DB or "warning" in cell for op, cell, m in rows if m is not None)
+        mean = f"{sum(m for m, _ in measured) / len(measured):+.2f}" if measured else ""
+        low = min(measured) if measured else None
+        worst_op = f"{low[0]:+.2f} ({low[1]})" if low else ""
+        lines.append(f"| {solver} | {prior} | {len(rows)} | {passed} | {refused} | {mean} | {worst_op} |")
+    return lines
+
+
 def report(cache: dict, out: str) -> None:
     tags = sorted({k.split("|")[0] for k in cache} - {"baseline", "tv"})
     main_tag = "after" if "after" in tags else (tags[-1] if tags else None)
@@ -221,6 +240,8 @@ def report(cache: dict, out: str) -> None:
              f"σ_y = {SIGMA_Y} (denoising 0.1), the solver and prior at their defaults. "
              "`margin` = PSNR − max(truncated-CG start, measurement where it is an image); the rule is "
              f"margin ≥ {MARGIN_DB} dB or a refusal with a message. ✗ marks a failing cell.", ""]
+    for tag in tags:
+        lines += [f"## Summary, tag `{tag}`", "", *summary(cache, tag), ""]
     if main_tag is not None:
         lines += [f"## Cells (tag `{main_tag}`)", "",
                   "| operator | prior | solver | PSNR (dB) | SSIM | s | NFE | margin (dB) | vs TV (dB) | |",
