@@ -47,3 +47,42 @@ def test_defaults_beat_the_trivial_answers(solver, prior_name, op_name):
     result = solve(y, op, rk.priors.load(prior_name), solver, generator=torch.Generator().manual_seed(0))
     got = psnr(result.x, x)
     assert got >= trivial + MARGIN_DB, f"{solver} + {prior_name} on {op_name}: {got:.2f} dB vs trivial {trivial:.2f}"
+
+
+# ---- PnP-HQS per-task defaults (fast) ----------------------------------------------------------
+def test_pnp_hqs_task_table():
+    from restorekit.solvers.pnp import PnPHQS
+
+    hqs = PnPHQS()
+    blur, sr = make("gaussian-blur", 32, 1, noise_sigma=0.01), make("sr-x4", 32, 1, noise_sigma=0.01)
+    assert len(hqs.sigmas(blur)) == 8 and len(hqs.sigmas(sr)) == 24
+    assert hqs.sigmas(sr)[-1].item() == pytest.approx(4 / 255)          # max(sf/255, σ_y)
+    assert hqs.sigmas(blur)[-1].item() == pytest.approx(0.01)
+    assert len(PnPHQS(max_iter=5).sigmas(sr)) == 5
+
+
+def test_bicubic_start_is_on_the_sampling_grid():
+    """The shifted start is closer to the truth than plain bicubic upsampling (training images;
+    +0.58 dB measured, +0.08 on brick alone)."""
+    from restorekit.solvers.pnp import PnPHQS
+
+    x = torch.cat([rk.data.load_image(n, size=64) for n in ("moon", "brick", "clock", "page")])
+    op = make("sr-x4", 64, 1, noise_sigma=0.0)
+    y = op.A(x)
+    plain = torch.nn.functional.interpolate(y, scale_factor=4, mode="bicubic", align_corners=False)
+    assert psnr(PnPHQS.bicubic_start(y, op), x) > psnr(plain, x) + 0.3
+
+
+def test_self_ensemble_averages_eight_calls():
+    """With a flip/rotation-equivariant denoiser (the isotropic Gaussian oracle's Wiener filter)
+    the ×8 ensemble changes nothing but the cost."""
+    from restorekit.priors import GaussianPrior
+
+    prior = GaussianPrior.power_law(16)
+    op = make("gaussian-blur", 16, 1, noise_sigma=0.01)
+    x = prior.sample(1, torch.Generator().manual_seed(0))
+    y = op.A(x)
+    plain = solve(y, op, prior, "pnp-hqs")
+    both = solve(y, op, prior, "pnp-hqs", ensemble=True)
+    assert both.nfe == 8 * plain.nfe
+    torch.testing.assert_close(both.x, plain.x, rtol=0, atol=1e-8)
