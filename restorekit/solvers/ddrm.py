@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -42,7 +42,8 @@ def spectral(operator, y: torch.Tensor) -> Spectral:
     with M̃ the mirrored mask: see its ``A_dagger``). Anything else raises a ValueError."""
     from deepinv.physics import MRI, DecomposablePhysics
 
-    from ..operators.mri import RealMRI, _mirror as mirror
+    from ..operators.mri import RealMRI
+    from ..operators.mri import _mirror as mirror
 
     if isinstance(operator, DecomposablePhysics):
         like = operator.U_adjoint(y)
@@ -54,8 +55,8 @@ def spectral(operator, y: torch.Tensor) -> Spectral:
         x_dagger = operator.A_dagger(y)
         mask = operator.mask[0, 0].to(x_dagger.dtype)
         s = ((mask + mirror(mask)) / 2).sqrt()
-        V_adjoint = lambda x: MRI.fft(x[:, 0].to(complex_of(x.dtype)))[:, None]  # noqa: E731
-        V = lambda z: MRI.ifft(z[:, 0]).real[:, None]  # noqa: E731
+        V_adjoint = lambda x: MRI.fft(x[:, 0].to(complex_of(x.dtype)))[:, None]
+        V = lambda z: MRI.ifft(z[:, 0]).real[:, None]
         s = s.expand_as(x_dagger)
         return Spectral(V_adjoint, V, s, torch.where(s > 0, V_adjoint(x_dagger), 0.0))
     raise ValueError(f"solver 'ddrm' needs an operator with a closed-form SVD (periodic blur, "

@@ -18,6 +18,7 @@ keep every prox weight at γ* and weigh the data term instead: they minimise
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from deepinv.physics import DecomposablePhysics
@@ -139,7 +140,7 @@ class PnPHQS(Solver):
     name = "pnp-hqs"
     needs = Denoiser
     #: Per-task defaults (DPIR): iterations and whether the last level is max(sf/255, σ_y).
-    TASKS = {"blur": {"max_iter": 8}, "sr": {"max_iter": 24}, "other": {"max_iter": 24}}
+    TASKS: ClassVar[dict] = {"blur": {"max_iter": 8}, "sr": {"max_iter": 24}, "other": {"max_iter": 24}}
 
     def __init__(self, *, max_iter: int | None = None, lam: float = 0.23, sigma_max: float = 49 / 255,
                  sigma_min: float | None = None, data_weight: float | None = None,

@@ -4,7 +4,13 @@ from __future__ import annotations
 from ..operators import operator_norm
 from ..priors.base import Denoiser
 from .base import Solver, positive, register
-from .pnp import SIGMA_FLOOR, denoiser_sigma, initial_estimate, noise_level, relative_change
+from .pnp import (
+    SIGMA_FLOOR,
+    denoiser_sigma,
+    initial_estimate,
+    noise_level,
+    relative_change,
+)
 
 
 @register
