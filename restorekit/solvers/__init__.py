@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from .base import SOLVERS, History, Loop, Metrics, Result, Solver, data_fit, register
 from .chambolle_pock import ChambollePock
-from .dds import DDS
 from .ddrm import DDRM
+from .dds import DDS
 from .diffpir import DiffPIR
 from .dps import DPS
 from .mcg import MCG
