@@ -15,7 +15,7 @@ SIZE = 16
 #: few iterations: the contract, not the quality, is under test here
 FAST = {"chambolle-pock": {"max_iter": 5}, "pnp-hqs": {"max_iter": 3}, "pnp-admm": {"max_iter": 3},
         "pnp-pgd": {"max_iter": 3}, "red": {"max_iter": 3}, "dps": {"steps": 3}, "mcg": {"steps": 3},
-        "dds": {"steps": 3}, "red-diff": {"steps": 3}}
+        "dds": {"steps": 3}, "red-diff": {"steps": 3}, "ddrm": {"steps": 3}, "diffpir": {"steps": 3}}
 
 
 class SmallDenoiser(torch.nn.Module):
