@@ -31,8 +31,10 @@ class RED(Solver):
     for deblurring and a fixed denoiser level near 3/255 (:meth:`default_lam`). Our denoiser
     level grows with σ_y (max(2σ_y, 0.02)), so a smaller λ_R: on TRAINING images (moon, brick,
     clock at 48², DnCNN, denoising) λ_R = 0.005 gave 29.95 dB at σ_y = 0.05 and 25.90 at 0.1,
-    λ_R = 0.02 29.46 / 26.04, a fixed λ = 0.5 29.08 / 22.50; and λ_R = 0.02 collapsed on the
-    held-out denoising cell of the defaults matrix (14.9 dB from a 20.6 dB input).
+    λ_R = 0.02 29.46 / 26.04, a fixed λ = 0.5 29.08 / 22.50 (at 64² with page added, σ_y =
+    0.1: 24.9 dB mean, but 21.5 on page, against 22.5 at λ = 0.5). Not robust: on the held-out
+    denoising cell of the defaults matrix it ends at 18.3 dB from a 20.6 dB input (λ = 0.5:
+    22.5); steepest-descent RED with a large λ is unstable for some images.
 
     Parameters
         max_iter: iterations at most (100).
