@@ -131,7 +131,7 @@ def test_denoiser_prior_path(solver):
     x, op, y = problem("inpainting-random")
     prior = DenoiserPrior(Smoother())
     params = {"pnp-hqs": dict(max_iter=8), "pnp-admm": dict(max_iter=15),
-              "pnp-pgd": dict(max_iter=30), "red": dict(max_iter=30)}[solver]
+              "pnp-pgd": dict(max_iter=30), "red": dict(max_iter=30, lam=0.5)}[solver]
     r = rk.solve(y, op, prior, solver=solver, x_true=x, **params)
     assert r.metrics.psnr.item() > psnr(op.A_dagger(y), x).item() + 3
     assert r.nfe == len(r.history.data_fit)

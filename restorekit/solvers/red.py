@@ -5,12 +5,13 @@ from ..operators import operator_norm
 from ..priors.base import Denoiser
 from .base import Solver, positive, register
 from .pnp import (
-    SIGMA_FLOOR,
-    denoiser_sigma,
     initial_estimate,
     noise_level,
     relative_change,
 )
+
+#: Noise level below which RED's default λ stops shrinking (see :meth:`RED.default_lam`).
+LAM_NOISE_FLOOR = 0.01
 
 
 @register
@@ -29,17 +30,19 @@ class RED(Solver):
     λ scales with the noise: Romano et al. minimise (1/(2σ_y²))‖Hx − y‖² + (λ_R/2)·xᵀ(x − D(x)),
     i.e. λ = λ_R·(255·σ_y)² in the form above (pixels in [0, 255] for λ_R), with λ_R = 0.02
     for deblurring and a fixed denoiser level near 3/255 (:meth:`default_lam`). Our denoiser
-    level grows with σ_y (max(2σ_y, 0.02)), so a smaller λ_R: on TRAINING images (moon, brick,
-    clock at 48², DnCNN, denoising) λ_R = 0.005 gave 29.95 dB at σ_y = 0.05 and 25.90 at 0.1,
-    λ_R = 0.02 29.46 / 26.04, a fixed λ = 0.5 29.08 / 22.50 (at 64² with page added, σ_y =
-    0.1: 24.9 dB mean, but 21.5 on page, against 22.5 at λ = 0.5). Not robust: on the held-out
-    denoising cell of the defaults matrix it ends at 18.3 dB from a 20.6 dB input (λ = 0.5:
-    22.5); steepest-descent RED with a large λ is unstable for some images.
+    level grows with σ_y, so a smaller λ_R, and the denoiser runs at σ_y itself (at least
+    0.02), not at the 2σ_y of PnP-ADMM/PGD: on TRAINING images (moon, brick, clock, page at 64²,
+    DnCNN, denoising) λ_R = 0.005 with σ = σ_y gave 26.65 dB at σ_y = 0.1 and 29.58 at 0.05;
+    with σ = 2σ_y 24.93 / 29.29 (one image at 21.5 from a 20.0 input: with a large λ the
+    fixed point of an over-smoothing denoiser collapses); a fixed λ = 0.5 22.5 at σ_y = 0.1.
+    (At 48², σ = 2σ_y: λ_R = 0.005 29.95 / 25.90 dB at σ_y = 0.05 / 0.1, λ_R = 0.02 29.46 /
+    26.04.) An earlier version with σ = 2σ_y ended the held-out denoising cell of the defaults
+    matrix at 18.3 dB from a 20.6 dB input.
 
     Parameters
         max_iter: iterations at most (100).
         lam: λ, the weight of the RED term (None: :meth:`default_lam`).
-        sigma: denoiser level (None: max(2σ_y, 0.02)).
+        sigma: denoiser level (None: max(σ_y, 0.02)).
         step: μ·(‖A‖² + λ), in (0, 2) (1.0).
         tol: relative-change stopping threshold (1e-5).
     """
@@ -60,11 +63,13 @@ class RED(Solver):
 
     @classmethod
     def default_lam(cls, operator) -> float:
-        """λ = λ_R·(255·σ_y)², σ_y the operator's noise level (at least 0.001)."""
-        return cls.LAM_RED * (255 * max(noise_level(operator), SIGMA_FLOOR)) ** 2
+        """λ = λ_R·(255·σ_y)², σ_y the operator's noise level taken as at least 0.01: gradient
+        descent moves what the data does not see (inpainting holes) at rate μ·λ only, so λ must
+        not vanish with the noise."""
+        return cls.LAM_RED * (255 * max(noise_level(operator), LAM_NOISE_FLOOR)) ** 2
 
     def _run(self, y, operator, prior, x_init, loop):
-        sigma = denoiser_sigma(self.sigma, operator)
+        sigma = max(noise_level(operator), 0.02) if self.sigma is None else self.sigma
         lam = self.default_lam(operator) if self.lam is None else self.lam
         x = initial_estimate(y, operator, x_init)
         norm_a = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device)
