@@ -28,7 +28,7 @@ def fast(solver, op_name):
         "pnp-hqs": (dict(max_iter=12), TV(lam, **inner)),
         "pnp-admm": (dict(max_iter=15), TV(lam, **inner)),
         "pnp-pgd": (dict(max_iter=30), TV(lam, **inner)),
-        "red": (dict(max_iter=30, sigma=0.05), TV(lam / 0.05 ** 2, **inner)),
+        "red": (dict(max_iter=30, sigma=0.05, lam=0.5), TV(lam / 0.05 ** 2, **inner)),
     }[solver]
 
 
@@ -105,7 +105,7 @@ def test_data_prox_closed_form_matches_cg():
 
 def test_hqs_schedule_is_geometric_from_sigma_max_to_noise_level():
     _, op, _ = problem("gaussian-blur")
-    s = PnPHQS(max_iter=5, sigma_max=0.2).sigmas(NOISE)
+    s = PnPHQS(max_iter=5, sigma_max=0.2).sigmas(op, NOISE)
     assert s[0].item() == pytest.approx(0.2) and s[-1].item() == pytest.approx(NOISE)
     ratios = s[1:] / s[:-1]
     assert torch.allclose(ratios, ratios[0].expand_as(ratios))
@@ -130,7 +130,7 @@ def test_denoiser_prior_path(solver):
     x, op, y = problem("inpainting-random")
     prior = DenoiserPrior(Smoother())
     params = {"pnp-hqs": dict(max_iter=8), "pnp-admm": dict(max_iter=15),
-              "pnp-pgd": dict(max_iter=30), "red": dict(max_iter=30)}[solver]
+              "pnp-pgd": dict(max_iter=30), "red": dict(max_iter=30, lam=0.5)}[solver]
     r = rk.solve(y, op, prior, solver=solver, x_true=x, **params)
     assert r.metrics.psnr.item() > psnr(op.A_dagger(y), x).item() + 3
     assert r.nfe == len(r.history.data_fit)

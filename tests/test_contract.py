@@ -38,9 +38,10 @@ def fast_params(cls: type[Solver]) -> dict:
     params = {}
     for p in inspect.signature(cls.__init__).parameters.values():
         default = p.default
-        if (p.name.endswith(COUNT_SUFFIXES) and isinstance(default, int)
+        if p.name in ("max_iter", "steps") or (
+                p.name.endswith(COUNT_SUFFIXES) and isinstance(default, int)
                 and not isinstance(default, bool) and default > FAST_COUNT):
-            params[p.name] = FAST_COUNT
+            params[p.name] = FAST_COUNT  # the outer count always (a None default means per task)
     # a Poisson solver (spiral-tap) on these Gaussian test problems needs the gain stated
     if "gain" in inspect.signature(cls.__init__).parameters:
         params["gain"] = 0.05

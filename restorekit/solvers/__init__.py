@@ -6,7 +6,9 @@ import inspect
 from .base import SOLVERS, History, Loop, Metrics, Result, Solver, data_fit, register
 from .base import Diverged
 from .chambolle_pock import ChambollePock
+from .ddrm import DDRM
 from .dds import DDS
+from .diffpir import DiffPIR
 from .dps import DPS
 from .implicit_prior import ImplicitPrior
 from .mcg import MCG
@@ -68,3 +70,4 @@ __all__ = ["ChambollePock", "DDS", "DPS", "ImplicitPrior", "MCG", "REDDiff", "Pn
            "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve",
            "DDS3D", "ChambollePock3D"]
 __all__ += ["L1", "SpiralTAP"]
+__all__ += ["DDRM", "DiffPIR"]

@@ -69,10 +69,11 @@ def data_weight(prior, sigma_y: float) -> float:
     return float(sigma0) ** 2 / (gamma * max(sigma_y, SIGMA_FLOOR) ** 2)
 
 
-def denoiser_sigma(sigma: float | None, sigma_y: float, prior=None) -> float:
-    """The fixed denoiser level of ADMM/PGD/RED: ``sigma``, or when None max(2σ_y, 0.02) and
-    never below the level σ₀ of a prior with a fixed prox weight (an LPN denoises at σ ≥ σ₀ only)."""
+def denoiser_sigma(sigma: float | None, sigma_y: float, prior=None, factor: float = 2.0) -> float:
+    """The fixed denoiser level of ADMM/PGD (``factor`` 2) and RED (1): ``sigma``, or when None
+    max(factor·σ_y, 0.02) and never below the level σ₀ of a prior with a fixed prox weight (an
+    LPN denoises at σ ≥ σ₀ only)."""
     if sigma is not None:
         return sigma
     floor = getattr(prior, "sigma", None) if fixed_prox_weight(prior) is not None else None
-    return max(2 * sigma_y, 0.02, float(floor or 0.0))
+    return max(factor * sigma_y, 0.02, float(floor or 0.0))

@@ -1,0 +1,300 @@
+"""The defaults matrix: every solver × compatible shipped prior × operator family, at defaults.
+
+    python benchmarks/defaults.py                               # everything not cached yet
+    python benchmarks/defaults.py --solvers dds,ddrm --priors diffusion-gray --operators sr-x4
+    python benchmarks/defaults.py --tag before                  # label the cells (e.g. before/after a fix)
+    python benchmarks/defaults.py --report                      # only rewrite the markdown from the cache
+
+Each cell is one batched solve of all :data:`restorekit.data.HELD_OUT` images (gray, or colour
+with ``--color``) at ``--size``² with the solver's and prior's defaults (TV at the CLI's default
+weight 0.02), σ_y = 0.01 (denoising: the operator's own 0.1), operator and noise drawn from
+seeded generators. Recorded: mean PSNR and SSIM of the result clipped to [0, 1], seconds, NFE;
+a solver that refuses the pair (ValueError, or a warning) is recorded with its message. Per
+operator the baselines are the measurement (where it is an image), the truncated-CG start
+(:func:`~restorekit.operators.truncated_pinv`, the classical solvers' start) and TV
+(``chambolle-pock`` at weight 0.02).
+
+The rule checked (issue 14): every compatible pair at its defaults beats both the truncated-CG
+start and the measurement by ≥ 0.5 dB on the mean, or refuses the pair with a clear message.
+
+Finished cells go to a JSON cache (``--cache``, keyed by tag, size, colour, operator, prior,
+solver), so the matrix can be run in pieces and resumed; ``--report`` writes
+``benchmarks/defaults_results.md`` from whatever is cached.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import restorekit as rk  # noqa: E402
+from restorekit.operators import BUILDERS, make, truncated_pinv  # noqa: E402
+from restorekit.priors.base import require  # noqa: E402
+from restorekit.solvers import SOLVERS, solve  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+#: Operator families of the matrix (the registry's presets).
+OPERATORS = ("gaussian-blur", "motion-blur", "inpainting-random", "inpainting-box", "sr-x2", "sr-x4",
+             "ct-sparse", "ct-limited", "mri", "mri-multicoil", "denoising")
+#: Shipped priors plus TV; ``diffusion-gray-cond`` is the same network as ``diffusion-gray``.
+PRIORS = ("tv", "denoiser-gray", "dncnn", "lpn-gray", "diffusion-gray", "diffusion-rgb")
+SIGMA_Y = 0.01
+MARGIN_DB = 0.5
+TV_WEIGHT = 0.02
+
+
+def cell_key(tag, size, color, op, prior, solver) -> str:
+    return "|".join([tag, str(size), "rgb" if color else "gray", op, prior, solver])
+
+
+def load_cache(path: str) -> dict:
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
+def save_cache(path: str, key: str, cell: dict) -> None:
+    """Add one cell to the cache file, re-reading it first (several runs may share it)."""
+    cache = load_cache(path)
+    cache[key] = cell
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(cache, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def load_all(paths: list[str]) -> dict:
+    """The union of several caches (e.g. a "before" run kept in its own file)."""
+    merged = {}
+    for path in paths:
+        merged.update(load_cache(path))
+    return merged
+
+
+def prior_channels(name: str) -> int | None:
+    """1 or 3 for a shipped network prior, None for TV (any number of channels)."""
+    if name == "tv":
+        return None
+    return 3 if name.endswith("rgb") else 1
+
+
+def build_prior(name: str):
+    return rk.priors.TV(weight=TV_WEIGHT) if name == "tv" else rk.priors.load(name)
+
+
+def problem(op_name: str, size: int, color: bool):
+    """(x, operator, y) for the HELD_OUT batch; None when the operator is gray-only and color."""
+    if color and BUILDERS[op_name].gray_only:
+        return None
+    x = rk.data.held_out(size, color=color)
+    sigma = {} if op_name == "denoising" else {"noise_sigma": SIGMA_Y}
+    op = make(op_name, size, x.shape[1], generator=torch.Generator().manual_seed(0), **sigma)
+    with torch.no_grad():
+        y = op(x)
+    return x, op, y
+
+
+def metrics(x_hat: torch.Tensor, x: torch.Tensor) -> dict:
+    x_hat = x_hat.clamp(0, 1)
+    return {"psnr": rk.metrics.psnr(x_hat, x).mean().item(), "ssim": rk.metrics.ssim(x_hat, x).mean().item()}
+
+
+def baselines(x, op, y) -> dict:
+    """PSNR/SSIM of the measurement (if image-shaped) and of the truncated-CG start."""
+    with torch.no_grad():
+        out = {"cg": metrics(truncated_pinv(op, y), x)}
+        if y.shape == x.shape:
+            out["y"] = metrics(y, x)
+    return out
+
+
+def run_cell(solver: str, prior, x, op, y) -> dict:
+    """One solve at defaults; a ValueError or a warning from the solver counts as a refusal."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            start = time.perf_counter()
+            result = solve(y, op, prior, solver, generator=torch.Generator().manual_seed(0))
+            seconds = time.perf_counter() - start
+        except ValueError as e:
+            return {"refused": str(e)}
+    own = [str(w.message) for w in caught if "restorekit" in (w.filename or "")
+           or issubclass(w.category, UserWarning) and "solver" in str(w.message)]
+    cell = {**metrics(result.x, x), "seconds": seconds, "nfe": result.nfe}
+    if own:
+        cell["warning"] = own[0]
+    return cell
+
+
+def compatible(solver: str, prior) -> bool:
+    try:
+        require(prior, SOLVERS[solver].needs, solver)
+    except TypeError:
+        return False
+    return True
+
+
+def run(args) -> None:
+    cache = load_cache(args.cache)
+    solvers = args.solvers.split(",") if args.solvers else sorted(SOLVERS)
+    priors = args.priors.split(",") if args.priors else list(PRIORS)
+    operators = args.operators.split(",") if args.operators else list(OPERATORS)
+    color = args.color
+    for op_name in operators:
+        built = problem(op_name, args.size, color)
+        if built is None:
+            continue
+        x, op, y = built
+        base_key = cell_key("baseline", args.size, color, op_name, "-", "-")
+        if base_key not in cache:
+            cache[base_key] = baselines(x, op, y)
+            save_cache(args.cache, base_key, cache[base_key])
+        for prior_name in priors:
+            channels = prior_channels(prior_name)
+            if channels is not None and channels != x.shape[1]:
+                continue
+            prior = None
+            for solver in solvers:
+                tag = "tv" if (solver, prior_name) == ("chambolle-pock", "tv") else args.tag
+                key = cell_key(tag, args.size, color, op_name, prior_name, solver)
+                if key in cache and not args.force:
+                    continue
+                prior = prior if prior is not None else build_prior(prior_name)
+                if not compatible(solver, prior):
+                    continue
+                print(f"{key} ...", end=" ", flush=True)
+                cache[key] = run_cell(solver, prior, x, op, y)
+                print(json.dumps(cache[key]), flush=True)
+                save_cache(args.cache, key, cache[key])
+    report(load_all([args.cache, *args.also]), args.out)
+
+
+# ---- the report ------------------------------------------------------------------------------
+def cells(cache: dict, tag: str):
+    """(size, colour, operator, prior, solver, cell, baseline, tv) for every cached cell of ``tag``."""
+    for key, cell in sorted(cache.items()):
+        t, size, col, op, prior, solver = key.split("|")
+        if t != tag:
+            continue
+        base = cache.get(cell_key("baseline", size, col == "rgb", op, "-", "-"), {})
+        tv = cache.get(cell_key("tv", size, col == "rgb", op, "tv", "chambolle-pock"), {})
+        yield size, col, op, prior, solver, cell, base, tv
+
+
+def margin(cell: dict, base: dict) -> float | None:
+    """PSNR above the better of the truncated-CG start and the measurement (None if refused)."""
+    if "psnr" not in cell or "cg" not in base:
+        return None
+    ref = max(base["cg"]["psnr"], base.get("y", {"psnr": -1e9})["psnr"])
+    return cell["psnr"] - ref
+
+
+def worst(cache: dict, tag: str, n: int = 10) -> list[str]:
+    rows = []
+    for size, col, op, prior, solver, cell, base, tv in cells(cache, tag):
+        m = margin(cell, base)
+        if m is not None:
+            rows.append((m, f"| {solver} | {prior} | {op} ({col}, {size}²) | {cell['psnr']:.2f} | "
+                            f"{m:+.2f} |"))
+    rows.sort()
+    return ["| solver | prior | operator | PSNR (dB) | vs max(CG start, y) (dB) |",
+            "|---|---|---|---|---|"] + [r for _, r in rows[:n]]
+
+
+def summary(cache: dict, tag: str) -> list[str]:
+    """Per solver × prior: cells measured, passing (margin ≥ 0.5 dB or refused/warned), mean
+    margin over the measured cells and the worst operator."""
+    groups: dict[tuple[str, str], list] = {}
+    for size, col, op, prior, solver, cell, base, tv in cells(cache, tag):
+        groups.setdefault((solver, prior), []).append((op, cell, margin(cell, base)))
+    lines = ["| solver | prior | cells | pass | refused | mean margin (dB) | worst (dB) |",
+             "|---|---|---|---|---|---|---|"]
+    for (solver, prior), rows in sorted(groups.items()):
+        measured = [(m, op) for op, cell, m in rows if m is not None]
+        refused = sum("refused" in cell for _, cell, _ in rows)
+        passed = refused + sum(m >= MARGIN_DB or "warning" in cell for op, cell, m in rows if m is not None)
+        mean = f"{sum(m for m, _ in measured) / len(measured):+.2f}" if measured else ""
+        low = min(measured) if measured else None
+        worst_op = f"{low[0]:+.2f} ({low[1]})" if low else ""
+        lines.append(f"| {solver} | {prior} | {len(rows)} | {passed} | {refused} | {mean} | {worst_op} |")
+    return lines
+
+
+def report(cache: dict, out: str) -> None:
+    tags = sorted({k.split("|")[0] for k in cache} - {"baseline", "tv"})
+    main_tag = "after" if "after" in tags else (tags[-1] if tags else None)
+    lines = ["# Defaults matrix", "",
+             "Generated by `python benchmarks/defaults.py` (see its docstring) on "
+             f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), "
+             f"torch {torch.__version__}; a shared 2-core machine, so seconds are indicative only.", "",
+             f"Every cell: the HELD_OUT images ({', '.join(rk.data.HELD_OUT)}) in one batch, "
+             f"σ_y = {SIGMA_Y} (denoising 0.1), the solver and prior at their defaults. "
+             "`margin` = PSNR − max(truncated-CG start, measurement where it is an image); the rule is "
+             f"margin ≥ {MARGIN_DB} dB or a refusal with a message. ✗ marks a failing cell.", ""]
+    for tag in tags:
+        lines += [f"## Summary, tag `{tag}`", "", *summary(cache, tag), ""]
+    if main_tag is not None:
+        lines += [f"## Cells (tag `{main_tag}`)", "",
+                  "| operator | prior | solver | PSNR (dB) | SSIM | s | NFE | margin (dB) | vs TV (dB) | |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for size, col, op, prior, solver, cell, base, tv in cells(cache, main_tag):
+            label = f"{op} ({col}, {size}²)"
+            if "refused" in cell:
+                lines.append(f"| {label} | {prior} | {solver} | refused: {cell['refused'][:140]} | | | | | | ✓ |")
+                continue
+            m = margin(cell, base)
+            vs_tv = f"{cell['psnr'] - tv['psnr']:+.2f}" if "psnr" in tv else ""
+            ok = "✓" if (m is not None and m >= MARGIN_DB) or "warning" in cell else "✗"
+            warn = f" (warns: {cell['warning'][:80]})" if "warning" in cell else ""
+            lines.append(f"| {label} | {prior} | {solver} | {cell['psnr']:.2f} | {cell['ssim']:.3f} | "
+                         f"{cell['seconds']:.1f} | {cell['nfe']} | {m:+.2f} | {vs_tv} | {ok}{warn} |")
+        lines += ["", "## Baselines", "", "| operator | measurement PSNR | truncated-CG PSNR | TV PSNR |",
+                  "|---|---|---|---|"]
+        for key, base in sorted(cache.items()):
+            t, size, col, op, _, _ = key.split("|")
+            if t == "baseline":
+                tv = cache.get(cell_key("tv", size, col == "rgb", op, "tv", "chambolle-pock"), {})
+                ymeas = f"{base['y']['psnr']:.2f}" if "y" in base else "—"
+                tvp = f"{tv['psnr']:.2f}" if "psnr" in tv else ""
+                lines.append(f"| {op} ({col}, {size}²) | {ymeas} | {base['cg']['psnr']:.2f} | {tvp} |")
+    for tag in tags:
+        lines += ["", f"## Worst ten cells, tag `{tag}`", "", *worst(cache, tag)]
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--solvers", default="", help="comma-separated solver names (default: all)")
+    ap.add_argument("--priors", default="", help=f"comma-separated priors (default: {','.join(PRIORS)})")
+    ap.add_argument("--operators", default="", help=f"comma-separated operators (default: {','.join(OPERATORS)})")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--color", action="store_true", help="colour images (default gray)")
+    ap.add_argument("--tag", default="after", help="label of the cells (e.g. before/after a change)")
+    ap.add_argument("--force", action="store_true", help="recompute cached cells")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache", default=os.path.join(HERE, "defaults_cache.json"))
+    ap.add_argument("--out", default=os.path.join(HERE, "defaults_results.md"))
+    ap.add_argument("--also", nargs="*", default=[os.path.join(HERE, "defaults_cache_before.json")],
+                    help="more caches merged into the report (default: the 'before' cells)")
+    ap.add_argument("--report", action="store_true", help="only rewrite the markdown from the cache")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.report:
+        report(load_all([args.cache, *args.also]), args.out)
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
