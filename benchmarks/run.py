@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
 from restorekit import data
 from restorekit.demo import TASKS, run_task
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 
 #: Peer benchmark scripts; each accepts ``--quick`` and ``--out FILE`` (markdown).
 PEERS = ("diffusion.py",)

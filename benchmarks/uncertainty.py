@@ -20,8 +20,7 @@ import torch
 
 import restorekit as rk
 from restorekit.operators import blur
-from restorekit.uncertainty import (krcps, mean_length, pixel_risk, posterior_samples, rcps,
-                                    sample_statistics)
+from restorekit.uncertainty import krcps, mean_length, pixel_risk, posterior_samples, rcps, sample_statistics
 
 CROP = 32
 

@@ -8,17 +8,16 @@ of several; no figures).
 """
 from __future__ import annotations
 
-import re
-import shutil
-import tempfile
-from pathlib import Path
-
 import ast
 import importlib
 import inspect
 import os
 import pkgutil
+import re
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import docutils.core
 

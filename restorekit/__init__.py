@@ -6,11 +6,9 @@
     y = op(x)
     result = rk.solve(y, op, rk.priors.TV(weight=0.01), solver="chambolle-pock", x_true=x)
 """
-from . import data, metrics, operators, priors, solvers
-from . import batch, io
+from . import batch, data, io, metrics, operators, priors, solvers, tiling, uncertainty
 from .sampling import sample
 from .solvers import SOLVERS, Result, solve
-from . import tiling, uncertainty
 
 __all__ = ["data", "metrics", "operators", "priors", "solvers", "solve", "sample", "Result", "SOLVERS",
            "batch", "io", "tiling", "uncertainty"]

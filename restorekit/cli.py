@@ -216,8 +216,8 @@ def _solve_volume(args) -> int:
     from . import solve
     from .io import atomic_write
     from .operators import volume_ct
-    from .solvers.base import Diverged
     from .priors import TV3D
+    from .solvers.base import Diverged
 
     try:
         arr = np.load(args.image, allow_pickle=False)

@@ -18,8 +18,8 @@ by the same search on TRAINING images (``training/tune_demos.py``).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 import torch

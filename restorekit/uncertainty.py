@@ -192,7 +192,7 @@ def group_offsets(lower, upper, x, groups: torch.Tensor, epsilon: float, *,
 
     def solve_for(mu):
         lams, risk = [], 0.0
-        for mask, share, grid, miss in curves:
+        for _mask, share, grid, miss in curves:
             j = int(torch.argmin(grid + mu * miss))
             lams.append(grid[j].item())
             risk += share * miss[j].item()

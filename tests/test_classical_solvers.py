@@ -1,10 +1,10 @@
 """Chambolle–Pock, PnP-HQS/ADMM/PGD and RED: better than A†y on every registered operator, and
 their own checks (closed forms, agreement with each other and with deepinv). The contract they
 share with every solver (shape, determinism, history, refusals) is tests/test_contract.py."""
+import deepinv as dinv
 import pytest
 import torch
 
-import deepinv as dinv
 import restorekit as rk
 from restorekit.metrics import psnr
 from restorekit.operators import BUILDERS, blur, cg_solve, make

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from restorekit.priors import Diffusion, DiffusionPrior, GaussianPrior, require
-from restorekit.priors.diffusion import conv_unet
 from restorekit.priors import schedule as vp
+from restorekit.priors.diffusion import conv_unet
 
 
 def power_law_prior(h: int, w: int | None = None, channels: int = 1):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers import DDIMScheduler, UNet2DModel
-from diffusers.models.unets.unet_2d import UNet2DOutput
 from diffusers.guiders.adaptive_projected_guidance import MomentumBuffer, normalized_guidance
+from diffusers.models.unets.unet_2d import UNet2DOutput
 
 import restorekit
 from restorekit.priors.base import Denoiser, Diffusion

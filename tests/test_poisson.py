@@ -6,8 +6,13 @@ from scipy.optimize import minimize, minimize_scalar
 
 import restorekit as rk
 from restorekit.operators import blur, denoising
-from restorekit.operators.likelihood import (PoissonLikelihood, PoissonProx, anscombe,
-                                             inverse_anscombe, poisson_gain)
+from restorekit.operators.likelihood import (
+    PoissonLikelihood,
+    PoissonProx,
+    anscombe,
+    inverse_anscombe,
+    poisson_gain,
+)
 from restorekit.priors import TV
 from restorekit.priors.tv import gradient
 from restorekit.solvers import L1, solve

@@ -20,8 +20,18 @@ import pytest
 import torch
 
 import restorekit.priors as priors
-from restorekit.priors import (APG, CFG, LPN, TV, CFGpp, DenoiserPrior, DiffusionPrior,
-                               GaussianPrior, registry, require)
+from restorekit.priors import (
+    APG,
+    CFG,
+    LPN,
+    TV,
+    CFGpp,
+    DenoiserPrior,
+    DiffusionPrior,
+    GaussianPrior,
+    registry,
+    require,
+)
 from restorekit.priors.base import Denoiser, Diffusion, Energy, Proximal, fixed_prox_weight
 from restorekit.priors.diffusion import conv_unet
 from restorekit.priors.schedule import abar_at, linear_alphas_cumprod

@@ -21,10 +21,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks import peers  # slow tests only: the peer rows (BM3D, TV-CP) of benchmarks/peers.py
 from restorekit import data, evaluation
 from restorekit.metrics import psnr
-
-from benchmarks import peers  # slow tests only: the peer rows (BM3D, TV-CP) of benchmarks/peers.py
 
 BAR_DB = 0.5
 GREY_PRIORS = ("dncnn", "dncnn-6", "dncnn-blind", "denoiser-gray")

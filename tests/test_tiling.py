@@ -13,8 +13,7 @@ import restorekit as rk
 from restorekit.priors.base import Diffusion, Prediction, Proximal
 from restorekit.priors.denoisers import DenoiserPrior
 from restorekit.priors.schedule import abar_at, eps_from_x0, linear_alphas_cumprod
-from restorekit.tiling import (TiledDenoiser, TiledDiffusion, Upsampled, hierarchical, starts,
-                               tiled, upsample)
+from restorekit.tiling import TiledDenoiser, TiledDiffusion, Upsampled, hierarchical, starts, tiled, upsample
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])

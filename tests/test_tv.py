@@ -1,10 +1,10 @@
 """TV prior: finite differences, value, proximal operator against skimage and deepinv."""
+import deepinv as dinv
 import numpy as np
 import pytest
 import torch
 from skimage.restoration import denoise_tv_chambolle
 
-import deepinv as dinv
 from restorekit import data
 from restorekit.priors.tv import TV, divergence, gradient
 

@@ -5,11 +5,16 @@ import math
 import pytest
 import torch
 
-import restorekit as rk
 from restorekit.operators import blur
 from restorekit.priors import GaussianPrior
-from restorekit.uncertainty import (hoeffding_bentkus_ucb, krcps, pixel_risk,
-                                    posterior_samples, rcps, sample_statistics)
+from restorekit.uncertainty import (
+    hoeffding_bentkus_ucb,
+    krcps,
+    pixel_risk,
+    posterior_samples,
+    rcps,
+    sample_statistics,
+)
 
 SIZE, K = 16, 8
 EPS, DELTA = 0.1, 0.1

@@ -189,8 +189,9 @@ def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int =
     Each item is restored with the seed :func:`item_seed` of its name, so a rerun gives the same
     bits on CPU; items already ``done`` in the manifest with their output present are skipped.
     """
-    from ..io import WRITE_BIT_DEPTHS, stale_temporaries
     from tqdm.auto import tqdm
+
+    from ..io import WRITE_BIT_DEPTHS, stale_temporaries
 
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")

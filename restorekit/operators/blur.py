@@ -7,8 +7,16 @@ import torch
 from deepinv.physics import Blur, BlurFFT
 from deepinv.physics.functional import gaussian_blur
 
-from ._common import (as_device, check_dtype, check_generator, draw, image_size, noise_model,
-                      positive_int, real_number)
+from ._common import (
+    as_device,
+    check_dtype,
+    check_generator,
+    draw,
+    image_size,
+    noise_model,
+    positive_int,
+    real_number,
+)
 
 KINDS = ("gaussian", "motion")
 #: Side of the motion kernel when ``size`` is not given.

@@ -4,8 +4,15 @@ from __future__ import annotations
 import torch
 from deepinv.physics import Tomography
 
-from ._common import (as_device, check_dtype, check_generator, image_size, noise_model,
-                      positive_int, real_number)
+from ._common import (
+    as_device,
+    check_dtype,
+    check_generator,
+    image_size,
+    noise_model,
+    positive_int,
+    real_number,
+)
 from .linalg import power_iteration
 
 

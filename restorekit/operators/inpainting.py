@@ -4,8 +4,16 @@ from __future__ import annotations
 import torch
 from deepinv.physics import Inpainting
 
-from ._common import (as_device, check_dtype, check_generator, draw, image_size, noise_model,
-                      positive_int, real_number)
+from ._common import (
+    as_device,
+    check_dtype,
+    check_generator,
+    draw,
+    image_size,
+    noise_model,
+    positive_int,
+    real_number,
+)
 
 MASKS = ("random", "box")
 

@@ -101,7 +101,7 @@ class PoissonLikelihood:
         self.gain, self.background = float(gain), background
 
     @classmethod
-    def from_operator(cls, operator, background: float | torch.Tensor = 0.0) -> "PoissonLikelihood":
+    def from_operator(cls, operator, background: float | torch.Tensor = 0.0) -> PoissonLikelihood:
         """The likelihood of an operator built with ``poisson=g`` (gain read from its noise model)."""
         return cls(poisson_gain(operator), background)
 

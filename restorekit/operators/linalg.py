@@ -10,7 +10,7 @@ from deepinv.physics import LinearPhysics
 
 from ._common import positive_int, real_number
 
-_NORMS: "weakref.WeakKeyDictionary[LinearPhysics, dict]" = weakref.WeakKeyDictionary()
+_NORMS: weakref.WeakKeyDictionary[LinearPhysics, dict] = weakref.WeakKeyDictionary()
 
 
 def _check_operator(operator) -> None:

@@ -6,8 +6,16 @@ import math
 import torch
 from deepinv.physics import MRI, LinearPhysics, MultiCoilMRI
 
-from ._common import (as_device, check_dtype, check_generator, draw, image_size, noise_model,
-                      positive_int, real_number)
+from ._common import (
+    as_device,
+    check_dtype,
+    check_generator,
+    draw,
+    image_size,
+    noise_model,
+    positive_int,
+    real_number,
+)
 
 
 class RealMRI(LinearPhysics):

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import torch
 from deepinv.physics import Denoising, Downsampling
-from deepinv.physics.functional import bicubic_filter
-from deepinv.physics.functional import gaussian_blur
+from deepinv.physics.functional import bicubic_filter, gaussian_blur
 
-from ._common import (as_device, check_dtype, check_generator, image_size, noise_model,
-                      positive_int)
+from ._common import as_device, check_dtype, check_generator, image_size, noise_model, positive_int
 
 FACTORS = (2, 4)
 FILTERS = ("bicubic", "gaussian")

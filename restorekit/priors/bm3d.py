@@ -40,12 +40,12 @@ def _numpy_trapz():
     is changed when NumPy still has ``trapz``."""
     added = not hasattr(np, "trapz")
     if added:
-        np.trapz = np.trapezoid
+        np.trapz = np.trapezoid  # noqa: NPY201 (restored for bm3d_deblurring only, see above)
     try:
         yield
     finally:
         if added:
-            del np.trapz
+            del np.trapz  # noqa: NPY201
 
 
 def _per_sample(x: torch.Tensor, sigma, fn) -> torch.Tensor:

@@ -16,8 +16,8 @@ import os
 import torch
 import torch.nn.functional as F
 
-from .base import Prediction
 from . import schedule
+from .base import Prediction
 from .schedule import abar_at, eps_from_v, eps_from_x0, timestep_for_sigma, tweedie_x0
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
@@ -77,7 +77,7 @@ class DiffusionPrior(torch.nn.Module):
     @classmethod
     def from_pretrained(cls, path_or_id: str, subfolder: str | None = None, *, device=None,
                         dtype: torch.dtype | None = None, prediction_type: str | None = None,
-                        **hub_kwargs) -> "DiffusionPrior":
+                        **hub_kwargs) -> DiffusionPrior:
         """Load with diffusers' own ``from_pretrained``, from a local directory or a hub id.
 
         Layouts: a saved pipeline (``unet/`` and ``scheduler/`` subfolders, as written by
@@ -87,7 +87,6 @@ class DiffusionPrior(torch.nn.Module):
         ``scheduler/`` folder or beside the UNet. ``hub_kwargs`` go to diffusers (e.g.
         ``local_files_only=True``, ``revision``).
         """
-        from diffusers import DDPMScheduler, UNet2DModel
 
         if not isinstance(path_or_id, (str, os.PathLike)):
             raise TypeError(f"path_or_id must be a directory or a hub id string, got {type(path_or_id).__name__}")
@@ -97,7 +96,7 @@ class DiffusionPrior(torch.nn.Module):
         try:
             return cls._from_pretrained(path_or_id, subfolder, device=device, dtype=dtype,
                                         prediction_type=prediction_type, **hub_kwargs)
-        except (OSError, ValueError, EnvironmentError, RuntimeError) as e:
+        except (OSError, ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"path_or_id {path_or_id!r}: not a loadable diffusers UNet + scheduler "
                              f"(corrupt or incomplete checkpoint?): {first}") from None

@@ -63,7 +63,7 @@ class GaussianPrior:
     @classmethod
     def power_law(cls, size: int | tuple[int, int], channels: int = 1, *, mean: float = 0.5,
                   variance: float = 0.02, corner: float = 0.1, exponent: float = 3.0,
-                  alphas_cumprod: torch.Tensor | None = None) -> "GaussianPrior":
+                  alphas_cumprod: torch.Tensor | None = None) -> GaussianPrior:
         """A smooth natural-image-like oracle: S(k) ∝ (1 + |k|²/corner²)^(−exponent/2) (k in
         cycles per pixel), scaled so that the pixel variance is ``variance``."""
         h, w = (size, size) if isinstance(size, int) else size

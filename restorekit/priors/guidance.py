@@ -29,7 +29,6 @@ from __future__ import annotations
 import torch
 
 from ..checks import real_number
-
 from .base import ClassConditional, Prediction
 from .diffusion import tweedie_denoise
 from .schedule import abar_at, eps_from_x0, to_image, to_model, tweedie_x0

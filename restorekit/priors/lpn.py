@@ -258,7 +258,7 @@ class LPN(nn.Module):
                   str(d / WEIGHTS_NAME))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device=None) -> "LPN":
+    def from_pretrained(cls, directory: str | Path, device=None) -> LPN:
         """Load an LPN written by :meth:`save_pretrained` from a local directory."""
         from safetensors.torch import load_file
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import inspect
 
-from .base import SOLVERS, History, Loop, Metrics, Result, Solver, data_fit, register
-from .base import Diverged
+from .base import SOLVERS, Diverged, History, Loop, Metrics, Result, Solver, data_fit, register
 from .chambolle_pock import ChambollePock
+from .chambolle_pock3d import ChambollePock3D
 from .ddrm import DDRM
 from .dds import DDS
+from .dds3d import DDS3D
 from .diffpir import DiffPIR
 from .dps import DPS
 from .implicit_prior import ImplicitPrior
@@ -15,8 +16,6 @@ from .mcg import MCG
 from .pnp import PnPADMM, PnPHQS, PnPPGD
 from .red import RED
 from .red_diff import REDDiff
-from .dds3d import DDS3D
-from .chambolle_pock3d import ChambollePock3D
 from .spiral_tap import L1, SpiralTAP
 
 
@@ -70,4 +69,4 @@ __all__ = ["ChambollePock", "DDS", "DPS", "ImplicitPrior", "MCG", "REDDiff", "Pn
            "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve",
            "DDS3D", "ChambollePock3D"]
 __all__ += ["L1", "SpiralTAP"]
-__all__ += ["DDRM", "DiffPIR"]
+__all__ += ["DDRM", "DiffPIR", "Diverged"]

@@ -32,17 +32,18 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 from tqdm.auto import tqdm
 
-from ..metrics import psnr, ssim
 from ..checks import positive  # noqa: F401  (solver files import it from here)
+from ..metrics import psnr, ssim
 from ..validate import check_problem
 
-SOLVERS: dict[str, type["Solver"]] = {}
+SOLVERS: dict[str, type[Solver]] = {}
 
 
 def register(cls):

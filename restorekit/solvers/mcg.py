@@ -6,8 +6,15 @@ import torch
 from ..priors.base import Diffusion
 from ..priors.schedule import abar_at, ddpm_step, q_sample, randn, to_image
 from .base import Loop, Solver, positive, register
-from .diffusion_steps import (log_step, no_x_init, pinv, project_measurements, residual_norm_grad,
-                              start_noise, step_levels)
+from .diffusion_steps import (
+    log_step,
+    no_x_init,
+    pinv,
+    project_measurements,
+    residual_norm_grad,
+    start_noise,
+    step_levels,
+)
 
 
 @register

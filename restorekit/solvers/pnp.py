@@ -246,8 +246,7 @@ class PnPADMM(Solver):
         u = torch.zeros_like(z)
         weight = lam_d / rho
         if self.data_term == "poisson":
-            from ..operators.likelihood import (PoissonLikelihood, PoissonProx, equivalent_sigma,
-                                                poisson_gain)
+            from ..operators.likelihood import PoissonLikelihood, PoissonProx, equivalent_sigma, poisson_gain
 
             lik = PoissonLikelihood(poisson_gain(operator), self.background)
             sigma_eq = equivalent_sigma(y, lik.gain, self.background)

@@ -10,8 +10,7 @@ import torch
 from ..operators.likelihood import PoissonLikelihood, check_background, poisson_gain
 from ..priors.base import Energy, Proximal, fixed_prox_weight
 from ..priors.tv import GRAD_NORM_SQ, TV, divergence, gradient
-from .base import Solver, positive, register
-from .base import relative_change
+from .base import Solver, positive, register, relative_change
 from .steps import initial_estimate
 
 
