@@ -18,6 +18,7 @@ share of the bare solve time per item, and the same overhead measured inside eac
 Run: ``python benchmarks/batch.py [--n 32] [--size 64] [--iters 300] [--repeat 2]``; the table is
 printed and written to ``benchmarks/batch_results.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,11 @@ def make_inputs(folder: Path, n: int, size: int) -> Path:
     np.save(folder / "k.npy", k.numpy())
     for i in range(n):
         name = data.HELD_OUT[i % len(data.HELD_OUT)]
-        x = data.load_image(name, size=size, color=False) if i < len(data.HELD_OUT) else \
-            data.dead_leaves(size, generator=torch.Generator().manual_seed(i))
+        x = (
+            data.load_image(name, size=size, color=False)
+            if i < len(data.HELD_OUT)
+            else data.dead_leaves(size, generator=torch.Generator().manual_seed(i))
+        )
         y = operators.blur(k, noise_sigma=0.02, generator=torch.Generator().manual_seed(i))(x)
         io.write_image(folder / "in" / f"img{i:03d}.png", y.clamp(0, 1), bit_depth=16)
     return folder / "in"
@@ -84,9 +88,14 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="rk-batch-bench-"))
     try:
         src = make_inputs(root, args.n, args.size)
-        task = batch.Task(operator="blur", operator_args={"kernel": str(root / "k.npy"), "noise_sigma": 0.02},
-                          prior="tv", weight=0.01, solver="chambolle-pock",
-                          params={"max_iter": args.iters, "tol": 1e-12})
+        task = batch.Task(
+            operator="blur",
+            operator_args={"kernel": str(root / "k.npy"), "noise_sigma": 0.02},
+            prior="tv",
+            weight=0.01,
+            solver="chambolle-pock",
+            params={"max_iter": args.iters, "tol": 1e-12},
+        )
         # bare loop and 1-worker batch alternate, best of --repeat: the machine's load drifts
         bare, local1 = float("inf"), (float("inf"),)
         for r in range(args.repeat):
@@ -96,7 +105,10 @@ def main() -> None:
         rows.append(("batch local, 2 workers", timed_run(src, root / "l2", task, workers=2)[:2]))
         try:
             import ray  # noqa: F401
-            rows.append(("batch ray, 2 workers", timed_run(src, root / "r2", task, engine="ray", workers=2)[:2]))
+
+            rows.append(
+                ("batch ray, 2 workers", timed_run(src, root / "r2", task, engine="ray", workers=2)[:2])
+            )
         except ImportError:
             print("ray not installed: skipping the Ray engine")
     finally:
@@ -106,20 +118,28 @@ def main() -> None:
     # the same overhead measured inside each item (same moment, so robust to load drift)
     inner = np.median([r["seconds"] - r["solve_seconds"] for r in local1[2]])
     inner_share = inner / np.median([r["solve_seconds"] for r in local1[2]])
-    lines = [f"# Batch benchmark ({platform.machine()}, {os.cpu_count()} CPUs, torch threads 1 per worker, "
-             f"load average {os.getloadavg()[0]:.1f} at the end)",
-             "",
-             f"{args.n} blurred 16-bit PNGs of {args.size}², TV Chambolle–Pock, {args.iters} iterations "
-             f"(bare solve {per_item:.3f} s per item). Wall times include start-up.",
-             "", "| engine | wall (s) | items/s (wall) | items/s (steady) | wall / bare loop |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"# Batch benchmark ({platform.machine()}, {os.cpu_count()} CPUs, torch threads 1 per worker, "
+        f"load average {os.getloadavg()[0]:.1f} at the end)",
+        "",
+        f"{args.n} blurred 16-bit PNGs of {args.size}², TV Chambolle–Pock, {args.iters} iterations "
+        f"(bare solve {per_item:.3f} s per item). Wall times include start-up.",
+        "",
+        "| engine | wall (s) | items/s (wall) | items/s (steady) | wall / bare loop |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, (seconds, steady) in rows:
-        lines.append(f"| {name} | {seconds:.2f} | {args.n / seconds:.2f} | {steady:.2f} | {seconds / bare:.2f} |")
-    lines += ["", f"Per-item overhead of the 1-worker batch (read, operator build, atomic 16-bit write, "
-              f"manifest line), best of {args.repeat}: wall difference to the bare loop "
-              f"{overhead * 1000:.1f} ms = {100 * overhead / per_item:.1f} % of a {per_item:.2f} s solve; "
-              f"measured inside each item (item seconds − solve seconds, median, manifest line "
-              f"excluded): {inner * 1000:.1f} ms = {100 * inner_share:.1f} %."]
+        lines.append(
+            f"| {name} | {seconds:.2f} | {args.n / seconds:.2f} | {steady:.2f} | {seconds / bare:.2f} |"
+        )
+    lines += [
+        "",
+        f"Per-item overhead of the 1-worker batch (read, operator build, atomic 16-bit write, "
+        f"manifest line), best of {args.repeat}: wall difference to the bare loop "
+        f"{overhead * 1000:.1f} ms = {100 * overhead / per_item:.1f} % of a {per_item:.2f} s solve; "
+        f"measured inside each item (item seconds − solve seconds, median, manifest line "
+        f"excluded): {inner * 1000:.1f} ms = {100 * inner_share:.1f} %.",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     with io.atomic_write(args.out) as tmp:

@@ -17,6 +17,7 @@ Memory on CPU: the bytes autograd saves for backward, tracked with
 being a forward (DDS, RED-Diff) or a forward + backward (DPS, MCG) at the same batch and size.
 Results go to stdout and ``benchmarks/diffusion_results.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,11 @@ def find_weights(explicit: str | None) -> str | None:
     if explicit:
         return explicit
     root = os.path.join(os.path.dirname(HERE), "restorekit", "weights")
-    found = sorted(d for d in glob.glob(os.path.join(root, "*"))
-                   if os.path.isdir(os.path.join(d, "unet")) and os.path.isdir(os.path.join(d, "scheduler")))
+    found = sorted(
+        d
+        for d in glob.glob(os.path.join(root, "*"))
+        if os.path.isdir(os.path.join(d, "unet")) and os.path.isdir(os.path.join(d, "scheduler"))
+    )
     return found[0] if found else None
 
 
@@ -65,8 +69,12 @@ def blur_operator(shape, sigma_y: float, device, dtype=torch.float32):
     import deepinv as dinv
     from deepinv.physics.functional.blur import gaussian_blur
 
-    return dinv.physics.BlurFFT(img_size=shape, filter=gaussian_blur(sigma=(1.5, 1.5)).to(dtype),
-                                noise_model=dinv.physics.GaussianNoise(sigma_y), device=device)
+    return dinv.physics.BlurFFT(
+        img_size=shape,
+        filter=gaussian_blur(sigma=(1.5, 1.5)).to(dtype),
+        noise_model=dinv.physics.GaussianNoise(sigma_y),
+        device=device,
+    )
 
 
 class SavedBytes:
@@ -121,12 +129,12 @@ def run(name, y, op, prior, x, device, steps, **params):
         torch.cuda.reset_peak_memory_stats()
     with SavedBytes() as mem:
         if name.startswith("deepinv-"):
-            res = run_deepinv(name[len("deepinv-"):], y, op, prior, steps, generator=gen, **params)
+            res = run_deepinv(name[len("deepinv-") :], y, op, prior, steps, generator=gen, **params)
         else:
             res = rk.solve(y, op, prior, name, steps=steps, generator=gen, **params)
-    gpu = torch.cuda.max_memory_allocated() / 2 ** 20 if device.type == "cuda" else None
+    gpu = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     psnr = rk.metrics.psnr(res.x.clamp(0, 1), x).mean().item()
-    return dict(seconds=res.seconds, nfe=res.nfe, psnr=psnr, saved_mb=mem.peak / 2 ** 20, gpu_mb=gpu)
+    return dict(seconds=res.seconds, nfe=res.nfe, psnr=psnr, saved_mb=mem.peak / 2**20, gpu_mb=gpu)
 
 
 def native_vs_deepinv(device, size: int, out: str, repeats: int = 4) -> None:
@@ -145,34 +153,50 @@ def native_vs_deepinv(device, size: int, out: str, repeats: int = 4) -> None:
     prior = rk.priors.load("diffusion-gray", device=device)
     x = rk.data.held_out(size, device=device).repeat(repeats, 1, 1, 1)
     # (solver, steps, our params, deepinv params): the same settings on both sides (defaults)
-    pairs = [("ddrm", 20, {}, {"eta": 0.85, "etab": 1.0}),
-             ("diffpir", 100, {}, {"zeta": 0.3, "lambda_": 3.5}),
-             ("diffpir", 20, {}, {"zeta": 0.3, "lambda_": 3.5})]
-    lines = ["| operator | solver | steps | ours PSNR (dB) | deepinv PSNR (dB) | Δ (dB) | ours (s) | "
-             "deepinv (s) | time ratio | nfe (ours / deepinv) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    pairs = [
+        ("ddrm", 20, {}, {"eta": 0.85, "etab": 1.0}),
+        ("diffpir", 100, {}, {"zeta": 0.3, "lambda_": 3.5}),
+        ("diffpir", 20, {}, {"zeta": 0.3, "lambda_": 3.5}),
+    ]
+    lines = [
+        "| operator | solver | steps | ours PSNR (dB) | deepinv PSNR (dB) | Δ (dB) | ours (s) | "
+        "deepinv (s) | time ratio | nfe (ours / deepinv) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for op_name in ("gaussian-blur", "inpainting-random"):
-        op = make(op_name, size, 1, noise_sigma=0.01, generator=torch.Generator().manual_seed(0),
-                  device=device)
+        op = make(
+            op_name, size, 1, noise_sigma=0.01, generator=torch.Generator().manual_seed(0), device=device
+        )
         y = op(x)
         for name, steps, ours_params, their_params in pairs:
             ours = run(name, y, op, prior, x, device, steps, **ours_params)
             theirs = run(f"deepinv-{name}", y, op, prior, x, device, steps, **their_params)
-            lines.append(f"| {op_name} | {name} | {steps} | {ours['psnr']:.2f} | {theirs['psnr']:.2f} | "
-                         f"{ours['psnr'] - theirs['psnr']:+.2f} | {ours['seconds']:.1f} | "
-                         f"{theirs['seconds']:.1f} | {ours['seconds'] / theirs['seconds']:.2f} | "
-                         f"{ours['nfe']} / {theirs['nfe']} |")
+            lines.append(
+                f"| {op_name} | {name} | {steps} | {ours['psnr']:.2f} | {theirs['psnr']:.2f} | "
+                f"{ours['psnr'] - theirs['psnr']:+.2f} | {ours['seconds']:.1f} | "
+                f"{theirs['seconds']:.1f} | {ours['seconds'] / theirs['seconds']:.2f} | "
+                f"{ours['nfe']} / {theirs['nfe']} |"
+            )
             print(lines[-1], flush=True)
-    text = "\n".join([
-        "# Native DDRM and DiffPIR vs deepinv's", "",
-        f"Generated by `python benchmarks/diffusion.py --vs-deepinv` on "
-        f"{platform.processor() or platform.machine()}, device {device}, {torch.get_num_threads()} "
-        f"thread(s), torch {torch.__version__}, load average {os.getloadavg()[0]:.1f} on "
-        f"{os.cpu_count()} cores at the end.", "",
-        f"Prior: shipped `diffusion-gray`. Images: HELD_OUT {', '.join(rk.data.HELD_OUT)} (gray, "
-        f"{size}²), each {repeats} times in one batch (independent samples). σ_y = 0.01. deepinv runs through "
-        "`restorekit.solvers.deepinv_adapter` (our prior as its denoiser), with the same η/η_b "
-        "(DDRM) and λ/ζ (DiffPIR; deepinv's λ is half ours for the same data step, see "
-        "`native_vs_deepinv`) and step count.", "", *lines, ""])
+    text = "\n".join(
+        [
+            "# Native DDRM and DiffPIR vs deepinv's",
+            "",
+            f"Generated by `python benchmarks/diffusion.py --vs-deepinv` on "
+            f"{platform.processor() or platform.machine()}, device {device}, {torch.get_num_threads()} "
+            f"thread(s), torch {torch.__version__}, load average {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} cores at the end.",
+            "",
+            f"Prior: shipped `diffusion-gray`. Images: HELD_OUT {', '.join(rk.data.HELD_OUT)} (gray, "
+            f"{size}²), each {repeats} times in one batch (independent samples). σ_y = 0.01. deepinv runs through "
+            "`restorekit.solvers.deepinv_adapter` (our prior as its denoiser), with the same η/η_b "
+            "(DDRM) and λ/ζ (DiffPIR; deepinv's λ is half ours for the same data step, see "
+            "`native_vs_deepinv`) and step count.",
+            "",
+            *lines,
+            "",
+        ]
+    )
     with open(out, "w") as f:
         f.write(text)
     print(f"wrote {out}")
@@ -187,8 +211,11 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU")
     ap.add_argument("--out", default=os.path.join(HERE, "diffusion_results.md"))
-    ap.add_argument("--vs-deepinv", action="store_true",
-                    help="only compare native DDRM/DiffPIR with deepinv's (HELD_OUT, diffusion-gray)")
+    ap.add_argument(
+        "--vs-deepinv",
+        action="store_true",
+        help="only compare native DDRM/DiffPIR with deepinv's (HELD_OUT, diffusion-gray)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -201,7 +228,9 @@ def main():
     prior, prior_label = load_prior(find_weights(args.weights), device)
     x = rk.data.load_image("camera", size=size, color=False, device=device)
     op = blur_operator((1, size, size), 0.01, device)
-    y = op.A(x) + 0.01 * torch.randn(x.shape, generator=torch.Generator(device=device).manual_seed(1), device=device)
+    y = op.A(x) + 0.01 * torch.randn(
+        x.shape, generator=torch.Generator(device=device).manual_seed(1), device=device
+    )
 
     fwd = time_network(prior, x.shape, device, backward=False)
     fwdbwd = time_network(prior, x.shape, device, backward=True)
@@ -218,9 +247,12 @@ def main():
         ("deepinv-ddrm", 50, {}, fwd, True),
     ]
     rows = {}
-    lines = ["| solver | params | steps | nfe | wall (s) | PSNR (dB) | autograd saved (MiB) | "
-             + ("GPU peak (MiB) | " if device.type == "cuda" else "") + "overhead |",
-             "|---|---|---|---|---|---|---|" + ("---|" if device.type == "cuda" else "") + "---|"]
+    lines = [
+        "| solver | params | steps | nfe | wall (s) | PSNR (dB) | autograd saved (MiB) | "
+        + ("GPU peak (MiB) | " if device.type == "cuda" else "")
+        + "overhead |",
+        "|---|---|---|---|---|---|---|" + ("---|" if device.type == "cuda" else "") + "---|",
+    ]
     for name, steps, params, call, timed in configs:
         if not timed:
             continue
@@ -228,8 +260,10 @@ def main():
         rows[(name, str(params))] = r
         overhead = r["seconds"] / (r["nfe"] * call)
         gpu = f"{r['gpu_mb']:.0f} | " if r["gpu_mb"] is not None else ""
-        lines.append(f"| {name} | {params or ''} | {steps} | {r['nfe']} | {r['seconds']:.2f} | "
-                     f"{r['psnr']:.2f} | {r['saved_mb']:.2f} | {gpu}{overhead:.2f} |")
+        lines.append(
+            f"| {name} | {params or ''} | {steps} | {r['nfe']} | {r['seconds']:.2f} | "
+            f"{r['psnr']:.2f} | {r['saved_mb']:.2f} | {gpu}{overhead:.2f} |"
+        )
         print(lines[-1], flush=True)
     ours, theirs = rows[("dps", "{}")], rows[("deepinv-dps", "{}")]
     dds = rows[("dds", "{}")]
@@ -251,13 +285,15 @@ def main():
     oy = oop.A(ox) + 0.01 * torch.randn(ox.shape, generator=og, dtype=ox.dtype)
     post_mean, post_var = oracle.posterior(oy, oop)
     oyb = oy.expand(16, -1, -1, -1).contiguous()
-    olines = ["| solver | params | steps | ‖mean − E[x|y]‖ / ‖E[x|y] − m‖ | one sample | sample std / posterior std |",
-              "|---|---|---|---|---|---|"]
+    olines = [
+        "| solver | params | steps | ‖mean − E[x|y]‖ / ‖E[x|y] − m‖ | one sample | sample std / posterior std |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, steps, params, _, _ in configs:
         steps = min(steps, 200)
         gen = torch.Generator().manual_seed(0)
         if name.startswith("deepinv-"):
-            res = run_deepinv(name[len("deepinv-"):], oyb, oop, oracle, steps, generator=gen, **params)
+            res = run_deepinv(name[len("deepinv-") :], oyb, oop, oracle, steps, generator=gen, **params)
         else:
             res = rk.solve(oyb, oop, oracle, name, steps=steps, generator=gen, **params)
         scale = (post_mean - oracle.mean).norm()
@@ -269,24 +305,36 @@ def main():
     baseline = ((oop.A_dagger(oy) - post_mean).norm() / (post_mean - oracle.mean).norm()).item()
     olines.append(f"| A†y | | | {baseline:.3f} | | |")
 
-    text = "\n".join([
-        "# Diffusion solvers: benchmark", "",
-        f"Generated by `python benchmarks/diffusion.py{' --quick' if args.quick else ''}` on "
-        f"{platform.processor() or platform.machine()}, device {device}, "
-        f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, load average "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end of the run.", "",
-        f"Network: {prior_label}. Problem: held-out `camera` {size}×{size} gray, Gaussian blur "
-        "(std 1.5 px, FFT), σ_y = 0.01. Overhead = wall / (nfe × one network call).", "",
-        *lines, "", *summary, "",
-        "RED-Diff's default start A†y amplifies the measurement noise by 1/|H| for a blur, "
-        "hence the `init='adjoint'` row; MCG's hard projection uses A† too (its published use "
-        "is inpainting and CT), so it is only in the oracle table below. deepinv's DPS default "
-        "weight (1.0) is much weaker than the published ζ (oracle table: weight 100 is closer).", "",
-        "## Accuracy on the Gaussian oracle (16×16, the same blur and σ_y, 16 samples, at most 200 steps)", "",
-        "Error of the mean of 16 samples to the exact posterior mean, relative to the prior "
-        "mean's distance (0 = exact, 1 = no better than the prior mean).", "",
-        *olines, "",
-    ])
+    text = "\n".join(
+        [
+            "# Diffusion solvers: benchmark",
+            "",
+            f"Generated by `python benchmarks/diffusion.py{' --quick' if args.quick else ''}` on "
+            f"{platform.processor() or platform.machine()}, device {device}, "
+            f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end of the run.",
+            "",
+            f"Network: {prior_label}. Problem: held-out `camera` {size}×{size} gray, Gaussian blur "
+            "(std 1.5 px, FFT), σ_y = 0.01. Overhead = wall / (nfe × one network call).",
+            "",
+            *lines,
+            "",
+            *summary,
+            "",
+            "RED-Diff's default start A†y amplifies the measurement noise by 1/|H| for a blur, "
+            "hence the `init='adjoint'` row; MCG's hard projection uses A† too (its published use "
+            "is inpainting and CT), so it is only in the oracle table below. deepinv's DPS default "
+            "weight (1.0) is much weaker than the published ζ (oracle table: weight 100 is closer).",
+            "",
+            "## Accuracy on the Gaussian oracle (16×16, the same blur and σ_y, 16 samples, at most 200 steps)",
+            "",
+            "Error of the mean of 16 samples to the exact posterior mean, relative to the prior "
+            "mean's distance (0 = exact, 1 = no better than the prior mean).",
+            "",
+            *olines,
+            "",
+        ]
+    )
     with open(args.out, "w") as f:
         f.write(text)
     print("\n".join(summary))

@@ -25,6 +25,7 @@ BM3D is the ``bm3d`` package (Tampere University, free for non-commercial use on
 optional extra ``pip install 'restorekit[peers]'``; without it its rows are skipped. Settings of
 the peers are their defaults or were chosen on TRAINING images (Wiener balance, stated below).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,16 +91,20 @@ def _noisy(x, sigma, seed=0):
 
 def tv_denoise_best(y, x, coupled: bool) -> tuple[float, float]:
     """(PSNR, weight) of TV denoising (prox of weight·TV) at the best weight of the grid."""
-    return max(((_mean_psnr(TV(w, channel_coupled=coupled).prox(y, 1.0), x), w) for w in TV_DENOISE_GRID),
-               key=lambda t: t[0])
+    return max(
+        ((_mean_psnr(TV(w, channel_coupled=coupled).prox(y, 1.0), x), w) for w in TV_DENOISE_GRID),
+        key=lambda t: t[0],
+    )
 
 
 def section_denoise() -> dict:
     from restorekit.priors.bm3d import bm3d_denoise
 
     x = data.held_out(SIZE)
-    nets = {name: load(name).denoise for name in ("dncnn", "dncnn-6", "dncnn-blind", "denoiser-gray",
-                                                   "diffusion-gray")}
+    nets = {
+        name: load(name).denoise
+        for name in ("dncnn", "dncnn-6", "dncnn-blind", "denoiser-gray", "diffusion-gray")
+    }
     if _have_bm3d():
         nets = {"BM3D": bm3d_denoise, **nets}
     out = {}
@@ -124,8 +129,11 @@ def section_colour() -> dict:
     x = data.held_out(SIZE, color=True)
     y = _noisy(x, s)
     dn = load("dncnn")
-    methods = {"dncnn per RGB channel": dn.denoise, "dncnn in opponent space (Decorrelated)": Decorrelated(dn).denoise,
-               "diffusion-rgb (one step)": load("diffusion-rgb").denoise}
+    methods = {
+        "dncnn per RGB channel": dn.denoise,
+        "dncnn in opponent space (Decorrelated)": Decorrelated(dn).denoise,
+        "diffusion-rgb (one step)": load("diffusion-rgb").denoise,
+    }
     if _have_bm3d():
         methods = {"CBM3D": bm3d_denoise, **methods}
     out = {}
@@ -170,7 +178,9 @@ def _wiener(y, op):
     from skimage.restoration import wiener
 
     k = op.filter.reshape(op.filter.shape[-2:]).double().numpy()
-    return torch.from_numpy(wiener(y[0, 0].double().numpy(), k, WIENER_BALANCE, clip=False)).float()[None, None]
+    return torch.from_numpy(wiener(y[0, 0].double().numpy(), k, WIENER_BALANCE, clip=False)).float()[
+        None, None
+    ]
 
 
 def _bm3d_deblur(y, op):
@@ -187,8 +197,9 @@ def _biharmonic(y, op):
 
 
 def _dds(prior_fn, **params):
-    return lambda y, op: rk.solve(y, op, prior_fn(), solver="dds", generator=torch.Generator().manual_seed(0),
-                                  **params).x
+    return lambda y, op: (
+        rk.solve(y, op, prior_fn(), solver="dds", generator=torch.Generator().manual_seed(0), **params).x
+    )
 
 
 def composite_prior():
@@ -208,9 +219,16 @@ def restore_methods(task: str) -> dict:
     m["DDS diffusion-gray"] = _dds(lambda: load("diffusion-gray"))
     m[f"DDS composite(diffusion-gray, dncnn, {SWITCH_SIGMA:g})"] = _dds(composite_prior)
     m["DDS composite, η = 1 (chosen on training images)"] = _dds(composite_prior, **DDS_COMPOSITE)
-    m[f"implicit-prior composite (β = {IMPLICIT_BETA:g})"] = lambda y, op: rk.solve(
-        y, op, composite_prior(), solver="implicit-prior", beta=IMPLICIT_BETA,
-        generator=torch.Generator().manual_seed(0)).x
+    m[f"implicit-prior composite (β = {IMPLICIT_BETA:g})"] = lambda y, op: (
+        rk.solve(
+            y,
+            op,
+            composite_prior(),
+            solver="implicit-prior",
+            beta=IMPLICIT_BETA,
+            generator=torch.Generator().manual_seed(0),
+        ).x
+    )
     return m
 
 
@@ -235,45 +253,75 @@ def section_restore(tasks, method_words) -> dict:
             else:
                 p = per_image(task, x, fn)
             rows[name] = p
-            print(task, name, [round(v, 2) for v in p], f"mean {np.mean(p):.2f}", f"({time.time() - t0:.0f} s)",
-                  flush=True)
+            print(
+                task,
+                name,
+                [round(v, 2) for v in p],
+                f"mean {np.mean(p):.2f}",
+                f"({time.time() - t0:.0f} s)",
+                flush=True,
+            )
         out[task] = rows
     return out
 
 
 # ------------------------------------------------------------------------------ report
 def markdown(results: dict) -> str:
-    lines = ["# Priors against classical peers (HELD_OUT, 128²)", "",
-             "Written by `python benchmarks/peers.py`; mean PSNR (dB) over camera, astronaut, coins, "
-             "shepp_logan_phantom unless stated. BM3D rows: the `bm3d` package (non-commercial licence, "
-             "optional extra `peers`). Oracle rows choose their weight on these same images (upper bounds).", ""]
+    lines = [
+        "# Priors against classical peers (HELD_OUT, 128²)",
+        "",
+        "Written by `python benchmarks/peers.py`; mean PSNR (dB) over camera, astronaut, coins, "
+        "shepp_logan_phantom unless stated. BM3D rows: the `bm3d` package (non-commercial licence, "
+        "optional extra `peers`). Oracle rows choose their weight on these same images (upper bounds).",
+        "",
+    ]
     for key, title in (("denoise", "Grey denoising"), ("colour", "Colour denoising")):
         if key in results:  # one column per case; TV's best weight differs per case, so its row is "TV"
             cases = list(results[key])
             rows: dict[str, list[str]] = {}
             for j, case in enumerate(cases):
                 for name, v in results[key][case].items():
-                    label = name.split(" (best weight")[0] + " (best weight)" if "best weight" in name else name
+                    label = (
+                        name.split(" (best weight")[0] + " (best weight)" if "best weight" in name else name
+                    )
                     rows.setdefault(label, ["—"] * len(cases))[j] = f"{v:.2f}"
-            lines += [f"## {title}", "", "| method | " + " | ".join(cases) + " |", "|---" * (len(cases) + 1) + "|"]
+            lines += [
+                f"## {title}",
+                "",
+                "| method | " + " | ".join(cases) + " |",
+                "|---" * (len(cases) + 1) + "|",
+            ]
             lines += [f"| {k} | " + " | ".join(v) + " |" for k, v in rows.items()] + [""]
     if "restore" in results:
         lines += ["## Restoration (noise 0.01)", ""]
         for task, rows in results["restore"].items():
             tv = next((np.mean(v) for k, v in rows.items() if "oracle" in k), float("nan"))
-            lines += [f"**{task}**", "", "| method | " + " | ".join(data.HELD_OUT) + " | mean | vs TV oracle |",
-                      "|---" * (len(data.HELD_OUT) + 3) + "|"]
-            lines += [f"| {k} | " + " | ".join(f"{v:.2f}" for v in p) + f" | {np.mean(p):.2f} | "
-                      f"{np.mean(p) - tv:+.2f} |" for k, p in rows.items()] + [""]
+            lines += [
+                f"**{task}**",
+                "",
+                "| method | " + " | ".join(data.HELD_OUT) + " | mean | vs TV oracle |",
+                "|---" * (len(data.HELD_OUT) + 3) + "|",
+            ]
+            lines += [
+                f"| {k} | " + " | ".join(f"{v:.2f}" for v in p) + f" | {np.mean(p):.2f} | "
+                f"{np.mean(p) - tv:+.2f} |"
+                for k, p in rows.items()
+            ] + [""]
     return "\n".join(lines)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sections", nargs="+", default=["denoise", "colour", "restore"],
-                    choices=["denoise", "colour", "restore"])
+    ap.add_argument(
+        "--sections",
+        nargs="+",
+        default=["denoise", "colour", "restore"],
+        choices=["denoise", "colour", "restore"],
+    )
     ap.add_argument("--tasks", nargs="+", default=["deblur", "sr4", "inpaint"])
-    ap.add_argument("--methods", nargs="+", default=None, help="restore: only methods whose name contains one of these")
+    ap.add_argument(
+        "--methods", nargs="+", default=None, help="restore: only methods whose name contains one of these"
+    )
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -12,6 +12,7 @@ rotation, :func:`restorekit.operators.nonlinear.register_solutions`).
 Run: ``python benchmarks/phase_retrieval.py [--steps 200] [--seeds 4]``; writes
 ``benchmarks/phase_retrieval_results.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,14 +46,16 @@ def main():
     rows = []
     for j, name in enumerate(rk.data.HELD_OUT):
         x = rk.data.load_image(name, size=args.size, color=False)
-        op = PhaseRetrieval(args.size, oversampling=2.0, noise_sigma=args.noise,
-                            generator=torch.Generator().manual_seed(j))
+        op = PhaseRetrieval(
+            args.size, oversampling=2.0, noise_sigma=args.noise, generator=torch.Generator().manual_seed(j)
+        )
         y = op(x)
         ys = y.expand(args.seeds, -1, -1, -1).contiguous()
         # 1. DPS, best of k by measurement residual
         start = time.perf_counter()
-        res = rk.solve(ys, op, prior, "dps", steps=args.steps, zeta=1.0,
-                       generator=torch.Generator().manual_seed(100 + j))
+        res = rk.solve(
+            ys, op, prior, "dps", steps=args.steps, zeta=1.0, generator=torch.Generator().manual_seed(100 + j)
+        )
         budget = time.perf_counter() - start
         r = relative_residual(res.x, ys, op)
         dps_best = res.x[r.argmin()][None]
@@ -67,16 +70,24 @@ def main():
                 best_r, best = rr.min().item(), est[rr.argmin()][None]
         rows.append((name, quality(dps_best, x), r.min().item(), quality(best, x), best_r, tries, budget))
         print(rows[-1], flush=True)
-    lines = [f"# Phase retrieval, 2× oversampling, noise {args.noise}, {args.size}² held-out crops", "",
-             f"DPS: {args.steps} steps, ζ = 1.0, best of {args.seeds} seeds by residual. HIO+ER: "
-             "random restarts (500 iterations each) for the same wall time, best by residual. "
-             f"PSNR after shift/rotation registration; success = PSNR > {SUCCESS_DB:g} dB.", "",
-             "| image | DPS PSNR | DPS residual | HIO+ER PSNR | HIO+ER residual | HIO starts | seconds |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {n} | {a:.2f} | {b:.3f} | {c:.2f} | {d:.3f} | {t} | {s:.0f} |"
-              for n, a, b, c, d, t, s in rows]
-    lines += ["", f"Success rate: DPS {sum(r[1] > SUCCESS_DB for r in rows)}/{len(rows)}, "
-              f"HIO+ER {sum(r[3] > SUCCESS_DB for r in rows)}/{len(rows)}."]
+    lines = [
+        f"# Phase retrieval, 2× oversampling, noise {args.noise}, {args.size}² held-out crops",
+        "",
+        f"DPS: {args.steps} steps, ζ = 1.0, best of {args.seeds} seeds by residual. HIO+ER: "
+        "random restarts (500 iterations each) for the same wall time, best by residual. "
+        f"PSNR after shift/rotation registration; success = PSNR > {SUCCESS_DB:g} dB.",
+        "",
+        "| image | DPS PSNR | DPS residual | HIO+ER PSNR | HIO+ER residual | HIO starts | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {n} | {a:.2f} | {b:.3f} | {c:.2f} | {d:.3f} | {t} | {s:.0f} |" for n, a, b, c, d, t, s in rows
+    ]
+    lines += [
+        "",
+        f"Success rate: DPS {sum(r[1] > SUCCESS_DB for r in rows)}/{len(rows)}, "
+        f"HIO+ER {sum(r[3] > SUCCESS_DB for r in rows)}/{len(rows)}.",
+    ]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -24,6 +24,7 @@ per-image numbers and chosen parameters). The README tables come from
 ``--tasks denoising --out benchmarks/poisson_results_denoising`` and ``--tasks deblurring
 --peaks 10,30,100 --out benchmarks/poisson_results_deblurring``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,13 +70,13 @@ def anscombe_denoise(y, gain, peak, denoise):
 
 def methods(cnn):
     """name → (family, data term, run(x, op, y, peak, param) -> estimate, parameter grid)."""
+
     def cp(x, op, y, peak, lam):
         return rk.solve(y, op, TV(lam), "chambolle-pock", max_iter=300).x
 
     def spiral(x, op, y, peak, lam):
         s2 = equivalent_sigma(y, 1 / peak).item() ** 2
-        return rk.solve(y, op, TV(lam / s2), "spiral-tap", max_iter=30, tol=1e-5,
-                        sub_iter=50, sub_tol=1e-4).x
+        return rk.solve(y, op, TV(lam / s2), "spiral-tap", max_iter=30, tol=1e-5, sub_iter=50, sub_tol=1e-4).x
 
     def ans_tv(x, op, y, peak, lam):
         return anscombe_denoise(y, 1 / peak, peak, lambda a, s: TV(lam).prox(a, s).clamp(0, 1))
@@ -84,8 +85,10 @@ def methods(cnn):
         def run(x, op, y, peak, param):
             k, rho = param
             s = equivalent_sigma(y, 1 / peak).item()
-            return rk.solve(y, op, cnn, "pnp-admm", data_term=term, sigma=min(k * s, 0.25),
-                            rho=rho, max_iter=ITER).x
+            return rk.solve(
+                y, op, cnn, "pnp-admm", data_term=term, sigma=min(k * s, 0.25), rho=rho, max_iter=ITER
+            ).x
+
         return run
 
     def ans_cnn(x, op, y, peak, k):
@@ -128,32 +131,62 @@ def main():
                 if term == "anscombe" and task != "denoising":
                     continue
                 # 1. choose the parameter on TRAINING images
-                tuned = {p: sum(score(run, TRAIN, task, peak, args.size, p, 100)) / len(TRAIN)
-                         for p in grid}
+                tuned = {p: sum(score(run, TRAIN, task, peak, args.size, p, 100)) / len(TRAIN) for p in grid}
                 best = max(tuned, key=tuned.get)
                 # 2. report on HELD_OUT with it
                 held = score(run, rk.data.HELD_OUT, task, peak, args.size, best, 0)
-                rows.append(dict(task=task, peak=peak, method=label, family=family, term=term,
-                                 param=best, train_psnr=tuned[best], psnr=held,
-                                 mean=sum(held) / len(held)))
-                print(f"{task:10s} peak {peak:3d} {label:38s} param {best!s:12s} "
-                      f"held-out {rows[-1]['mean']:.2f} dB  ({time.time() - start:.0f} s)", flush=True)
-    noisy = {(t, p): sum(psnr(problem(n, t, p, args.size, j)[2].clamp(0, 1),
-                              problem(n, t, p, args.size, j)[0]).item()
-                         for j, n in enumerate(rk.data.HELD_OUT)) / len(rk.data.HELD_OUT)
-             for t in args.tasks.split(",") for p in peaks}
+                rows.append(
+                    dict(
+                        task=task,
+                        peak=peak,
+                        method=label,
+                        family=family,
+                        term=term,
+                        param=best,
+                        train_psnr=tuned[best],
+                        psnr=held,
+                        mean=sum(held) / len(held),
+                    )
+                )
+                print(
+                    f"{task:10s} peak {peak:3d} {label:38s} param {best!s:12s} "
+                    f"held-out {rows[-1]['mean']:.2f} dB  ({time.time() - start:.0f} s)",
+                    flush=True,
+                )
+    noisy = {
+        (t, p): sum(
+            psnr(problem(n, t, p, args.size, j)[2].clamp(0, 1), problem(n, t, p, args.size, j)[0]).item()
+            for j, n in enumerate(rk.data.HELD_OUT)
+        )
+        / len(rk.data.HELD_OUT)
+        for t in args.tasks.split(",")
+        for p in peaks
+    }
     Path(args.out + ".json").write_text(json.dumps(rows, indent=1, default=str))
-    lines = [f"# Poisson benchmark (HELD_OUT {', '.join(rk.data.HELD_OUT)} at {args.size}², grey; "
-             f"parameters tuned on TRAINING {', '.join(TRAIN)})", "",
-             "PSNR in dB, mean over the held-out images. y: the measurement itself.", ""]
+    lines = [
+        f"# Poisson benchmark (HELD_OUT {', '.join(rk.data.HELD_OUT)} at {args.size}², grey; "
+        f"parameters tuned on TRAINING {', '.join(TRAIN)})",
+        "",
+        "PSNR in dB, mean over the held-out images. y: the measurement itself.",
+        "",
+    ]
     for task in args.tasks.split(","):
-        lines += [f"## {task}", "", "| method | " + " | ".join(f"peak {p}" for p in peaks) + " |",
-                  "|---|" + "---:|" * len(peaks),
-                  "| y (clipped to [0, 1]) | " + " | ".join(f"{noisy[task, p]:.2f}" for p in peaks) + " |"]
+        lines += [
+            f"## {task}",
+            "",
+            "| method | " + " | ".join(f"peak {p}" for p in peaks) + " |",
+            "|---|" + "---:|" * len(peaks),
+            "| y (clipped to [0, 1]) | " + " | ".join(f"{noisy[task, p]:.2f}" for p in peaks) + " |",
+        ]
         for label in dict.fromkeys(r["method"] for r in rows if r["task"] == task):
-            cells = [next(f"{r['mean']:.2f}" for r in rows
-                          if r["task"] == task and r["peak"] == p and r["method"] == label)
-                     for p in peaks]
+            cells = [
+                next(
+                    f"{r['mean']:.2f}"
+                    for r in rows
+                    if r["task"] == task and r["peak"] == p and r["method"] == label
+                )
+                for p in peaks
+            ]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     Path(args.out + ".md").write_text("\n".join(lines))

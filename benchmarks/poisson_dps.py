@@ -8,6 +8,7 @@ HELD_OUT crops with the same seeds; PSNR of each sample, mean over the images.
 Run: ``python benchmarks/poisson_dps.py [--peak 10] [--steps 100]``; writes
 ``benchmarks/poisson_dps_results.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,17 @@ def batch(names, size):
 def run(x, peak, likelihood, zeta, steps, prior):
     op = denoising(noise_sigma=0, poisson=1 / peak, generator=torch.Generator().manual_seed(0))
     y = op(x)
-    res = rk.solve(y, op, prior, "dps", steps=steps, zeta=zeta, likelihood=likelihood, x_true=x,
-                   generator=torch.Generator().manual_seed(1))
+    res = rk.solve(
+        y,
+        op,
+        prior,
+        "dps",
+        steps=steps,
+        zeta=zeta,
+        likelihood=likelihood,
+        x_true=x,
+        generator=torch.Generator().manual_seed(1),
+    )
     return res.metrics.psnr.mean().item(), rk.metrics.psnr(y.clamp(0, 1), x).mean().item()
 
 
@@ -44,8 +54,12 @@ def main():
     torch.set_num_threads(args.threads)
     prior = rk.priors.load("diffusion-gray")
     train, held = batch(("brick", "moon"), args.size), batch(rk.data.HELD_OUT, args.size)
-    lines = [f"# DPS on Poisson denoising, peak {args.peak:g}, {args.steps} steps, {args.size}² grey", "",
-             "| likelihood | ζ (chosen on training) | held-out PSNR (dB) |", "|---|---:|---:|"]
+    lines = [
+        f"# DPS on Poisson denoising, peak {args.peak:g}, {args.steps} steps, {args.size}² grey",
+        "",
+        "| likelihood | ζ (chosen on training) | held-out PSNR (dB) |",
+        "|---|---:|---:|",
+    ]
     noisy = None
     for likelihood, grid in GRIDS.items():
         scores = {z: run(train, args.peak, likelihood, z, args.steps, prior)[0] for z in grid}

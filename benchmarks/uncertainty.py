@@ -10,6 +10,7 @@ HELD_OUT images, with the uncalibrated quantile intervals for reference.
 Run: ``python benchmarks/uncertainty.py [--k 8] [--steps 20]``; writes
 ``benchmarks/uncertainty_results.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,15 +32,16 @@ def crops(names, per_image, size=96):
     for name in names:
         img = rk.data.load_image(name, size=size, color=False)
         cells = [(i, j) for i in range(0, size, CROP) for j in range(0, size, CROP)]
-        out += [img[..., i:i + CROP, j:j + CROP] for i, j in cells[:per_image]]
+        out += [img[..., i : i + CROP, j : j + CROP] for i, j in cells[:per_image]]
     return torch.cat(out)
 
 
 def statistics(x, prior, k, steps, seed):
     op = blur("gaussian", sigma=1.5, noise_sigma=0.02, generator=torch.Generator().manual_seed(seed))
     y = op(x)
-    samples = posterior_samples(y, op, prior, k, solver="dds", steps=steps,
-                                generator=torch.Generator().manual_seed(seed + 1))
+    samples = posterior_samples(
+        y, op, prior, k, solver="dds", steps=steps, generator=torch.Generator().manual_seed(seed + 1)
+    )
     return sample_statistics(samples, coverage=0.9)
 
 
@@ -63,15 +65,32 @@ def main():
     rows = [("uncalibrated 5–95% quantiles", 0.0)]
     rows.append(("RCPS", rcps(cal.lower, cal.upper, x_cal, epsilon=0.1, delta=0.1).lam))
     try:
-        rows.append(("K-RCPS (4 groups)", krcps(cal.lower, cal.upper, x_cal, epsilon=0.1, delta=0.1,
-                                               k=4, generator=torch.Generator().manual_seed(0)).lam))
+        rows.append(
+            (
+                "K-RCPS (4 groups)",
+                krcps(
+                    cal.lower,
+                    cal.upper,
+                    x_cal,
+                    epsilon=0.1,
+                    delta=0.1,
+                    k=4,
+                    generator=torch.Generator().manual_seed(0),
+                ).lam,
+            )
+        )
     except ValueError as err:  # half the calibration set may be too small for the bound
         print(f"K-RCPS: {err}")
-    lines = [f"# Calibrated intervals, DDS ({args.steps} steps, K = {args.k} samples), deblurring "
-             f"σ_blur 1.5 px, σ_y 0.02, 32² crops", "",
-             f"Calibration: {len(x_cal)} crops of TRAINING images ({', '.join(train)}); test: "
-             f"{len(x_test)} crops of HELD_OUT images. ε = 0.1, δ = 0.1.", "",
-             "| intervals | held-out risk (fraction outside) | mean length |", "|---|---:|---:|"]
+    lines = [
+        f"# Calibrated intervals, DDS ({args.steps} steps, K = {args.k} samples), deblurring "
+        f"σ_blur 1.5 px, σ_y 0.02, 32² crops",
+        "",
+        f"Calibration: {len(x_cal)} crops of TRAINING images ({', '.join(train)}); test: "
+        f"{len(x_test)} crops of HELD_OUT images. ε = 0.1, δ = 0.1.",
+        "",
+        "| intervals | held-out risk (fraction outside) | mean length |",
+        "|---|---:|---:|",
+    ]
     for label, lam in rows:
         risk = pixel_risk(test.lower - lam, test.upper + lam, x_test).mean().item()
         lines.append(f"| {label} | {risk:.4f} | {mean_length(test.lower, test.upper, lam):.4f} |")

@@ -20,6 +20,7 @@ slices (axial, coronal, sagittal) to ``docs/figures/ct3d.png``.
 
     python -m demos.ct3d [--quick] [--depth 16] [--size 64] [--steps 20] [--out docs/figures]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,10 @@ import restorekit as rk
 from restorekit.operators.volume import from_slices, to_slices
 from restorekit.solvers.volume import volume_metrics, z_error
 
-SETTINGS = {"sparse-view (30 views)": (dict(views=30), 0.004),
-            "limited-angle (90°, 45 views)": (dict(views=45, angle_range=90.0), 0.04)}
+SETTINGS = {
+    "sparse-view (30 views)": (dict(views=30), 0.004),
+    "limited-angle (90°, 45 views)": (dict(views=45, angle_range=90.0), 0.04),
+}
 
 
 def peak_mb() -> float:
@@ -48,9 +51,17 @@ def run(label, fn, x):
     vol = fn()
     seconds = time.perf_counter() - start
     m = volume_metrics(vol, x)
-    return label, vol, {"psnr": round(m.psnr.item(), 2), "ssim": round(m.ssim.item(), 3),
-                        "z_error": round(z_error(vol, x).item(), 4), "seconds": round(seconds, 1),
-                        "peak_rss_mb": round(peak_mb())}
+    return (
+        label,
+        vol,
+        {
+            "psnr": round(m.psnr.item(), 2),
+            "ssim": round(m.ssim.item(), 3),
+            "z_error": round(z_error(vol, x).item(), 4),
+            "seconds": round(seconds, 1),
+            "peak_rss_mb": round(peak_mb()),
+        },
+    )
 
 
 def orthogonal(vol: torch.Tensor, d: int, r: int):
@@ -66,8 +77,9 @@ def figure(rows, path: Path, depth: int, size: int, z_extent: float) -> None:
     # coronal and sagittal views drawn at the phantom's slice spacing over its pixel spacing
     aspect = (2 * z_extent / max(depth - 1, 1)) / (2 / (size - 1))
     for i, (label, vol, stats) in enumerate(rows):
-        for j, (name, img) in enumerate(zip(("axial", "coronal", "sagittal"),
-                                            orthogonal(vol, depth // 2, size // 2 + size // 16))):
+        for j, (name, img) in enumerate(
+            zip(("axial", "coronal", "sagittal"), orthogonal(vol, depth // 2, size // 2 + size // 16))
+        ):
             ax = fig.add_subplot(len(rows), 3, 3 * i + j + 1)
             ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1, aspect=1 if j == 0 else aspect)
             ax.set_xticks([]), ax.set_yticks([])
@@ -82,8 +94,10 @@ def figure(rows, path: Path, depth: int, size: int, z_extent: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description="3D CT from a 2D diffusion prior: dds-3d, slice-wise "
-                                "dds and 3D-TV Chambolle-Pock on the 3D Shepp-Logan phantom")
+    p = argparse.ArgumentParser(
+        description="3D CT from a 2D diffusion prior: dds-3d, slice-wise "
+        "dds and 3D-TV Chambolle-Pock on the 3D Shepp-Logan phantom"
+    )
     p.add_argument("--quick", action="store_true", help="8 slices of 32², 5 steps, 50 TV iterations")
     p.add_argument("--depth", type=int, default=16)
     p.add_argument("--size", type=int, default=64)
@@ -103,21 +117,39 @@ def main(argv: list[str] | None = None) -> dict:
         y = op(x)
         rho = rk.solvers.DDS3D().rho
         rows = [("FBP", op.A_dagger(y).clamp(0, 1), None)]
-        rows.append(run("dds-3d", lambda: rk.solve(y, op, prior, "dds-3d", steps=args.steps,
-                                                    lam=threshold * rho).x, x))
-        rows.append(run("dds slice-wise", lambda: from_slices(rk.solve(
-            to_slices(y), op.slice_operator, prior, "dds", steps=args.steps).x, args.depth), x))
-        rows.append(run("TV-CP 3D", lambda: rk.solve(y, op, rk.priors.TV3D(0.001), "chambolle-pock-3d",
-                                                      max_iter=args.tv_iter).x, x))
+        rows.append(
+            run(
+                "dds-3d", lambda: rk.solve(y, op, prior, "dds-3d", steps=args.steps, lam=threshold * rho).x, x
+            )
+        )
+        rows.append(
+            run(
+                "dds slice-wise",
+                lambda: from_slices(
+                    rk.solve(to_slices(y), op.slice_operator, prior, "dds", steps=args.steps).x, args.depth
+                ),
+                x,
+            )
+        )
+        rows.append(
+            run(
+                "TV-CP 3D",
+                lambda: rk.solve(y, op, rk.priors.TV3D(0.001), "chambolle-pock-3d", max_iter=args.tv_iter).x,
+                x,
+            )
+        )
         rows.append(("ground truth", x, None))
         fbp = volume_metrics(rows[0][1], x)
-        report[setting] = {"FBP": {"psnr": round(fbp.psnr.item(), 2), "z_error": round(z_error(rows[0][1], x).item(), 4)},
-                           **{label: stats for label, _, stats in rows[1:-1]}}
+        report[setting] = {
+            "FBP": {"psnr": round(fbp.psnr.item(), 2), "z_error": round(z_error(rows[0][1], x).item(), 4)},
+            **{label: stats for label, _, stats in rows[1:-1]},
+        }
         tag = "sparse" if setting.startswith("sparse") else "limited"
         figure(rows, out / f"ct3d_{tag}.png", args.depth, args.size, z_extent)
         print(setting, json.dumps(report[setting]), flush=True)
-    (out / "ct3d.json").write_text(json.dumps({"volume": [args.depth, args.size, args.size],
-                                               "steps": args.steps, **report}, indent=1))
+    (out / "ct3d.json").write_text(
+        json.dumps({"volume": [args.depth, args.size, args.size], "steps": args.steps, **report}, indent=1)
+    )
     return report
 
 

@@ -24,6 +24,7 @@ Run it from a checkout::
 ``--random-init`` replaces the shipped weights by a randomly initialised tiny network (the
 pictures are then noise; it only checks that everything runs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,22 +58,34 @@ def load_prior(weights: Path, random_init: bool, seed: int):
 
         classes = ["photo", "phantom", "text", "dead_leaves"]
         torch.manual_seed(seed)
-        unet = UNet2DModel(sample_size=32, in_channels=1, out_channels=1, layers_per_block=1,
-                           block_out_channels=(16, 32), norm_num_groups=8,
-                           down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
-                           add_attention=False, num_class_embeds=len(classes) + 1)
+        unet = UNet2DModel(
+            sample_size=32,
+            in_channels=1,
+            out_channels=1,
+            layers_per_block=1,
+            block_out_channels=(16, 32),
+            norm_num_groups=8,
+            down_block_types=("DownBlock2D",) * 2,
+            up_block_types=("UpBlock2D",) * 2,
+            add_attention=False,
+            num_class_embeds=len(classes) + 1,
+        )
         return DiffusionPrior(unet, DDPMScheduler(beta_schedule="linear")), classes
     if not (weights / "classes.json").exists():
-        raise SystemExit(f"no class-conditional weights at {weights}; run with --random-init "
-                         "for a smoke test")
+        raise SystemExit(
+            f"no class-conditional weights at {weights}; run with --random-init for a smoke test"
+        )
     classes = json.loads((weights / "classes.json").read_text())["classes"]
     return DiffusionPrior.from_pretrained(str(weights)), classes
 
 
 def saturation(x: torch.Tensor) -> dict[str, float]:
     """Mean intensity, pixel std and the fraction of pixels at 0 or 1 (clipped) of samples."""
-    return {"mean": x.mean().item(), "std": x.std().item(),
-            "clipped": ((x <= 0) | (x >= 1)).float().mean().item()}
+    return {
+        "mean": x.mean().item(),
+        "std": x.std().item(),
+        "clipped": ((x <= 0) | (x >= 1)).float().mean().item(),
+    }
 
 
 def draw_all(prior, classes, sweep, *, per_class, size, steps, seed, clip):
@@ -84,8 +97,13 @@ def draw_all(prior, classes, sweep, *, per_class, size, steps, seed, clip):
         out[name] = {}
         for s in sweep[name]:
             start = time.perf_counter()
-            out[name][s] = rk.sample(make(prior, labels, float(s)), shape, steps=steps, clip=clip,
-                                     generator=torch.Generator().manual_seed(seed))
+            out[name][s] = rk.sample(
+                make(prior, labels, float(s)),
+                shape,
+                steps=steps,
+                clip=clip,
+                generator=torch.Generator().manual_seed(seed),
+            )
             print(f"  {name:5s} {s:>4}: {time.perf_counter() - start:5.1f} s", flush=True)
     return out
 
@@ -96,13 +114,17 @@ def grid_figure(samples, classes, strengths, name, per_class, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(classes), len(strengths), squeeze=False,
-                             figsize=(1.3 * per_class * len(strengths) + 0.8, 1.35 * len(classes) + 0.5))
+    fig, axes = plt.subplots(
+        len(classes),
+        len(strengths),
+        squeeze=False,
+        figsize=(1.3 * per_class * len(strengths) + 0.8, 1.35 * len(classes) + 0.5),
+    )
     symbol = "λ" if name == "CFG++" else "w"
     for j, s in enumerate(strengths):
         x = samples[s]
         for i, cls in enumerate(classes):
-            row = torch.cat(list(x[i * per_class:(i + 1) * per_class, 0]), dim=1)
+            row = torch.cat(list(x[i * per_class : (i + 1) * per_class, 0]), dim=1)
             ax = axes[i, j]
             ax.imshow(row.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
@@ -124,10 +146,11 @@ def saturation_figure(stats, path):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
-    for row, names, xlabel in ((0, ("CFG", "APG"), "guidance scale w"),
-                               (1, ("CFG++",), "CFG++ λ")):
-        for col, key, ylabel in ((0, "mean", "mean intensity"),
-                                 (1, "clipped", "fraction of pixels clipped at 0 or 1")):
+    for row, names, xlabel in ((0, ("CFG", "APG"), "guidance scale w"), (1, ("CFG++",), "CFG++ λ")):
+        for col, key, ylabel in (
+            (0, "mean", "mean intensity"),
+            (1, "clipped", "fraction of pixels clipped at 0 or 1"),
+        ):
             ax = axes[row, col]
             for name in names:
                 s = sorted(stats[name])
@@ -148,18 +171,24 @@ def restoration(prior, classes, *, size, steps, runs, seed):
     ``runs`` independent DDS runs go as one batch (the same image and mask, own noise each).
     """
     x = rk.data.load_image("shepp_logan_phantom", size=size).repeat(runs, 1, 1, 1)
-    op = rk.operators.inpainting("box", img_size=size, noise_sigma=0.01,
-                                 generator=torch.Generator().manual_seed(seed))
+    op = rk.operators.inpainting(
+        "box", img_size=size, noise_sigma=0.01, generator=torch.Generator().manual_seed(seed)
+    )
     y = op(x)
     c = classes.index(PHANTOM)
-    priors = {"unguided (null class)": prior, "conditional (CFG w=1)": CFG(prior, c, 1.0),
-              "CFG w=3": CFG(prior, c, 3.0), "CFG++ λ=0.6": CFGpp(prior, c, 0.6),
-              "APG w=3": APG(prior, c, 3.0)}
+    priors = {
+        "unguided (null class)": prior,
+        "conditional (CFG w=1)": CFG(prior, c, 1.0),
+        "CFG w=3": CFG(prior, c, 3.0),
+        "CFG++ λ=0.6": CFGpp(prior, c, 0.6),
+        "APG w=3": APG(prior, c, 3.0),
+    }
     truth = x[:1]
     rows, panels = [], [("measurement", y[:1]), ("ground truth", truth)]
     for label, p in priors.items():
-        r = rk.solve(y, op, p, solver="dds", steps=steps, x_true=x,
-                     generator=torch.Generator().manual_seed(seed))
+        r = rk.solve(
+            y, op, p, solver="dds", steps=steps, x_true=x, generator=torch.Generator().manual_seed(seed)
+        )
         v = r.metrics.psnr
         rows.append((label, v.mean().item(), v.std().item() if runs > 1 else 0.0, r.seconds))
         panels.append((label, r.x[:1]))
@@ -167,19 +196,35 @@ def restoration(prior, classes, *, size, steps, runs, seed):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description="Class-guided generation and restoration with CFG, CFG++ and APG")
+    ap = argparse.ArgumentParser(
+        description="Class-guided generation and restoration with CFG, CFG++ and APG"
+    )
     ap.add_argument("--out", default="demo-out/guidance", help="output folder for the PNGs")
     ap.add_argument("--quick", action="store_true", help="few steps, small images, few strengths")
-    ap.add_argument("--weights", type=Path, default=WEIGHTS,
-                    help="class-conditional model folder (default: the shipped diffusion-gray-cond)")
-    ap.add_argument("--random-init", action="store_true",
-                    help="use a random tiny network instead of the shipped weights (smoke test)")
-    ap.add_argument("--no-clip", action="store_true",
-                    help="sample without clipping û0 to [-1, 1] at each DDIM step (raw oversaturation)")
+    ap.add_argument(
+        "--weights",
+        type=Path,
+        default=WEIGHTS,
+        help="class-conditional model folder (default: the shipped diffusion-gray-cond)",
+    )
+    ap.add_argument(
+        "--random-init",
+        action="store_true",
+        help="use a random tiny network instead of the shipped weights (smoke test)",
+    )
+    ap.add_argument(
+        "--no-clip",
+        action="store_true",
+        help="sample without clipping û0 to [-1, 1] at each DDIM step (raw oversaturation)",
+    )
     ap.add_argument("--skip-restoration", action="store_true", help="only the generation part")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads (1 is fastest for these small networks on a busy machine)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (1 is fastest for these small networks on a busy machine)",
+    )
     args = ap.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -188,13 +233,23 @@ def main(argv=None) -> None:
     prior, classes = load_prior(args.weights, args.random_init, args.seed)
     size, steps, per_class = (32, 10, 2) if args.quick else (32, 50, 3)
     sweep = QUICK_STRENGTHS if args.quick else {k: v[1] for k, v in METHODS.items()}
-    print(f"prior: {'random tiny network' if args.random_init else args.weights}; classes {classes}; "
-          f"{size}x{size}, {steps} DDIM steps{' without clipping' if args.no_clip else ''}, "
-          f"{per_class} samples per class")
+    print(
+        f"prior: {'random tiny network' if args.random_init else args.weights}; classes {classes}; "
+        f"{size}x{size}, {steps} DDIM steps{' without clipping' if args.no_clip else ''}, "
+        f"{per_class} samples per class"
+    )
 
     # 1. samples per class and strength, for every method
-    samples = draw_all(prior, classes, sweep, per_class=per_class, size=size, steps=steps,
-                       seed=args.seed, clip=not args.no_clip)
+    samples = draw_all(
+        prior,
+        classes,
+        sweep,
+        per_class=per_class,
+        size=size,
+        steps=steps,
+        seed=args.seed,
+        clip=not args.no_clip,
+    )
     for name in METHODS:
         path = out / f"grid_{name.lower().replace('+', 'p')}.png"
         grid_figure(samples[name], classes, sweep[name], name, per_class, path)
@@ -213,17 +268,22 @@ def main(argv=None) -> None:
     if args.skip_restoration:
         return
     runs, rsize, rsteps = (2, 32, 20) if args.quick else (2, 64, 50)
-    x, panels, rows = restoration(prior, classes, size=rsize, steps=rsteps, runs=runs,
-                                  seed=args.seed)
-    print(f"\nbox inpainting of shepp_logan_phantom ({rsize}x{rsize}, σ = 0.01), DDS "
-          f"{rsteps} steps, {runs} runs")
+    x, panels, rows = restoration(prior, classes, size=rsize, steps=rsteps, runs=runs, seed=args.seed)
+    print(
+        f"\nbox inpainting of shepp_logan_phantom ({rsize}x{rsize}, σ = 0.01), DDS "
+        f"{rsteps} steps, {runs} runs"
+    )
     print(f"{'prior':24s} {'PSNR dB':>8s} {'± std':>6s} {'s':>6s}")
     for label, mean, std, sec in rows:
         print(f"{label:24s} {mean:8.2f} {std:6.2f} {sec:6.1f}")
     from restorekit.figures import comparison_figure
 
-    comparison_figure(panels, out / "restoration.png", reference=x,
-                      title="DDS box inpainting: unguided vs guided to the 'phantom' class")
+    comparison_figure(
+        panels,
+        out / "restoration.png",
+        reference=x,
+        title="DDS box inpainting: unguided vs guided to the 'phantom' class",
+    )
     print(f"wrote {out / 'restoration.png'}")
 
 

@@ -18,6 +18,7 @@ on the corner where four windows of the last step meet.
 
     python -m demos.large_image [--quick] [--size 512] [--steps 20] [--tile 128] [--out docs/figures]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ MODES = ("whole", "tiled", "hierarchical")
 
 def problem(size: int):
     x = rk.data.load_image("camera", size=size)
-    op = rk.operators.inpainting(mask="random", img_size=size, fraction=0.3,
-                                 generator=torch.Generator().manual_seed(0))
+    op = rk.operators.inpainting(
+        mask="random", img_size=size, fraction=0.3, generator=torch.Generator().manual_seed(0)
+    )
     return x, op, op(x)
 
 
@@ -47,14 +49,19 @@ def restore(mode: str, size: int, steps: int, tile: int) -> dict:
     torch.set_num_threads(1)
     x, op, y = problem(size)
     prior = rk.priors.load("diffusion-gray")
-    rss = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2 ** 20
+    rss = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
     if mode == "hierarchical":
         res = hierarchical(y, op, prior, "dds", factor=2, tile=tile, x_true=x, steps=steps)
     else:
         res = rk.solve(y, op, prior, "dds", steps=steps, x_true=x, tile=None if mode == "whole" else tile)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss
-    return {"x": res.x, "psnr": round(res.metrics.psnr.item(), 2), "ssim": round(res.metrics.ssim.item(), 3),
-            "seconds": round(res.seconds, 1), "peak_rss_growth_mb": round(peak)}
+    return {
+        "x": res.x,
+        "psnr": round(res.metrics.psnr.item(), 2),
+        "ssim": round(res.metrics.ssim.item(), 3),
+        "seconds": round(res.seconds, 1),
+        "peak_rss_growth_mb": round(peak),
+    }
 
 
 def last_corner(size: int, steps: int, tile: int) -> tuple[int, int]:
@@ -74,8 +81,11 @@ def figure(x, y, results: dict, path: Path, tile: int, size: int, steps: int) ->
     half = min(40, size // 8)
     r, c = min(max(r, half), size - half), min(max(c, half), size - half)
     window = (slice(r - half, r + half), slice(c - half, c + half))
-    panels = [("measured (30% pixels)", y), *((f"{m}: {r['psnr']} dB", r["x"]) for m, r in results.items()),
-              ("ground truth", x)]
+    panels = [
+        ("measured (30% pixels)", y),
+        *((f"{m}: {r['psnr']} dB", r["x"]) for m, r in results.items()),
+        ("ground truth", x),
+    ]
     fig = Figure(figsize=(2.4 * len(panels), 5), dpi=110)
     for j, (label, img) in enumerate(panels):
         ax = fig.add_subplot(2, len(panels), j + 1)
@@ -93,10 +103,12 @@ def figure(x, y, results: dict, path: Path, tile: int, size: int, steps: int) ->
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description="A large image through a small prior: tiled, "
-                                "shifting-window DDS on a held-out image")
-    p.add_argument("--quick", action="store_true",
-                   help="256² image, 5 steps, 64-px windows, every mode in this process")
+    p = argparse.ArgumentParser(
+        description="A large image through a small prior: tiled, shifting-window DDS on a held-out image"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="256² image, 5 steps, 64-px windows, every mode in this process"
+    )
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--tile", type=int, default=128)
@@ -117,8 +129,21 @@ def main(argv: list[str] | None = None) -> dict:
         if args.quick:  # in this process: no separate peak-memory figure per mode
             results[mode] = restore(mode, args.size, args.steps, args.tile)
             continue
-        cmd = [sys.executable, "-m", "demos.large_image", "--mode", mode, "--size", str(args.size),
-               "--steps", str(args.steps), "--tile", str(args.tile), "--out", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "demos.large_image",
+            "--mode",
+            mode,
+            "--size",
+            str(args.size),
+            "--steps",
+            str(args.steps),
+            "--tile",
+            str(args.tile),
+            "--out",
+            str(out),
+        ]
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)
         results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
         saved = out / f".large_image_{mode}.pt"
@@ -128,8 +153,9 @@ def main(argv: list[str] | None = None) -> dict:
     x, _, y = problem(args.size)
     figure(x, y, results, out / "large_image.png", args.tile, args.size, args.steps)
     summary = {m: {k: v for k, v in r.items() if k != "x"} for m, r in results.items()}
-    (out / "large_image.json").write_text(json.dumps({"size": args.size, "steps": args.steps,
-                                                      "tile": args.tile, **summary}, indent=1))
+    (out / "large_image.json").write_text(
+        json.dumps({"size": args.size, "steps": args.steps, "tile": args.tile, **summary}, indent=1)
+    )
     return summary
 
 

@@ -20,6 +20,7 @@ Run it from a checkout::
 
 Prints a table and writes one PNG figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,7 @@ def main(argv=None):
     lpn = LPN.from_pretrained(WEIGHTS)
     size = 64 if args.quick else 128
     x = data.held_out(size)[:2] if args.quick else data.held_out(size)
-    names = data.HELD_OUT[:len(x)]
+    names = data.HELD_OUT[: len(x)]
     rows = {}
 
     # 1. denoising at the LPN's training noise level
@@ -64,24 +65,31 @@ def main(argv=None):
         den_lpn = lpn.denoise(y, sigma)
     tv = tv_oracle_weight(x, lambda w: TV(weight=w).denoise(y, sigma), TV_WEIGHTS_DENOISE)
     w_tv, den_tv = tv.value, tv.estimate
-    rows["denoise σ=0.1"] = {"input": psnr(y, x), f"TV (w={w_tv:g})": psnr(den_tv.clamp(0, 1), x),
-                             "LPN": psnr(den_lpn.clamp(0, 1), x)}
+    rows["denoise σ=0.1"] = {
+        "input": psnr(y, x),
+        f"TV (w={w_tv:g})": psnr(den_tv.clamp(0, 1), x),
+        "LPN": psnr(den_lpn.clamp(0, 1), x),
+    }
 
     # 2. deblurring with PnP-ADMM (LPN as the proximal step) and Chambolle–Pock TV
     op = rk.operators.blur("gaussian", sigma=1.5, noise_sigma=0.01, generator=g)
     yb = op(x)
     # the LPN keeps its prox weight γ = 1 (ρ = 1) and the data term gets the MAP weight σ₀²/σ_y²
     deb_lpn = rk.solve(yb, op, lpn, solver="pnp-admm", max_iter=50).x
-    tv = tv_oracle_weight(x, lambda w: rk.solve(yb, op, TV(weight=w), solver="chambolle-pock").x,
-                          TV_WEIGHTS_DEBLUR)
+    tv = tv_oracle_weight(
+        x, lambda w: rk.solve(yb, op, TV(weight=w), solver="chambolle-pock").x, TV_WEIGHTS_DEBLUR
+    )
     w_cp, deb_tv = tv.value, tv.estimate
-    rows["deblur σ_b=1.5"] = {"input": psnr(yb.clamp(0, 1), x), f"TV (w={w_cp:g})": psnr(deb_tv.clamp(0, 1), x),
-                              "PnP-ADMM LPN": psnr(deb_lpn.clamp(0, 1), x)}
+    rows["deblur σ_b=1.5"] = {
+        "input": psnr(yb.clamp(0, 1), x),
+        f"TV (w={w_cp:g})": psnr(deb_tv.clamp(0, 1), x),
+        "PnP-ADMM LPN": psnr(deb_lpn.clamp(0, 1), x),
+    }
     deb_den = rk.solve(yb, op, rk.priors.load("denoiser-gray"), solver="pnp-admm").x
     rows["deblur σ_b=1.5"]["PnP-ADMM denoiser"] = psnr(deb_den.clamp(0, 1), x)
 
     # 3. R(x) per pixel on 32×32 crops: clean, noisy, blurred
-    crops = x[..., size // 4:size // 4 + 32, size // 4:size // 4 + 32]
+    crops = x[..., size // 4 : size // 4 + 32, size // 4 : size // 4 + 32]
     noise_levels = (0.0, 0.05, 0.1) if args.quick else (0.0, 0.025, 0.05, 0.1, 0.2)
     blur_levels = (0.0, 1.0, 2.0) if args.quick else (0.0, 0.5, 1.0, 1.5, 2.0)
     n_pix = crops[0].numel()
@@ -99,10 +107,12 @@ def main(argv=None):
     print(f"{'task':<16}{'method':<22}" + "".join(f"{n[:10]:>12}" for n in names) + f"{'mean':>10}")
     for task, methods in rows.items():
         for method, vals in methods.items():
-            print(f"{task:<16}{method:<22}" + "".join(f"{v:12.2f}" for v in vals.tolist())
-                  + f"{vals.mean().item():10.2f}")
-    print("\nR(x)/pixel (mean over crops; largest relative residual of the conjugate solve "
-          f"{worst:.1e})")
+            print(
+                f"{task:<16}{method:<22}"
+                + "".join(f"{v:12.2f}" for v in vals.tolist())
+                + f"{vals.mean().item():10.2f}"
+            )
+    print(f"\nR(x)/pixel (mean over crops; largest relative residual of the conjugate solve {worst:.1e})")
     for s, r in zip(noise_levels, r_noise):
         print(f"  noise σ={s:<5} R = {r.mean().item():+.4f}")
     for s, r in zip(blur_levels, r_blur):
@@ -114,9 +124,16 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("clean", x), ("noisy", y), (f"TV w={w_tv:g}", den_tv), ("LPN", den_lpn),
-              ("blurred", yb), (f"TV w={w_cp:g}", deb_tv), ("PnP-ADMM LPN", deb_lpn),
-              ("PnP-ADMM denoiser", deb_den)]
+    panels = [
+        ("clean", x),
+        ("noisy", y),
+        (f"TV w={w_tv:g}", den_tv),
+        ("LPN", den_lpn),
+        ("blurred", yb),
+        (f"TV w={w_cp:g}", deb_tv),
+        ("PnP-ADMM LPN", deb_lpn),
+        ("PnP-ADMM denoiser", deb_den),
+    ]
     fig = plt.figure(figsize=(2.6 * 4, 2.6 * 3), layout="constrained")
     grid = fig.add_gridspec(3, 4)
     for k, (label, img) in enumerate(panels):
@@ -125,9 +142,10 @@ def main(argv=None):
         title = label if img is x else f"{label}\n{psnr(img[:1].clamp(0, 1), x[:1]).item():.2f} dB"
         ax.set_title(title, fontsize=8)
         ax.axis("off")
-    for col, (levels, rs, xlabel) in enumerate(((noise_levels, r_noise, "noise σ"),
-                                               (blur_levels, r_blur, "blur σ_b (px)"))):
-        ax = fig.add_subplot(grid[2, 2 * col:2 * col + 2])
+    for col, (levels, rs, xlabel) in enumerate(
+        ((noise_levels, r_noise, "noise σ"), (blur_levels, r_blur, "blur σ_b (px)"))
+    ):
+        ax = fig.add_subplot(grid[2, 2 * col : 2 * col + 2])
         vals = torch.stack(rs, 1)  # (crops, levels)
         for i in range(len(vals)):
             ax.plot(levels, vals[i].numpy(), marker="o", label=names[i % len(names)])

@@ -14,6 +14,7 @@ Run it from a checkout::
 
     python -m demos.super_resolution [--quick] [--device cuda] [--out DIR]
 """
+
 from __future__ import annotations
 
 from restorekit.demo import Report, script_main

@@ -6,6 +6,7 @@ runs every script in ``demos/`` that has a ``--quick`` flag at that size and sho
 it writes. RESTOREKIT_DOCS_GALLERY=0 builds without running the demos (about a minute instead
 of several; no figures).
 """
+
 from __future__ import annotations
 
 import ast
@@ -102,9 +103,11 @@ def _own_members(modname: str, module) -> list[str]:
 import restorekit  # noqa: E402
 
 _MODULES = {"restorekit": restorekit}
-_MODULES |= {info.name: importlib.import_module(info.name)
-             for info in pkgutil.walk_packages(restorekit.__path__, "restorekit.")
-             if not any(part.startswith("_") for part in info.name.split("."))}
+_MODULES |= {
+    info.name: importlib.import_module(info.name)
+    for info in pkgutil.walk_packages(restorekit.__path__, "restorekit.")
+    if not any(part.startswith("_") for part in info.name.split("."))
+}
 
 
 def _module_page(name: str, module) -> str:
@@ -121,13 +124,24 @@ def _module_page(name: str, module) -> str:
     lines += [f"   :members: {', '.join(listed)}", "   :undoc-members:"] if listed else ["   :no-members:"]
     for data in bare:
         lines += ["", f".. autodata:: {name}.{data}"]
-    public = [h for n in _public_names(module) if (h := _home(module, n))] if hasattr(module, "__path__") else []
+    public = (
+        [h for n in _public_names(module) if (h := _home(module, n))] if hasattr(module, "__path__") else []
+    )
     if public:
-        lines += ["", ".. rubric:: Public names (each documented on its module's page)", "",
-                  ".. currentmodule:: None", "", ".. autosummary::", ""] + [f"   ~{h}" for h in public]
+        lines += [
+            "",
+            ".. rubric:: Public names (each documented on its module's page)",
+            "",
+            ".. currentmodule:: None",
+            "",
+            ".. autosummary::",
+            "",
+        ] + [f"   ~{h}" for h in public]
     children = [m for m in _MODULES if m.rpartition(".")[0] == name]
     if children:
-        lines += ["", ".. rubric:: Modules", "", ".. toctree::", "   :maxdepth: 1", ""] + [f"   {m}" for m in children]
+        lines += ["", ".. rubric:: Modules", "", ".. toctree::", "   :maxdepth: 1", ""] + [
+            f"   {m}" for m in children
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -157,9 +171,10 @@ def _is_clean_rst(text: str) -> bool:
         tree = docutils.core.publish_doctree(text, settings_overrides=settings)
     except Exception:  # any docutils failure: show the docstring verbatim
         return False
-    return not any(node.tagname == "problematic"
-                   or (node.tagname == "system_message" and int(node.get("level", 0)) >= 2)
-                   for node in tree.findall())
+    return not any(
+        node.tagname == "problematic" or (node.tagname == "system_message" and int(node.get("level", 0)) >= 2)
+        for node in tree.findall()
+    )
 
 
 def _sections_to_rst(lines: list[str]) -> list[str]:
@@ -179,7 +194,9 @@ def _sections_to_rst(lines: list[str]) -> list[str]:
         if entry:
             out += [f"``{entry[1]}``", f"    {entry[2]}"]
         else:
-            params = params and (bool(line.strip()) or (i + 1 < len(lines) and bool(re.match(r"\S[^:]*? : ", lines[i + 1]))))
+            params = params and (
+                bool(line.strip()) or (i + 1 < len(lines) and bool(re.match(r"\S[^:]*? : ", lines[i + 1])))
+            )
             out.append(line)
         i += 1
     return out
@@ -248,8 +265,9 @@ def _readme_section(title_start: str) -> str:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     match = re.search(rf"^## {re.escape(title_start)}.*?\n(.*?)(?=^## |\Z)", readme, flags=re.S | re.M)
     if match is None:
-        raise RuntimeError(f"README.md has no section starting with '## {title_start}'; "
-                           "docs/guides/choosing.rst shows it")
+        raise RuntimeError(
+            f"README.md has no section starting with '## {title_start}'; docs/guides/choosing.rst shows it"
+        )
     return match[1]
 
 
@@ -259,8 +277,9 @@ def _write_measured() -> None:
     sources = {
         "readme_quality.inc": _readme_section("Shipped priors and honest quality"),
         "readme_benchmarks.inc": _readme_section("Benchmarks"),
-        "defaults.inc": defaults.read_text(encoding="utf-8") if defaults.exists() else
-        "The defaults matrix (``benchmarks/defaults_results.md``) is not in this checkout: "
+        "defaults.inc": defaults.read_text(encoding="utf-8")
+        if defaults.exists()
+        else "The defaults matrix (``benchmarks/defaults_results.md``) is not in this checkout: "
         "``python benchmarks/defaults.py`` writes it.",
     }
     for name, md in sources.items():
@@ -307,8 +326,10 @@ sphinx_gallery_conf = {
     "examples_dirs": str(_DEMOS),
     "gallery_dirs": "gallery",
     "filename_pattern": "|".join(re.escape(os.sep + name) + "$" for name in _QUICK_DEMOS),
-    "ignore_pattern": "|".join([r"__init__\.py$"] + [re.escape(os.sep + p.name) + "$" for p in _DEMOS.glob("*.py")
-                                                     if p.name not in _QUICK_DEMOS]),
+    "ignore_pattern": "|".join(
+        [r"__init__\.py$"]
+        + [re.escape(os.sep + p.name) + "$" for p in _DEMOS.glob("*.py") if p.name not in _QUICK_DEMOS]
+    ),
     "reset_argv": _demo_argv,
     "image_scrapers": (_written_figures,),
     "download_all_examples": False,

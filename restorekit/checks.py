@@ -1,6 +1,7 @@
 """The one home of argument checks: every public function and class validates its arguments
 with these, and raises a TypeError (wrong kind) or a ValueError (wrong value) that names the
 argument, the value received and what is accepted."""
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,11 @@ def image_size(img_size, name: str = "img_size") -> tuple[int, int]:
     """``img_size`` as (H, W): an int (square) or a pair of positive ints."""
     if isinstance(img_size, numbers.Integral) and not isinstance(img_size, bool):
         img_size = (int(img_size), int(img_size))
-    if (not isinstance(img_size, (tuple, list)) or len(img_size) != 2
-            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in img_size)):
+    if (
+        not isinstance(img_size, (tuple, list))
+        or len(img_size) != 2
+        or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in img_size)
+    ):
         raise TypeError(f"{name} must be an int or a pair (H, W) of ints, got {img_size!r}")
     if min(img_size) < 1:
         raise ValueError(f"{name} must be positive, got {tuple(img_size)}")
@@ -42,8 +46,10 @@ def real_number(value, name: str, *, low=None, high=None, low_open=False, high_o
     if too_low or too_high or math.isnan(value):
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
-        raise ValueError(f"{name} must be in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}, "
-                         f"got {value:g}")
+        raise ValueError(
+            f"{name} must be in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}, "
+            f"got {value:g}"
+        )
     return value
 
 
@@ -74,12 +80,17 @@ def as_device(device) -> torch.device:
     try:
         return torch.device("cpu" if device is None else device)
     except (TypeError, RuntimeError):
-        raise TypeError(f"device must be a torch.device or a string like 'cpu' or 'cuda', got {device!r}") from None
+        raise TypeError(
+            f"device must be a torch.device or a string like 'cpu' or 'cuda', got {device!r}"
+        ) from None
 
 
 def batch_shape(shape) -> tuple[int, int, int, int]:
     """``shape`` as a (B, C, H, W) tuple of positive ints."""
-    if (not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != 4
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
+    if (
+        not isinstance(shape, (tuple, list, torch.Size))
+        or len(shape) != 4
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+    ):
         raise ValueError(f"shape must be (B, C, H, W) with positive ints, got {shape!r}")
     return tuple(shape)

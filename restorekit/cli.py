@@ -11,6 +11,7 @@ Bad arguments print one line "restorekit: error: ..." and exit with status 2; Ct
 line and exits with status 130. Every file is written whole (temporary file, then rename) and an
 existing file is replaced only with --overwrite.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,7 +68,7 @@ def _first_sentence(doc: str | None) -> str:
     for match in re.finditer(r"(\S+)[.!?](?=\s+[A-Z]|$)", paragraph):
         word = match.group(1)
         if word not in ("al", "e.g", "i.e", "cf", "vs", "Eq", "Fig") and not re.fullmatch(r"[A-Z]", word):
-            return paragraph[:match.end()]
+            return paragraph[: match.end()]
     return paragraph
 
 
@@ -120,8 +121,14 @@ def _cmd_solve(args) -> int:
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter("always")
         try:
-            x, info = data.load_image(args.image, size=args.size, color=args.color, device=device,
-                                      normalize=args.normalize, with_info=True)
+            x, info = data.load_image(
+                args.image,
+                size=args.size,
+                color=args.color,
+                device=device,
+                normalize=args.normalize,
+                with_info=True,
+            )
         except (ValueError, TypeError) as e:
             raise CLIError(str(e)) from None
     for note in notes:
@@ -133,8 +140,9 @@ def _cmd_solve(args) -> int:
         op_kwargs["generator"] = gen
     op_kwargs.update(_params(args.op_param))
     try:
-        operator = make(args.operator, img_size=tuple(x.shape[-2:]), channels=x.shape[1],
-                        device=x.device, **op_kwargs)
+        operator = make(
+            args.operator, img_size=tuple(x.shape[-2:]), channels=x.shape[1], device=x.device, **op_kwargs
+        )
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from None
     y = operator(x)
@@ -145,19 +153,41 @@ def _cmd_solve(args) -> int:
 
         accepted = inspect.signature(SOLVERS[args.solver]).parameters if args.solver in SOLVERS else {}
         params["steps" if "steps" in accepted else "max_iter"] = args.steps
-    print(f"restoring {args.image} ({'×'.join(map(str, x.shape[-2:]))}, {args.operator}) with "
-          f"{args.solver} + {args.prior}…", flush=True)
+    print(
+        f"restoring {args.image} ({'×'.join(map(str, x.shape[-2:]))}, {args.operator}) with "
+        f"{args.solver} + {args.prior}…",
+        flush=True,
+    )
     try:
-        result = solve(y, operator, prior, solver=args.solver, x_true=x, generator=gen,
-                       progress=False if args.quiet else None, tile=_tile(args.tile), **params)
+        result = solve(
+            y,
+            operator,
+            prior,
+            solver=args.solver,
+            x_true=x,
+            generator=gen,
+            progress=False if args.quiet else None,
+            tile=_tile(args.tile),
+            **params,
+        )
     except (ValueError, TypeError, Diverged) as e:
         raise CLIError(str(e)) from None
     _save_image(result.x, out, info)
-    comparison_figure([*measurement_panels(operator, y, x), (f"{args.solver} + {args.prior}", result.x),
-                       ("ground truth", x)], figure, reference=x, title=f"{args.image}: {args.operator}")
+    comparison_figure(
+        [
+            *measurement_panels(operator, y, x),
+            (f"{args.solver} + {args.prior}", result.x),
+            ("ground truth", x),
+        ],
+        figure,
+        reference=x,
+        title=f"{args.image}: {args.operator}",
+    )
     m = result.metrics
-    print(f"{args.solver} + {args.prior}: PSNR {m.psnr.mean():.2f} dB, SSIM {m.ssim.mean():.3f}, "
-          f"{result.seconds:.1f} s, {result.nfe} network evaluations")
+    print(
+        f"{args.solver} + {args.prior}: PSNR {m.psnr.mean():.2f} dB, SSIM {m.ssim.mean():.3f}, "
+        f"{result.seconds:.1f} s, {result.nfe} network evaluations"
+    )
     print(f"wrote {out} and {figure}")
     return 0
 
@@ -172,12 +202,16 @@ def _matching_prior(prior, args, channels: int):
     if want == 1 and channels != 1:
         if args.per_channel:
             return PerChannel(prior)
-        raise CLIError(f"--prior {args.prior} takes gray images but {args.image} is colour; choose "
-                       "--per-channel (each channel restored with the gray prior), --no-color "
-                       "(restore the luminance) or a colour prior (--prior diffusion-rgb or tv)")
+        raise CLIError(
+            f"--prior {args.prior} takes gray images but {args.image} is colour; choose "
+            "--per-channel (each channel restored with the gray prior), --no-color "
+            "(restore the luminance) or a colour prior (--prior diffusion-rgb or tv)"
+        )
     if want is not None and want != channels:
-        raise CLIError(f"--prior {args.prior} takes {want}-channel (colour) images but {args.image} "
-                       "is gray; add --color (gray copied to 3 channels) or choose a gray prior")
+        raise CLIError(
+            f"--prior {args.prior} takes {want}-channel (colour) images but {args.image} "
+            "is gray; add --color (gray copied to 3 channels) or choose a gray prior"
+        )
     return prior
 
 
@@ -230,22 +264,41 @@ def _solve_volume(args) -> int:
     x = torch.as_tensor(arr, dtype=torch.float32, device=args.device)[None, None].clamp(0, 1)
     gen = torch.Generator(device=x.device).manual_seed(args.seed)
     try:
-        op = volume_ct(img_size=arr.shape[1], noise_sigma=args.noise_sigma, generator=gen,
-                       device=x.device, **_params(args.op_param))
-        prior = TV3D(args.weight if args.weight is not None else 0.001) if args.prior == "tv" \
+        op = volume_ct(
+            img_size=arr.shape[1],
+            noise_sigma=args.noise_sigma,
+            generator=gen,
+            device=x.device,
+            **_params(args.op_param),
+        )
+        prior = (
+            TV3D(args.weight if args.weight is not None else 0.001)
+            if args.prior == "tv"
             else build_prior(args.prior, None, device=x.device)
+        )
         params = _params(args.param)
         if args.steps is not None:
             params["steps" if args.solver == "dds-3d" else "max_iter"] = args.steps
-        result = solve(op(x), op, prior, solver=args.solver, x_true=x, generator=gen,
-                       progress=False if args.quiet else None, tile=_tile(args.tile), **params)
+        result = solve(
+            op(x),
+            op,
+            prior,
+            solver=args.solver,
+            x_true=x,
+            generator=gen,
+            progress=False if args.quiet else None,
+            tile=_tile(args.tile),
+            **params,
+        )
     except (ValueError, TypeError, Diverged) as e:
         raise CLIError(str(e)) from None
     out = _output(Path(args.out).with_suffix(".npy"), args.overwrite, extensions=(".npy",))
     with atomic_write(out) as tmp:
         np.save(tmp, result.x[0, 0].cpu().numpy())
-    print(f"{args.solver} + {args.prior}: PSNR {result.metrics.psnr.mean():.2f} dB, "
-          f"{result.seconds:.1f} s; wrote {out}")
+    print(
+        f"{args.solver} + {args.prior}: PSNR {result.metrics.psnr.mean():.2f} dB, "
+        f"{result.seconds:.1f} s; wrote {out}"
+    )
     return 0
 
 
@@ -272,8 +325,10 @@ def _device(name: str):
         raise CLIError(f"--device must be cpu, cuda, cuda:N or mps, got {name!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise CLIError(f"--device {name}: no CUDA GPU is visible to torch ({build}); use --device cpu"
-                       " (README: choosing a CPU-only or CUDA torch build)")
+        raise CLIError(
+            f"--device {name}: no CUDA GPU is visible to torch ({build}); use --device cpu"
+            " (README: choosing a CPU-only or CUDA torch build)"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise CLIError(f"--device {name}: MPS is not available here; use --device cpu")
     return device
@@ -304,8 +359,10 @@ def _output_folder(path, overwrite: bool) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise CLIError(f"--out {str(path)!r}: the folder is not writable")
     if any(folder.iterdir()) and not overwrite:
-        raise CLIError(f"--out {str(path)!r} is not empty; pass --overwrite to replace its files "
-                       "or choose another folder")
+        raise CLIError(
+            f"--out {str(path)!r} is not empty; pass --overwrite to replace its files "
+            "or choose another folder"
+        )
     return folder
 
 
@@ -323,7 +380,9 @@ class _Help(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        shown = not any(action.default is v for v in (None, False, argparse.SUPPRESS)) and action.default != []
+        shown = (
+            not any(action.default is v for v in (None, False, argparse.SUPPRESS)) and action.default != []
+        )
         if shown and "default" not in text:
             text += " (default: %(default)s)"
         return text
@@ -347,20 +406,25 @@ class _Parser(argparse.ArgumentParser):
 
 def _number(kind, low=None, high=None, low_open=False):
     """An argparse type: a finite ``kind`` in [low, high] (or (low, high])."""
+
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        bad = (not math.isfinite(value)
-               or (low is not None and (value <= low if low_open else value < low))
-               or (high is not None and value > high))
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        bad = (
+            not math.isfinite(value)
+            or (low is not None and (value <= low if low_open else value < low))
+            or (high is not None and value > high)
+        )
         if bad:
             lo = "-inf" if low is None else low
             hi = "inf" if high is None else high
             raise argparse.ArgumentTypeError(f"must be in {'(' if low_open else '['}{lo}, {hi}], got {text}")
         return value
+
     parse.__name__ = kind.__name__
     return parse
 
@@ -369,30 +433,57 @@ def _task_arguments(p: argparse.ArgumentParser) -> None:
     """The operator, noise, prior and solver options shared by ``restore`` and ``batch``."""
     from .io import MEASURED_OPERATORS
 
-    p.add_argument("--operator", required=True, help=f"what produced the file: {', '.join(MEASURED_OPERATORS)}")
-    p.add_argument("--kernel", help="blur: kernel file (.npy or image, normalised to sum 1) or a "
-                   "Gaussian std in pixels")
+    p.add_argument(
+        "--operator", required=True, help=f"what produced the file: {', '.join(MEASURED_OPERATORS)}"
+    )
+    p.add_argument(
+        "--kernel", help="blur: kernel file (.npy or image, normalised to sum 1) or a Gaussian std in pixels"
+    )
     p.add_argument("--boundary", default="periodic", help="blur boundary: periodic or reflect")
-    p.add_argument("--mask", "--mri-mask", dest="mask", help="inpainting: mask image of observed "
-                   "pixels; mri: k-space sampling mask (.npy or image)")
-    p.add_argument("--missing", type=int, default=0,
-                   help="which mask value marks missing/unsampled pixels: 0 (black, default) or 1 (white)")
+    p.add_argument(
+        "--mask",
+        "--mri-mask",
+        dest="mask",
+        help="inpainting: mask image of observed pixels; mri: k-space sampling mask (.npy or image)",
+    )
+    p.add_argument(
+        "--missing",
+        type=int,
+        default=0,
+        help="which mask value marks missing/unsampled pixels: 0 (black, default) or 1 (white)",
+    )
     p.add_argument("--factor", type=int, help="sr: upsampling factor, 2 or 4 (output = factor x input)")
     p.add_argument("--views", type=int, help="ct: number of views (default: the sinogram's columns)")
     p.add_argument("--angle-range", type=float, default=180.0, help="ct: angular range in degrees")
     p.add_argument("--img-size", type=int, help="ct: image side (default: from the detector rows)")
-    p.add_argument("--noise-sigma", type=float, default=None,
-                   help="noise std of the measurement in [0, 1] units (default: estimated)")
-    p.add_argument("--normalize", action="store_true",
-                   help="map float images outside [0, 1] to [0, 1] by min-max instead of refusing them")
+    p.add_argument(
+        "--noise-sigma",
+        type=float,
+        default=None,
+        help="noise std of the measurement in [0, 1] units (default: estimated)",
+    )
+    p.add_argument(
+        "--normalize",
+        action="store_true",
+        help="map float images outside [0, 1] to [0, 1] by min-max instead of refusing them",
+    )
     p.add_argument("--prior", default="tv", help="tv or a shipped prior name (restorekit list)")
     p.add_argument("--weight", type=float, default=None, help="TV weight (prior tv only)")
     p.add_argument("--solver", default="chambolle-pock", help="solver name (restorekit list)")
     p.add_argument("--steps", type=_number(int, 1), default=None, help="iterations / diffusion steps")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="solver hyperparameter, e.g. lr=0.5 (repeatable)")
-    p.add_argument("--bit-depth", type=int, default=None,
-                   help="output bit depth 8, 16 or 32 (float) (default: the input's)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="solver hyperparameter, e.g. lr=0.5 (repeatable)",
+    )
+    p.add_argument(
+        "--bit-depth",
+        type=int,
+        default=None,
+        help="output bit depth 8, 16 or 32 (float) (default: the input's)",
+    )
     p.add_argument("--seed", type=int, default=0, help="mixed with each file name into its seed")
     p.add_argument("--device", default="cpu")
 
@@ -409,8 +500,13 @@ def _task(args):
             kernel = float(kernel)
         except ValueError:
             kernel = os.path.abspath(kernel)  # workers may run elsewhere (Ray actors)
-    given = {"kernel": kernel, "mask": mask and os.path.abspath(mask), "factor": args.factor,
-             "views": args.views, "img_size": args.img_size}
+    given = {
+        "kernel": kernel,
+        "mask": mask and os.path.abspath(mask),
+        "factor": args.factor,
+        "views": args.views,
+        "img_size": args.img_size,
+    }
     operator_args = {k: v for k, v in given.items() if v is not None}
     operator_args.update(noise_sigma=args.noise_sigma, normalize=args.normalize)
     if args.operator == "blur":
@@ -423,9 +519,17 @@ def _task(args):
     if args.steps is not None:
         accepted = inspect.signature(SOLVERS[args.solver]).parameters if args.solver in SOLVERS else {}
         params["steps" if "steps" in accepted else "max_iter"] = args.steps
-    return Task(operator=args.operator, prior=args.prior, solver=args.solver, operator_args=operator_args,
-                weight=args.weight, params=params, device=args.device, bit_depth=args.bit_depth,
-                seed=args.seed)
+    return Task(
+        operator=args.operator,
+        prior=args.prior,
+        solver=args.solver,
+        operator_args=operator_args,
+        weight=args.weight,
+        params=params,
+        device=args.device,
+        bit_depth=args.bit_depth,
+        seed=args.seed,
+    )
 
 
 def _cmd_restore(args) -> int:
@@ -434,17 +538,21 @@ def _cmd_restore(args) -> int:
 
     task = _task(args)
     try:
-        out = check_output_path(args.out or default_output(args.measurement, args.operator),
-                                overwrite=args.overwrite, name="--out")
-        record = restore_item(task, args.measurement, out, progress=not args.quiet,
-                              overwrite=args.overwrite)
+        out = check_output_path(
+            args.out or default_output(args.measurement, args.operator),
+            overwrite=args.overwrite,
+            name="--out",
+        )
+        record = restore_item(task, args.measurement, out, progress=not args.quiet, overwrite=args.overwrite)
     except (ValueError, TypeError, FloatingPointError) as e:
         raise CLIError(str(e)) from None
     for note in record["notes"]:
         print(f"note: {note}")
-    print(f"{args.solver} + {args.prior}: noise std {record['noise_sigma']:.4g}"
-          f"{' (estimated)' if record['noise_estimated'] else ''}, {record['solve_seconds']:.1f} s, "
-          f"{record['nfe']} network evaluations, seed {record['seed']}")
+    print(
+        f"{args.solver} + {args.prior}: noise std {record['noise_sigma']:.4g}"
+        f"{' (estimated)' if record['noise_estimated'] else ''}, {record['solve_seconds']:.1f} s, "
+        f"{record['nfe']} network evaluations, seed {record['seed']}"
+    )
     print(f"wrote {out}")
     return 0
 
@@ -454,13 +562,23 @@ def _cmd_batch(args) -> int:
 
     task = _task(args)
     try:
-        summary = batch.run(args.inputs, args.output_dir, task, engine=args.engine, workers=args.workers,
-                            address=args.address, reference=args.reference, out_ext=args.ext,
-                            progress=None if not args.quiet else False)
+        summary = batch.run(
+            args.inputs,
+            args.output_dir,
+            task,
+            engine=args.engine,
+            workers=args.workers,
+            address=args.address,
+            reference=args.reference,
+            out_ext=args.ext,
+            progress=None if not args.quiet else False,
+        )
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from None
-    print(f"{summary.done} restored, {summary.skipped} already done, {summary.failed} failed; "
-          f"manifest {summary.manifest}")
+    print(
+        f"{summary.done} restored, {summary.skipped} already done, {summary.failed} failed; "
+        f"manifest {summary.manifest}"
+    )
     for record in summary.records:
         if record["status"] == "failed":
             print(f"failed: {record['item']}: {record['error']}", file=sys.stderr)
@@ -474,56 +592,100 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("solve", help="degrade a sample image (or file) and restore it")
     s.add_argument("image", help="sample image name (see restorekit.data.IMAGES) or a file path")
     s.add_argument("--operator", default="gaussian-blur", help="operator name (restorekit list)")
-    s.add_argument("--noise-sigma", type=_number(float, 0, 1), default=0.01,
-                   help="measurement noise std in [0, 1] units")
-    s.add_argument("--op-param", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra operator argument, e.g. factor=2 (repeatable)")
+    s.add_argument(
+        "--noise-sigma", type=_number(float, 0, 1), default=0.01, help="measurement noise std in [0, 1] units"
+    )
+    s.add_argument(
+        "--op-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra operator argument, e.g. factor=2 (repeatable)",
+    )
     s.add_argument("--prior", default="tv", help="tv or a shipped prior name (restorekit list)")
-    s.add_argument("--weight", type=_number(float, 0, low_open=True), default=None,
-                   help="TV weight (prior tv only; default 0.02)")
+    s.add_argument(
+        "--weight",
+        type=_number(float, 0, low_open=True),
+        default=None,
+        help="TV weight (prior tv only; default 0.02)",
+    )
     s.add_argument("--solver", default="chambolle-pock", help="solver name (restorekit list)")
-    s.add_argument("--steps", type=_number(int, 1), default=None,
-                   help="iterations / diffusion steps (default: the solver's)")
-    s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="solver hyperparameter, e.g. lr=0.5 (repeatable)")
+    s.add_argument(
+        "--steps",
+        type=_number(int, 1),
+        default=None,
+        help="iterations / diffusion steps (default: the solver's)",
+    )
+    s.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="solver hyperparameter, e.g. lr=0.5 (repeatable)",
+    )
     s.add_argument("--size", type=_number(int, 1), default=256, help="crop/resize the image to this side")
-    s.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,
-                   help="force colour (--color) or gray luminance (--no-color); default: the image's own")
-    s.add_argument("--per-channel", action="store_true",
-                   help="run a gray prior on each channel of a colour image")
-    s.add_argument("--normalize", action="store_true",
-                   help="map a float image outside [0, 1] to [0, 1] by min-max (refused otherwise)")
+    s.add_argument(
+        "--color",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force colour (--color) or gray luminance (--no-color); default: the image's own",
+    )
+    s.add_argument(
+        "--per-channel", action="store_true", help="run a gray prior on each channel of a colour image"
+    )
+    s.add_argument(
+        "--normalize",
+        action="store_true",
+        help="map a float image outside [0, 1] to [0, 1] by min-max (refused otherwise)",
+    )
     s.add_argument("--seed", type=int, default=0, help="seed of the noise, mask and sampler")
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     s.add_argument("--out", default="restored.png", help="output image (.png, .tif, .jpg)")
     s.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    s.add_argument("--quiet", action="store_true",
-                   help="no progress bar (shown on a terminal for runs over 2 s)")
-    s.add_argument("--tile", default="auto", help="network window side for large images: 'auto' "
-                   "(256 px above 512 px), 'none' or an int")
+    s.add_argument(
+        "--quiet", action="store_true", help="no progress bar (shown on a terminal for runs over 2 s)"
+    )
+    s.add_argument(
+        "--tile",
+        default="auto",
+        help="network window side for large images: 'auto' (256 px above 512 px), 'none' or an int",
+    )
     d = sub.add_parser("demo", help="restore held-out sample images with every prior; write a figure")
     d.add_argument("--out", default="restorekit-demo", help="output folder")
-    d.add_argument("--quick", action="store_true", help="64x64 images, few steps: about 2 min on 2 CPU cores instead of 13")
+    d.add_argument(
+        "--quick",
+        action="store_true",
+        help="64x64 images, few steps: about 2 min on 2 CPU cores instead of 13",
+    )
     d.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     d.add_argument("--overwrite", action="store_true", help="replace the files of an earlier demo in --out")
-    r = sub.add_parser("restore", help="restore a measured file (the file is y; the operator comes from "
-                       "flags and files)")
+    r = sub.add_parser(
+        "restore", help="restore a measured file (the file is y; the operator comes from flags and files)"
+    )
     r.add_argument("measurement", help="the measured image (.png/.jpg/.tif/.npy), sinogram or k-space (.npy)")
     _task_arguments(r)
-    r.add_argument("--out", default=None, help="output file (default: NAME_restored with the input's "
-                   "extension, .tif for ct/mri)")
+    r.add_argument(
+        "--out",
+        default=None,
+        help="output file (default: NAME_restored with the input's extension, .tif for ct/mri)",
+    )
     r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
-    b = sub.add_parser("batch", help="restore every measured file of a folder (or a list file); "
-                       "exit status = number of failed items")
+    b = sub.add_parser(
+        "batch",
+        help="restore every measured file of a folder (or a list file); exit status = number of failed items",
+    )
     b.add_argument("inputs", help="a folder of measured files, or a .txt file listing one path per line")
     b.add_argument("output_dir", help="where outputs and manifest.jsonl go; a rerun resumes")
     _task_arguments(b)
     b.add_argument("--workers", type=int, default=1, help="parallel worker processes / Ray actors")
     b.add_argument("--engine", default="local", help="local (process pool) or ray")
     b.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
-    b.add_argument("--reference", default=None, help="folder of ground-truth images with the same "
-                   "names, for PSNR/SSIM in the manifest")
+    b.add_argument(
+        "--reference",
+        default=None,
+        help="folder of ground-truth images with the same names, for PSNR/SSIM in the manifest",
+    )
     b.add_argument("--ext", default=None, help="output extension, e.g. .png (default: the input's)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -533,8 +695,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-        handler = {"list": _cmd_list, "solve": _cmd_solve, "demo": _cmd_demo, "restore": _cmd_restore,
-                   "batch": _cmd_batch}[args.command]
+        handler = {
+            "list": _cmd_list,
+            "solve": _cmd_solve,
+            "demo": _cmd_demo,
+            "restore": _cmd_restore,
+            "batch": _cmd_batch,
+        }[args.command]
         return handler(args)
     except CLIError as e:
         print(f"restorekit: error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -6,6 +6,7 @@ Data discipline: the images named in :data:`HELD_OUT` are never used to train or
 anything in this project. Training scripts draw from :data:`TRAINING` (and the synthetic
 generators); every quality figure we report is measured on :data:`HELD_OUT`.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,10 +15,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-GRAY_IMAGES = ("camera", "coins", "moon", "page", "text", "brick", "grass", "gravel", "clock",
-               "cell", "microaneurysms", "shepp_logan_phantom")
-COLOR_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
-                "immunohistochemistry", "retina", "colorwheel")
+GRAY_IMAGES = (
+    "camera",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "brick",
+    "grass",
+    "gravel",
+    "clock",
+    "cell",
+    "microaneurysms",
+    "shepp_logan_phantom",
+)
+COLOR_IMAGES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+)
 IMAGES = GRAY_IMAGES + COLOR_IMAGES + ("lfw_subset",)
 
 #: Never used for training or tuning; all reported quality figures are measured on these.
@@ -44,8 +65,16 @@ def _raw(name: str, index: int = 0) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)
 
 
-def load_image(name: str, size: int | tuple[int, int] | None = None, color: bool | None = None,
-               device=None, index: int = 0, *, normalize: bool = False, with_info: bool = False):
+def load_image(
+    name: str,
+    size: int | tuple[int, int] | None = None,
+    color: bool | None = None,
+    device=None,
+    index: int = 0,
+    *,
+    normalize: bool = False,
+    with_info: bool = False,
+):
     """Load a scikit-image sample image, or an image file, as a (1, C, H, W) float32 tensor in [0, 1].
 
     Parameters
@@ -90,7 +119,7 @@ def load_image(name: str, size: int | tuple[int, int] | None = None, color: bool
     if color is True and x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     elif color is False and x.shape[1] == 3:
-        x = (0.2125 * x[:, :1] + 0.7154 * x[:, 1:2] + 0.0721 * x[:, 2:3])
+        x = 0.2125 * x[:, :1] + 0.7154 * x[:, 1:2] + 0.0721 * x[:, 2:3]
     if size is not None:
         x = _crop_resize(x, size)
     x = x.clamp(0, 1).contiguous().to(_as_device(device))
@@ -99,8 +128,12 @@ def load_image(name: str, size: int | tuple[int, int] | None = None, color: bool
 
 def _check_size(size) -> None:
     pair = (size, size) if isinstance(size, int) else size
-    if (isinstance(size, bool) or not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in pair)):
+    if (
+        isinstance(size, bool)
+        or not isinstance(pair, (tuple, list))
+        or len(pair) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in pair)
+    ):
         raise ValueError(f"size must be a positive int or a pair (H, W) of positive ints, got {size!r}")
 
 
@@ -110,7 +143,7 @@ def _crop_resize(x: torch.Tensor, size) -> torch.Tensor:
     scale = min(H / h, W / w)
     ch, cw = int(round(h * scale)), int(round(w * scale))
     top, left = (H - ch) // 2, (W - cw) // 2
-    x = x[..., top:top + ch, left:left + cw]
+    x = x[..., top : top + ch, left : left + cw]
     if (ch, cw) != (h, w):
         x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
     return x
@@ -121,9 +154,16 @@ def held_out(size: int = 128, color: bool = False, device=None) -> torch.Tensor:
     return torch.cat([load_image(n, size=size, color=color, device=device) for n in HELD_OUT])
 
 
-def dead_leaves(size: int = 64, channels: int = 1, generator: torch.Generator | None = None,
-                rmin: float = 0.02, rmax: float = 0.5, alpha: float = 3.0, n_disks: int = 800,
-                device=None) -> torch.Tensor:
+def dead_leaves(
+    size: int = 64,
+    channels: int = 1,
+    generator: torch.Generator | None = None,
+    rmin: float = 0.02,
+    rmax: float = 0.5,
+    alpha: float = 3.0,
+    n_disks: int = 800,
+    device=None,
+) -> torch.Tensor:
     """A dead-leaves image (occluding random disks, radius density ∝ r^-alpha), (1, C, size, size).
 
     ``n_disks`` disks are drawn front to back; each pixel takes the value of the first disk
@@ -135,9 +175,11 @@ def dead_leaves(size: int = 64, channels: int = 1, generator: torch.Generator | 
     u = torch.rand(n_disks, 5 + channels, generator=g)
     a = 1.0 - alpha
     # inverse-CDF sample of r with density ∝ r^-alpha on [rmin, rmax]
-    r = (rmin ** a + u[:, 0] * (rmax ** a - rmin ** a)) ** (1.0 / a)
+    r = (rmin**a + u[:, 0] * (rmax**a - rmin**a)) ** (1.0 / a)
     cx, cy = u[:, 1] * 1.2 - 0.1, u[:, 2] * 1.2 - 0.1
-    inside = (xx[None] - cx[:, None, None]) ** 2 + (yy[None] - cy[:, None, None]) ** 2 <= r[:, None, None] ** 2
+    inside = (xx[None] - cx[:, None, None]) ** 2 + (yy[None] - cy[:, None, None]) ** 2 <= r[
+        :, None, None
+    ] ** 2
     first = inside.to(torch.uint8).argmax(0)  # index of the front-most disk covering each pixel
     hit = inside.any(0)
     shade = (u[first, 3] - 0.5) * 0.3 * (xx - cx[first]) + (u[first, 4] - 0.5) * 0.3 * (yy - cy[first])
@@ -146,8 +188,9 @@ def dead_leaves(size: int = 64, channels: int = 1, generator: torch.Generator | 
     return img[None].to(_as_device(device))
 
 
-def ellipse_phantom(size: int = 64, generator: torch.Generator | None = None, n_ellipses: int = 8,
-                    device=None) -> torch.Tensor:
+def ellipse_phantom(
+    size: int = 64, generator: torch.Generator | None = None, n_ellipses: int = 8, device=None
+) -> torch.Tensor:
     """A random piecewise-constant phantom: a head-like outer ellipse plus random inner ellipses."""
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
@@ -163,14 +206,26 @@ def ellipse_phantom(size: int = 64, generator: torch.Generator | None = None, n_
     add(0.0, 0.0, 0.68, 0.78, 0.0, -0.5)
     for _ in range(n_ellipses):
         v = torch.rand(6, generator=g).tolist()
-        add(0.9 * v[0] - 0.45, 0.9 * v[1] - 0.45, 0.05 + 0.3 * v[2], 0.05 + 0.3 * v[3],
-            math.pi * v[4], 0.4 * v[5] - 0.1)
+        add(
+            0.9 * v[0] - 0.45,
+            0.9 * v[1] - 0.45,
+            0.05 + 0.3 * v[2],
+            0.05 + 0.3 * v[3],
+            math.pi * v[4],
+            0.4 * v[5] - 0.1,
+        )
     return img.clamp(0, 1)[None, None].to(_as_device(device))
 
 
-def random_patches(n: int, size: int, channels: int = 1, generator: torch.Generator | None = None,
-                   images: tuple[str, ...] = TRAINING, synthetic_fraction: float = 0.3,
-                   device=None) -> torch.Tensor:
+def random_patches(
+    n: int,
+    size: int,
+    channels: int = 1,
+    generator: torch.Generator | None = None,
+    images: tuple[str, ...] = TRAINING,
+    synthetic_fraction: float = 0.3,
+    device=None,
+) -> torch.Tensor:
     """n training patches (n, C, size, size): random crops of ``images`` with random flips and
     90° rotations, mixed with dead-leaves and ellipse phantoms (``synthetic_fraction``).
 
@@ -196,10 +251,11 @@ def random_patches(n: int, size: int, channels: int = 1, generator: torch.Genera
             crop = min(int(size * s), H, W)
             top = int(torch.randint(H - crop + 1, (1,), generator=g))
             left = int(torch.randint(W - crop + 1, (1,), generator=g))
-            p = img[:, top:top + crop, left:left + crop]
+            p = img[:, top : top + crop, left : left + crop]
             if crop != size:
-                p = F.interpolate(p[None], size=(size, size), mode="bilinear", antialias=True,
-                                  align_corners=False)[0]
+                p = F.interpolate(
+                    p[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+                )[0]
         k = int(torch.randint(4, (1,), generator=g))
         p = torch.rot90(p, k, dims=(-2, -1))
         if torch.rand(1, generator=g).item() < 0.5:

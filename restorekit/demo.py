@@ -12,6 +12,7 @@ Hyperparameters in :data:`TASKS` were chosen on TRAINING images only (the search
 and scores are recorded in ``training/tune_demos.py``); the held-out images are used for
 reporting, never for tuning.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,9 +94,13 @@ class Report:
     size: int
 
     def markdown(self) -> str:
-        lines = [f"**{self.task.title}** — {self.task.image} {self.size}², operator "
-                 f"`{self.task.operator}`, noise σ = {self.task.noise_sigma:g}", "",
-                 "| method | PSNR (dB) | SSIM | seconds | nfe |", "|---|---:|---:|---:|---:|"]
+        lines = [
+            f"**{self.task.title}** — {self.task.image} {self.size}², operator "
+            f"`{self.task.operator}`, noise σ = {self.task.noise_sigma:g}",
+            "",
+            "| method | PSNR (dB) | SSIM | seconds | nfe |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for r in (*self.baselines, *self.rows):
             lines.append(f"| {r.method} | {r.psnr:.2f} | {r.ssim:.3f} | {r.seconds:.2f} | {r.nfe} |")
         return "\n".join(lines)
@@ -117,8 +122,7 @@ def degrade(task: Task, x: torch.Tensor, seed: int = 0):
     """(operator, y) for ``task`` on the image batch ``x``; mask, kernel and noise drawn from ``seed``."""
     gen = torch.Generator(device=x.device).manual_seed(seed)
     kwargs = {"noise_sigma": task.noise_sigma, "device": x.device, **task.operator_params}
-    operator = make(task.operator, img_size=tuple(x.shape[-2:]), channels=x.shape[1],
-                    generator=gen, **kwargs)
+    operator = make(task.operator, img_size=tuple(x.shape[-2:]), channels=x.shape[1], generator=gen, **kwargs)
     return operator, operator(x)
 
 
@@ -126,33 +130,56 @@ def run_method(method: Method, y, operator, x_true, *, quick: bool, seed: int = 
     """Restore y with ``method``; returns the solver's :class:`~restorekit.solvers.Result`."""
     prior = build_prior(method, y.device, x_true.shape[1]) if prior is None else prior
     gen = torch.Generator(device=y.device).manual_seed(seed)
-    return solve(y, operator, prior, solver=method.solver, x_true=x_true, generator=gen,
-                 **method.solver_params(quick))
+    return solve(
+        y, operator, prior, solver=method.solver, x_true=x_true, generator=gen, **method.solver_params(quick)
+    )
 
 
-def run_task(task: Task, out: str | Path, *, quick: bool = False, device="cpu", seed: int = 0,
-             methods: tuple[Method, ...] | None = None) -> Report:
+def run_task(
+    task: Task,
+    out: str | Path,
+    *,
+    quick: bool = False,
+    device="cpu",
+    seed: int = 0,
+    methods: tuple[Method, ...] | None = None,
+) -> Report:
     """Degrade ``task.image``, restore it with each method, write ``out/<task.name>.png``."""
     size = task.quick_size if quick else task.size
     x = data.load_image(task.image, size=size, color=task.color, device=device)
     operator, y = degrade(task, x, seed)
     panels = measurement_panels(operator, y, x)  # the figure shows A†y only where meaningful
-    pinv = operator.A_dagger(y).clamp(0, 1)       # the table always has it, as a number
-    table = [("measurement y", y.clamp(0, 1))] if y.shape == x.shape and not torch.allclose(
-        y.clamp(0, 1), pinv) else []
-    baselines = tuple(Row(label, psnr(img, x).item(), ssim(img, x).item(), 0.0, 0)
-                      for label, img in (*table, ("A†y (pseudo-inverse)", pinv)))
+    pinv = operator.A_dagger(y).clamp(0, 1)  # the table always has it, as a number
+    table = (
+        [("measurement y", y.clamp(0, 1))]
+        if y.shape == x.shape and not torch.allclose(y.clamp(0, 1), pinv)
+        else []
+    )
+    baselines = tuple(
+        Row(label, psnr(img, x).item(), ssim(img, x).item(), 0.0, 0)
+        for label, img in (*table, ("A†y (pseudo-inverse)", pinv))
+    )
     rows = []
     for method in task.methods if methods is None else methods:
         result = run_method(method, y, operator, x, quick=quick, seed=seed)
-        rows.append(Row(method.label, result.metrics.psnr.item(), result.metrics.ssim.item(),
-                        result.seconds, result.nfe))
+        rows.append(
+            Row(
+                method.label,
+                result.metrics.psnr.item(),
+                result.metrics.ssim.item(),
+                result.seconds,
+                result.nfe,
+            )
+        )
         panels.append((method.label, result.x))
     panels.append(("ground truth", x))
-    figure = comparison_figure(panels, Path(out) / f"{task.name}.png", reference=x,
-                               title=f"{task.title}: {task.image} {size}², {task.operator}, "
-                                     f"noise σ = {task.noise_sigma:g}",
-                               ncols=len(panels) if len(panels) <= 6 else (len(panels) + 1) // 2)
+    figure = comparison_figure(
+        panels,
+        Path(out) / f"{task.name}.png",
+        reference=x,
+        title=f"{task.title}: {task.image} {size}², {task.operator}, noise σ = {task.noise_sigma:g}",
+        ncols=len(panels) if len(panels) <= 6 else (len(panels) + 1) // 2,
+    )
     return Report(task, baselines, tuple(rows), figure, size)
 
 
@@ -190,17 +217,44 @@ DDS = Method("diffusion + DDS", "diffusion-gray", "dds", quick=_frozen({"steps":
 #: the learned proximal network is the exact prox at its training noise σ = 0.1: PnP-ADMM with ρ = 1.
 LPN_ADMM = Method("LPN + PnP-ADMM", "lpn-gray", "pnp-admm", _frozen({}), _frozen({"max_iter": 20}))
 
-TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("deblurring", "Deblurring", "gaussian-blur", "camera", (_tv(TV_WEIGHT_DEBLUR), DNCNN_HQS, DDS)),
-    Task("inpainting", "Inpainting", "inpainting-random", "camera",
-         (_tv(TV_WEIGHT_INPAINT), DNCNN_HQS, CNN_HQS, DDS)),
-    Task("super_resolution", "Super-resolution", "sr-x2", "astronaut", (_tv(TV_WEIGHT_SR), CNN_HQS_SR), color=True),
-    Task("denoising", "Denoising", "denoising", "coins", (_tv(TV_WEIGHT_DENOISE), DNCNN_HQS_8, CNN_HQS_8, LPN_ADMM),
-         noise_sigma=0.1),
-    Task("ct", "Sparse-view CT", "ct-sparse", "shepp_logan_phantom",
-         (replace(_tv(TV_WEIGHT_CT), quick=_frozen({"max_iter": 100})),), size=128),
-    Task("mri", "MRI ×4", "mri", "coins", (_tv(TV_WEIGHT_MRI), DNCNN_HQS, CNN_HQS)),
-)}
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("deblurring", "Deblurring", "gaussian-blur", "camera", (_tv(TV_WEIGHT_DEBLUR), DNCNN_HQS, DDS)),
+        Task(
+            "inpainting",
+            "Inpainting",
+            "inpainting-random",
+            "camera",
+            (_tv(TV_WEIGHT_INPAINT), DNCNN_HQS, CNN_HQS, DDS),
+        ),
+        Task(
+            "super_resolution",
+            "Super-resolution",
+            "sr-x2",
+            "astronaut",
+            (_tv(TV_WEIGHT_SR), CNN_HQS_SR),
+            color=True,
+        ),
+        Task(
+            "denoising",
+            "Denoising",
+            "denoising",
+            "coins",
+            (_tv(TV_WEIGHT_DENOISE), DNCNN_HQS_8, CNN_HQS_8, LPN_ADMM),
+            noise_sigma=0.1,
+        ),
+        Task(
+            "ct",
+            "Sparse-view CT",
+            "ct-sparse",
+            "shepp_logan_phantom",
+            (replace(_tv(TV_WEIGHT_CT), quick=_frozen({"max_iter": 100})),),
+            size=128,
+        ),
+        Task("mri", "MRI ×4", "mri", "coins", (_tv(TV_WEIGHT_MRI), DNCNN_HQS, CNN_HQS)),
+    )
+}
 
 
 def script_main(task_name: str, argv: list[str] | None = None) -> Report:
@@ -234,17 +288,21 @@ def run_demo(out: Path, quick: bool, device: str) -> list[Report]:
 
     out = Path(out)
     total = EXPECTED_SECONDS["quick" if quick else "full"]
-    print(f"restorekit demo: {len(TASKS)} tasks, about {_duration(total)} on 2 CPU cores "
-          f"({'quick: 64² images, few steps' if quick else 'full size, up to 3.4 GB of memory; --quick takes about 2 min'}); "
-          f"figures go to {out}/", flush=True)
+    print(
+        f"restorekit demo: {len(TASKS)} tasks, about {_duration(total)} on 2 CPU cores "
+        f"({'quick: 64² images, few steps' if quick else 'full size, up to 3.4 GB of memory; --quick takes about 2 min'}); "
+        f"figures go to {out}/",
+        flush=True,
+    )
     reports = []
     for k, task in enumerate(TASKS.values(), 1):
         start = time.perf_counter()
         print(f"[{k}/{len(TASKS)}] {task.title} ({task.image}, {len(task.methods)} methods)…", flush=True)
         report = run_task(task, out, quick=quick, device=device)
         print(report.markdown(), end="\n", flush=True)
-        print(f"[{k}/{len(TASKS)}] {task.title} done in {_duration(time.perf_counter() - start)}\n",
-              flush=True)
+        print(
+            f"[{k}/{len(TASKS)}] {task.title} done in {_duration(time.perf_counter() - start)}\n", flush=True
+        )
         reports.append(report)
     text = "\n\n".join(f"{r.markdown()}\n\n![{r.task.name}]({r.figure.name})" for r in reports)
     with atomic_write(out / "README.md") as tmp:

@@ -15,6 +15,7 @@ very images it is scored on, so it is an upper bound of what that method reaches
 only be reported as such (the TV rows of the tables). Settings a method ships with are chosen
 by the same search on TRAINING images (``training/tune_demos.py``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,8 +44,9 @@ class GridSearch:
     scores: dict[float, float]
 
 
-def grid_search(x: torch.Tensor, restore: Callable[[float], torch.Tensor],
-                grid: Iterable[float], *, clip: bool = True) -> GridSearch:
+def grid_search(
+    x: torch.Tensor, restore: Callable[[float], torch.Tensor], grid: Iterable[float], *, clip: bool = True
+) -> GridSearch:
     """The grid value v whose ``restore(v)`` (clipped to [0, 1] unless ``clip=False``) has the
     best mean PSNR against the clean batch ``x`` (the first of equal ones).
 
@@ -64,8 +66,13 @@ def grid_search(x: torch.Tensor, restore: Callable[[float], torch.Tensor],
     return GridSearch(best[0], best[1], best[2], scores)
 
 
-def tv_oracle_weight(x: torch.Tensor, tv_restore: Callable[[float], torch.Tensor],
-                     weights: Iterable[float] = TV_WEIGHTS, *, clip: bool = True) -> GridSearch:
+def tv_oracle_weight(
+    x: torch.Tensor,
+    tv_restore: Callable[[float], torch.Tensor],
+    weights: Iterable[float] = TV_WEIGHTS,
+    *,
+    clip: bool = True,
+) -> GridSearch:
     """TV at its best weight: :func:`grid_search` of ``tv_restore(weight)`` over ``weights``.
 
     ``tv_restore(w)`` restores the batch whose clean images are ``x`` with TV weight ``w`` (e.g.
@@ -81,8 +88,10 @@ def tv_denoise(y: torch.Tensor, weight: float) -> torch.Tensor:
     in float64; returned in ``y``'s dtype."""
     from skimage.restoration import denoise_tv_chambolle
 
-    out = [torch.from_numpy(denoise_tv_chambolle(yi.double().numpy(), weight=float(weight),
-                                                 channel_axis=0)) for yi in y.cpu()]
+    out = [
+        torch.from_numpy(denoise_tv_chambolle(yi.double().numpy(), weight=float(weight), channel_axis=0))
+        for yi in y.cpu()
+    ]
     return torch.stack(out).to(y.dtype)
 
 
@@ -110,8 +119,11 @@ def heldout_table(nets: dict, sigmas=SIGMAS, size: int = 128, seed: int = 0) -> 
     for s in sigmas:
         x, y = noisy_heldout(s, size, seed)
         tv = tv_oracle_weight(x, functools.partial(tv_denoise, y), DENOISE_TV_WEIGHTS, clip=False)
-        row = {"noisy": psnr(y, x).mean().item(), "TV (best weight)": tv.psnr.mean().item(),
-               "_tv_weight": tv.value}
+        row = {
+            "noisy": psnr(y, x).mean().item(),
+            "TV (best weight)": tv.psnr.mean().item(),
+            "_tv_weight": tv.value,
+        }
         for name, net in nets.items():
             row[name] = psnr(net(y, torch.full((y.shape[0],), s)), x).mean().item()
         table[s] = row
@@ -123,8 +135,9 @@ def markdown_table(table: dict) -> str:
     cols = [c for c in next(iter(table.values())) if not c.startswith("_")]
     lines = ["| σ | " + " | ".join(cols) + " | TV weight |", "|---" * (len(cols) + 2) + "|"]
     for s, row in table.items():
-        lines.append(f"| {s:g} | " + " | ".join(f"{row[c]:.2f}" for c in cols)
-                     + f" | {row['_tv_weight']:g} |")
+        lines.append(
+            f"| {s:g} | " + " | ".join(f"{row[c]:.2f}" for c in cols) + f" | {row['_tv_weight']:g} |"
+        )
     return "\n".join(lines)
 
 
@@ -179,8 +192,9 @@ def bar_methods(task: str) -> dict[str, Callable]:
     return {
         "PnP-HQS denoiser-gray": hqs("denoiser-gray"),
         "PnP-HQS dncnn": hqs("dncnn"),
-        "DDS diffusion-gray": lambda y, op: solve(y, op, _shipped("diffusion-gray"), "dds",
-                                                  generator=torch.Generator().manual_seed(0)).x,
+        "DDS diffusion-gray": lambda y, op: (
+            solve(y, op, _shipped("diffusion-gray"), "dds", generator=torch.Generator().manual_seed(0)).x
+        ),
     }
 
 
@@ -191,8 +205,7 @@ def bar_tv_oracle(task: str, x: torch.Tensor) -> GridSearch:
     from .solvers import solve
 
     def tv(weight):
-        return bar_restore(task, x, lambda y, op: solve(y, op, TV(weight), "chambolle-pock",
-                                                         max_iter=300).x)
+        return bar_restore(task, x, lambda y, op: solve(y, op, TV(weight), "chambolle-pock", max_iter=300).x)
 
     return tv_oracle_weight(x, tv, BAR_TV_WEIGHTS)
 
@@ -207,7 +220,10 @@ def tuning_batch(images, size: int, color: bool) -> torch.Tensor:
     at ``size``) or (1, C, H, W) tensors such as synthetic phantoms. Refuses HELD_OUT names."""
     bad = sorted(n for n in images if isinstance(n, str) and n in data.HELD_OUT)
     if bad:
-        raise ValueError(f"images {bad} are held out and may not be used for tuning; "
-                         f"use training images such as {TUNING_IMAGES[color]}")
-    return torch.cat([data.load_image(n, size=size, color=color) if isinstance(n, str) else n
-                      for n in images])
+        raise ValueError(
+            f"images {bad} are held out and may not be used for tuning; "
+            f"use training images such as {TUNING_IMAGES[color]}"
+        )
+    return torch.cat(
+        [data.load_image(n, size=size, color=color) if isinstance(n, str) else n for n in images]
+    )

@@ -1,4 +1,5 @@
 """Side-by-side comparison figures: measurement, each result with its PSNR/SSIM, ground truth."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,9 +16,14 @@ def _to_numpy_image(x: torch.Tensor):
     return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
 
 
-def comparison_figure(panels: list[tuple[str, torch.Tensor]], path: str | Path, *,
-                      reference: torch.Tensor | None = None, title: str | None = None,
-                      ncols: int | None = None) -> Path:
+def comparison_figure(
+    panels: list[tuple[str, torch.Tensor]],
+    path: str | Path,
+    *,
+    reference: torch.Tensor | None = None,
+    title: str | None = None,
+    ncols: int | None = None,
+) -> Path:
     """Save a row (or grid) of images, each titled; with ``reference`` the titles get PSNR/SSIM.
 
     ``panels`` is a list of (label, image) with images (1, C, H, W) or (C, H, W). Every image
@@ -45,8 +51,7 @@ def comparison_figure(panels: list[tuple[str, torch.Tensor]], path: str | Path, 
             s = ssim(img4, reference).item()
             text = f"{label}\n{p:.2f} dB / SSIM {s:.3f}"
         arr = _to_numpy_image(img4)
-        ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1,
-                  interpolation="nearest")
+        ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(text, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=11)

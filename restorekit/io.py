@@ -20,6 +20,7 @@ Every file this package writes goes through :func:`atomic_write` (a temporary fi
 folder, then ``os.replace``), so a reader never sees a half-written file: an interrupted write
 leaves the old file (or none) and at most a hidden ``.NAME.*.tmp.EXT`` file behind.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,15 @@ import torch
 #: What :func:`read_image` accepts, by file extension (lower case).
 READ_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 #: The bit depths :func:`write_image` can write, by extension (32 means float32).
-WRITE_BIT_DEPTHS = {".png": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".bmp": (8,),
-                    ".tif": (8, 16, 32), ".tiff": (8, 16, 32), ".npy": (8, 16, 32)}
+WRITE_BIT_DEPTHS = {
+    ".png": (8, 16),
+    ".jpg": (8,),
+    ".jpeg": (8,),
+    ".bmp": (8,),
+    ".tif": (8, 16, 32),
+    ".tiff": (8, 16, 32),
+    ".npy": (8, 16, 32),
+}
 _SCALED = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}
 _RANGE_TOL = 1e-3
 
@@ -62,6 +70,7 @@ class ImageInfo:
 
 
 # --------------------------------------------------------------------------- atomic writes
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -101,12 +110,12 @@ def atomic_write(path):
 def stale_temporaries(folder) -> list[Path]:
     """Temporary files :func:`atomic_write` left in ``folder`` when its process was killed
     (hidden ``.NAME.*.tmpEXT`` files); safe to delete once no writer runs there."""
-    return sorted(p for p in Path(folder).glob(".*.tmp.*")
-                  if p.is_file() and p.name.count(".") >= 3)
+    return sorted(p for p in Path(folder).glob(".*.tmp.*") if p.is_file() and p.name.count(".") >= 3)
 
 
-def check_output_path(path, *, overwrite: bool = False, name: str = "path",
-                      extensions=tuple(WRITE_BIT_DEPTHS)) -> Path:
+def check_output_path(
+    path, *, overwrite: bool = False, name: str = "path", extensions=tuple(WRITE_BIT_DEPTHS)
+) -> Path:
     """``path`` as a Path if a file can be written there, else a ValueError naming ``name``.
 
     Refused: a name without one of ``extensions``, a directory (or a name ending in a
@@ -127,13 +136,16 @@ def check_output_path(path, *, overwrite: bool = False, name: str = "path",
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"{name} {text!r}: cannot create the folder {str(parent)!r} ({e.strerror})") from None
+        raise ValueError(
+            f"{name} {text!r}: cannot create the folder {str(parent)!r} ({e.strerror})"
+        ) from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{name} {text!r}: the folder {str(parent)!r} is not writable")
     return p
 
 
 # --------------------------------------------------------------------------- reading
+
 
 def _check_input_path(path, name: str = "path") -> Path:
     if not isinstance(path, (str, os.PathLike)):
@@ -158,11 +170,15 @@ def _load_array(p: Path) -> np.ndarray:
             series = tif.series[0]
             arr, axes = series.asarray(), series.axes
         keep = [i for i, a in enumerate(axes) if a in "YXS" or arr.shape[i] > 1]
-        arr, axes = arr.squeeze(tuple(i for i in range(arr.ndim) if i not in keep)), \
-            "".join(axes[i] for i in keep)
+        arr, axes = (
+            arr.squeeze(tuple(i for i in range(arr.ndim) if i not in keep)),
+            "".join(axes[i] for i in keep),
+        )
         if set(axes) - set("YXS"):
-            raise ValueError(f"path {str(p)!r}: only single-image TIFF files are supported, got axes "
-                             f"{axes!r} with shape {arr.shape}")
+            raise ValueError(
+                f"path {str(p)!r}: only single-image TIFF files are supported, got axes "
+                f"{axes!r} with shape {arr.shape}"
+            )
         return np.moveaxis(arr, axes.index("S"), -1) if "S" in axes else arr
     if ext == ".png":
         import png
@@ -190,8 +206,9 @@ def _drop_alpha(arr: np.ndarray, notes: list[str], path: str) -> np.ndarray:
         return arr[..., 0] if arr.shape[2] == 1 else arr
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3):
         return arr
-    raise ValueError(f"path {path!r}: expected an image shaped (H, W) or (H, W, C) with C in 1..4, "
-                     f"got shape {arr.shape}")
+    raise ValueError(
+        f"path {path!r}: expected an image shaped (H, W) or (H, W, C) with C in 1..4, got shape {arr.shape}"
+    )
 
 
 def _to_unit(arr: np.ndarray, normalize: bool, notes: list[str], path: str):
@@ -200,8 +217,10 @@ def _to_unit(arr: np.ndarray, normalize: bool, notes: list[str], path: str):
         return arr.astype(np.float64), 8, None
     if arr.dtype in _SCALED:
         depth = _SCALED[arr.dtype]
-        return arr.astype(np.float64) / (2 ** depth - 1), depth, None
-    if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        return arr.astype(np.float64) / (2**depth - 1), depth, None
+    if np.iscomplexobj(arr) or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
         raise ValueError(f"path {path!r}: image data must be real numbers, got dtype {arr.dtype}")
     values = arr.astype(np.float64)
     if not np.isfinite(values).all():
@@ -213,12 +232,15 @@ def _to_unit(arr: np.ndarray, normalize: bool, notes: list[str], path: str):
         return values.clip(0, 1), 32, None
     if not normalize:
         hint = " (it looks like 0…255 data: divide by 255)" if hi <= 255 and lo >= 0 else ""
-        raise ValueError(f"path {path!r}: {arr.dtype} values must lie in [0, 1], got range "
-                         f"[{lo:.6g}, {hi:.6g}]{hint}; pass normalize=True (CLI: --normalize) to "
-                         "map min…max to 0…1")
+        raise ValueError(
+            f"path {path!r}: {arr.dtype} values must lie in [0, 1], got range "
+            f"[{lo:.6g}, {hi:.6g}]{hint}; pass normalize=True (CLI: --normalize) to "
+            "map min…max to 0…1"
+        )
     if hi == lo:
-        raise ValueError(f"path {path!r}: every pixel is {lo:.6g}; a constant image cannot be "
-                         "min-max normalised")
+        raise ValueError(
+            f"path {path!r}: every pixel is {lo:.6g}; a constant image cannot be min-max normalised"
+        )
     notes.append(f"{arr.dtype} values normalised from [{lo:.6g}, {hi:.6g}] to [0, 1] (min-max)")
     return (values - lo) / (hi - lo), 32, (lo, hi)
 
@@ -267,12 +289,14 @@ def read_image(path, *, normalize: bool = False, dtype=torch.float32) -> tuple[t
     values, depth, value_range = _to_unit(arr, normalize, notes, str(p))
     x = torch.from_numpy(np.ascontiguousarray(values)).to(dtype)
     x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None].contiguous()
-    info = ImageInfo(str(p), str(arr.dtype), depth, x.shape[1], tuple(x.shape[-2:]), value_range,
-                     tuple(notes))
+    info = ImageInfo(
+        str(p), str(arr.dtype), depth, x.shape[1], tuple(x.shape[-2:]), value_range, tuple(notes)
+    )
     return x, info
 
 
 # --------------------------------------------------------------------------- writing
+
 
 def _image_array(x, name: str = "x") -> np.ndarray:
     """x (1, C, H, W) or (C, H, W) with C in {1, 3}, finite, as a float64 (H, W[, C]) array."""
@@ -283,8 +307,9 @@ def _image_array(x, name: str = "x") -> np.ndarray:
             raise ValueError(f"{name} must hold one image (batch size 1), got shape {tuple(x.shape)}")
         x = x[0]
     if x.ndim != 3 or x.shape[0] not in (1, 3):
-        raise ValueError(f"{name} must be shaped (1, C, H, W) or (C, H, W) with C in (1, 3), "
-                         f"got {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must be shaped (1, C, H, W) or (C, H, W) with C in (1, 3), got {tuple(x.shape)}"
+        )
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor in [0, 1], got {x.dtype}")
     arr = x.detach().cpu().double().numpy()
@@ -298,7 +323,7 @@ def _quantise(arr: np.ndarray, depth: int, value_range) -> np.ndarray:
     if depth == 32:
         lo, hi = value_range if value_range is not None else (0.0, 1.0)
         return (lo + arr * (hi - lo)).astype(np.float32)
-    return np.rint(arr * (2 ** depth - 1)).astype(np.uint8 if depth == 8 else np.uint16)
+    return np.rint(arr * (2**depth - 1)).astype(np.uint8 if depth == 8 else np.uint16)
 
 
 def _save(tmp: Path, arr: np.ndarray, ext: str, quality: int) -> None:
@@ -315,15 +340,23 @@ def _save(tmp: Path, arr: np.ndarray, ext: str, quality: int) -> None:
         planes = 1 if arr.ndim == 2 else arr.shape[2]
         with open(tmp, "wb") as f:
             png.Writer(arr.shape[1], arr.shape[0], greyscale=planes == 1, bitdepth=16).write(
-                f, arr.reshape(arr.shape[0], -1).tolist())
+                f, arr.reshape(arr.shape[0], -1).tolist()
+            )
     else:
         import imageio.v3 as iio
 
         iio.imwrite(tmp, arr, **({"quality": quality} if ext in (".jpg", ".jpeg") else {}))
 
 
-def write_image(path, x: torch.Tensor, *, bit_depth: int | None = None, like: ImageInfo | None = None,
-                overwrite: bool = False, quality: int = 95) -> Path:
+def write_image(
+    path,
+    x: torch.Tensor,
+    *,
+    bit_depth: int | None = None,
+    like: ImageInfo | None = None,
+    overwrite: bool = False,
+    quality: int = 95,
+) -> Path:
     """Write a (1, C, H, W) image in [0, 1] to ``path`` atomically; returns the path.
 
     Values are clipped to [0, 1] and, for 8/16 bits, rounded to the nearest level
@@ -359,6 +392,7 @@ def write_image(path, x: torch.Tensor, *, bit_depth: int | None = None, like: Im
 
 # --------------------------------------------------------------------------- operator files
 
+
 def _small_array(path, name: str) -> np.ndarray:
     """A 2D array from an image file (scaled to [0, 1], colour only if its channels agree) or
     a ``.npy`` file (values as stored)."""
@@ -390,8 +424,10 @@ def read_kernel(path, *, dtype=torch.float32) -> tuple[torch.Tensor, tuple[str, 
     """
     arr = _small_array(path, "kernel")
     if (arr < 0).any():
-        raise ValueError(f"kernel {str(path)!r} has negative values (min {arr.min():.3g}); a blur "
-                         "kernel must be non-negative")
+        raise ValueError(
+            f"kernel {str(path)!r} has negative values (min {arr.min():.3g}); a blur "
+            "kernel must be non-negative"
+        )
     total = float(arr.sum())
     if total <= 0:
         raise ValueError(f"kernel {str(path)!r} is all zeros")
@@ -412,18 +448,20 @@ def read_mask(path, *, missing: float = 0) -> tuple[torch.Tensor, tuple[str, ...
     arr = _small_array(path, "mask")
     levels = np.unique(arr)
     if not set(levels.tolist()) <= {0.0, 1.0}:
-        raise ValueError(f"mask {str(path)!r} must be binary (0 and 1, or 0 and 255 in an 8-bit "
-                         f"image), got {len(levels)} levels in [{levels[0]:.3g}, {levels[-1]:.3g}]; "
-                         "save masks as PNG, not JPEG")
+        raise ValueError(
+            f"mask {str(path)!r} must be binary (0 and 1, or 0 and 255 in an 8-bit "
+            f"image), got {len(levels)} levels in [{levels[0]:.3g}, {levels[-1]:.3g}]; "
+            "save masks as PNG, not JPEG"
+        )
     observed = arr != missing
     if not observed.any():
         raise ValueError(f"mask {str(path)!r} marks every pixel missing (missing={missing})")
-    notes = (f"mask: {int((~observed).sum())} of {observed.size} pixels missing "
-             f"(value {missing} = missing)",)
+    notes = (f"mask: {int((~observed).sum())} of {observed.size} pixels missing (value {missing} = missing)",)
     return torch.from_numpy(observed.astype(np.float32)), notes
 
 
 # --------------------------------------------------------------------------- noise level
+
 
 def estimate_noise_sigma(y: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     r"""Noise std of an image-like measurement by the median absolute deviation of its finest
@@ -476,11 +514,13 @@ class Measurement:
 
 def _ct_size(n_det: int) -> int:
     """The image side N whose sinogram has n_det = ⌈√2·N⌉ detector cells."""
-    for n in range(max(1, int(n_det / 2 ** 0.5) - 2), int(n_det / 2 ** 0.5) + 3):
-        if int(np.ceil(2 ** 0.5 * n - 1e-9)) == n_det:
+    for n in range(max(1, int(n_det / 2**0.5) - 2), int(n_det / 2**0.5) + 3):
+        if int(np.ceil(2**0.5 * n - 1e-9)) == n_det:
             return n
-    raise ValueError(f"a sinogram with {n_det} detector rows matches no square image (rows must be "
-                     "ceil(sqrt(2)·N), as skimage.transform.radon(circle=False) gives)")
+    raise ValueError(
+        f"a sinogram with {n_det} detector rows matches no square image (rows must be "
+        "ceil(sqrt(2)·N), as skimage.transform.radon(circle=False) gives)"
+    )
 
 
 def _read_npy(path, name: str, *, complex_ok: bool = False) -> np.ndarray:
@@ -489,17 +529,31 @@ def _read_npy(path, name: str, *, complex_ok: bool = False) -> np.ndarray:
         raise ValueError(f"{name} must be an existing .npy file, got {path!r}")
     arr = np.load(p, allow_pickle=False)
     if arr.ndim != 2 or (np.iscomplexobj(arr) and not complex_ok) or arr.dtype.kind not in "fiuc":
-        raise ValueError(f"{name} {str(p)!r} must be a 2D {'complex' if complex_ok else 'real'} array, "
-                         f"got shape {arr.shape} and dtype {arr.dtype}")
+        raise ValueError(
+            f"{name} {str(p)!r} must be a 2D {'complex' if complex_ok else 'real'} array, "
+            f"got shape {arr.shape} and dtype {arr.dtype}"
+        )
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} {str(p)!r} contains NaN or Inf values")
     return arr
 
 
-def read_measurement(path, operator: str, *, noise_sigma: float | None = None, kernel=None,
-                     boundary: str = "periodic", mask=None, missing: float = 0, factor: int | None = None,
-                     views: int | None = None, angle_range: float = 180.0, img_size: int | None = None,
-                     normalize: bool = False, device=None) -> Measurement:
+def read_measurement(
+    path,
+    operator: str,
+    *,
+    noise_sigma: float | None = None,
+    kernel=None,
+    boundary: str = "periodic",
+    mask=None,
+    missing: float = 0,
+    factor: int | None = None,
+    views: int | None = None,
+    angle_range: float = 180.0,
+    img_size: int | None = None,
+    normalize: bool = False,
+    device=None,
+) -> Measurement:
     r"""Read a measured file as y and build the operator that maps the unknown image to it.
 
     ``operator`` and the file it reads:
@@ -531,12 +585,19 @@ def read_measurement(path, operator: str, *, noise_sigma: float | None = None, k
     if operator not in MEASURED_OPERATORS:
         raise ValueError(f"operator must be one of {', '.join(MEASURED_OPERATORS)}, got {operator!r}")
     given = {"kernel": kernel, "mask": mask, "factor": factor, "views": views, "img_size": img_size}
-    allowed = {"blur": {"kernel"}, "inpainting": {"mask"}, "sr": {"factor"}, "ct": {"views", "img_size"},
-               "mri": {"mask"}}.get(operator, set())
+    allowed = {
+        "blur": {"kernel"},
+        "inpainting": {"mask"},
+        "sr": {"factor"},
+        "ct": {"views", "img_size"},
+        "mri": {"mask"},
+    }.get(operator, set())
     extra = sorted(k for k, v in given.items() if v is not None and k not in allowed)
     if extra:
-        raise ValueError(f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to operator "
-                         f"{operator!r}{'; it takes ' + ', '.join(sorted(allowed)) if allowed else ''}")
+        raise ValueError(
+            f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to operator "
+            f"{operator!r}{'; it takes ' + ', '.join(sorted(allowed)) if allowed else ''}"
+        )
     from .operators._common import as_device
 
     args = dict(given, boundary=boundary, missing=missing, angle_range=angle_range, device=as_device(device))
@@ -553,13 +614,18 @@ def read_measurement(path, operator: str, *, noise_sigma: float | None = None, k
     estimated = noise_sigma is None
     if estimated:
         noise_sigma = _estimate(y, p.observed, operator)
-        how = ("sampled high-frequency k-space" if operator == "mri" else
-               "the finest diagonal Haar wavelet coefficients")
-        notes.append(f"noise std estimated from the data: {noise_sigma:.4g} (median absolute "
-                     f"deviation of {how})")
+        how = (
+            "sampled high-frequency k-space"
+            if operator == "mri"
+            else "the finest diagonal Haar wavelet coefficients"
+        )
+        notes.append(
+            f"noise std estimated from the data: {noise_sigma:.4g} (median absolute deviation of {how})"
+        )
     noise_sigma = min(noise_sigma, 1.0)
-    return Measurement(y, p.build(noise_sigma), noise_sigma, estimated, tuple(p.size), p.channels, info,
-                       tuple(notes))
+    return Measurement(
+        y, p.build(noise_sigma), noise_sigma, estimated, tuple(p.size), p.channels, info, tuple(notes)
+    )
 
 
 @dataclass
@@ -585,8 +651,10 @@ def _blur(y, a, notes) -> _Problem:
 
     kernel = a["kernel"]
     if kernel is None:
-        raise ValueError("kernel is required for operator 'blur': a .npy/image file, a 2D tensor "
-                         "or a Gaussian std in pixels")
+        raise ValueError(
+            "kernel is required for operator 'blur': a .npy/image file, a 2D tensor "
+            "or a Gaussian std in pixels"
+        )
     if isinstance(kernel, (str, os.PathLike)):
         kernel, knotes = read_kernel(kernel)
         notes += knotes
@@ -595,8 +663,14 @@ def _blur(y, a, notes) -> _Problem:
     if a["boundary"] not in ("periodic", "reflect"):
         raise ValueError(f"boundary must be 'periodic' or 'reflect', got {a['boundary']!r}")
     size = tuple(y.shape[-2:])
-    return _Problem(y, lambda s: blur(kernel, circular=a["boundary"] == "periodic", img_size=size,
-                                      noise_sigma=s, device=a["device"]), size, y.shape[1])
+    return _Problem(
+        y,
+        lambda s: blur(
+            kernel, circular=a["boundary"] == "periodic", img_size=size, noise_sigma=s, device=a["device"]
+        ),
+        size,
+        y.shape[1],
+    )
 
 
 def _user_mask(a, notes, size, channels, what: str) -> torch.Tensor:
@@ -604,8 +678,10 @@ def _user_mask(a, notes, size, channels, what: str) -> torch.Tensor:
 
     mask = a["mask"]
     if mask is None:
-        raise ValueError(f"mask is required for operator {what!r} (a file or a binary tensor, "
-                         f"1 = {'sampled' if what == 'mri' else 'observed'})")
+        raise ValueError(
+            f"mask is required for operator {what!r} (a file or a binary tensor, "
+            f"1 = {'sampled' if what == 'mri' else 'observed'})"
+        )
     if isinstance(mask, (str, os.PathLike)):
         mask, mnotes = read_mask(mask, missing=a["missing"])
         notes += [n.replace("missing", "unsampled") if what == "mri" else n for n in mnotes]
@@ -618,8 +694,13 @@ def _inpainting(y, a, notes) -> _Problem:
     size, channels = tuple(y.shape[-2:]), y.shape[1]
     m = _user_mask(a, notes, size, channels, "inpainting")
     y = y * m  # missing pixels carry no data whatever the file holds there
-    return _Problem(y, lambda s: inpainting(m, img_size=size, channels=channels, noise_sigma=s,
-                                            device=a["device"]), size, channels, m)
+    return _Problem(
+        y,
+        lambda s: inpainting(m, img_size=size, channels=channels, noise_sigma=s, device=a["device"]),
+        size,
+        channels,
+        m,
+    )
 
 
 def _sr(y, a, notes) -> _Problem:
@@ -627,8 +708,14 @@ def _sr(y, a, notes) -> _Problem:
 
     factor = 2 if a["factor"] is None else a["factor"]
     size = (y.shape[-2] * factor, y.shape[-1] * factor) if factor in (2, 4) else tuple(y.shape[-2:])
-    return _Problem(y, lambda s: super_resolution(factor, img_size=size, channels=y.shape[1], noise_sigma=s,
-                                                  device=a["device"]), size, y.shape[1])
+    return _Problem(
+        y,
+        lambda s: super_resolution(
+            factor, img_size=size, channels=y.shape[1], noise_sigma=s, device=a["device"]
+        ),
+        size,
+        y.shape[1],
+    )
 
 
 def _ct(arr, a, notes) -> _Problem:
@@ -643,8 +730,9 @@ def _ct(arr, a, notes) -> _Problem:
     if expected != arr.shape:
         raise ValueError(f"img_size={n} gives sinograms of shape {expected}, the file has {arr.shape}")
     norm = float(op.operator_norm)
-    notes.append(f"sinogram divided by ||R||_2 = {norm:.6g} (N = {n}, {views} views over "
-                 f"{a['angle_range']:g} degrees)")
+    notes.append(
+        f"sinogram divided by ||R||_2 = {norm:.6g} (N = {n}, {views} views over {a['angle_range']:g} degrees)"
+    )
     y = torch.from_numpy(arr.astype(np.float64) / norm).float()[None, None]
     return _Problem(y, lambda s: _with_noise(op, s, a["device"]), (n, n), 1)
 
@@ -657,8 +745,14 @@ def _mri(arr, a, notes) -> _Problem:
     return _Problem(y, lambda s: _mri_operator(m, size, s, a["device"]), size, 1, m)
 
 
-_PROBLEMS = {"denoising": _denoising, "blur": _blur, "inpainting": _inpainting, "sr": _sr, "ct": _ct,
-             "mri": _mri}
+_PROBLEMS = {
+    "denoising": _denoising,
+    "blur": _blur,
+    "inpainting": _inpainting,
+    "sr": _sr,
+    "ct": _ct,
+    "mri": _mri,
+}
 
 
 def _estimate(y, observed, operator) -> float:
@@ -666,12 +760,13 @@ def _estimate(y, observed, operator) -> float:
         return estimate_noise_sigma(y, None if observed is None else observed.to(y.device))
     h, w = y.shape[-2:]
     outer = torch.zeros(h, w, dtype=torch.bool, device=y.device)
-    outer[: h // 4] = outer[h - h // 4:] = True
-    outer[:, w // 4: w - w // 4] = False
+    outer[: h // 4] = outer[h - h // 4 :] = True
+    outer[:, w // 4 : w - w // 4] = False
     values = y[0][:, outer & (observed.to(y.device) > 0)]
     if values.numel() < 8:
-        raise ValueError("cannot estimate the k-space noise level: too few sampled high frequencies; "
-                         "give noise_sigma")
+        raise ValueError(
+            "cannot estimate the k-space noise level: too few sampled high frequencies; give noise_sigma"
+        )
     return float(values.abs().flatten().median() / 0.6745)
 
 
@@ -692,6 +787,19 @@ def _mri_operator(mask, size, sigma, device):
     return RealMRI(physics, noise_model(sigma, None, None, device), device)
 
 
-__all__ = ["ImageInfo", "Measurement", "read_image", "write_image", "atomic_write", "check_output_path",
-           "read_kernel", "read_mask", "stale_temporaries", "read_measurement", "estimate_noise_sigma", "READ_EXTENSIONS",
-           "WRITE_BIT_DEPTHS", "MEASURED_OPERATORS"]
+__all__ = [
+    "ImageInfo",
+    "Measurement",
+    "read_image",
+    "write_image",
+    "atomic_write",
+    "check_output_path",
+    "read_kernel",
+    "read_mask",
+    "stale_temporaries",
+    "read_measurement",
+    "estimate_noise_sigma",
+    "READ_EXTENSIONS",
+    "WRITE_BIT_DEPTHS",
+    "MEASURED_OPERATORS",
+]

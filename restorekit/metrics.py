@@ -1,4 +1,5 @@
 """Batched image quality metrics on (B, C, H, W) tensors in [0, 1]; each returns a (B,) tensor."""
+
 from __future__ import annotations
 
 import torch
@@ -16,17 +17,23 @@ def psnr(x: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -> torch.T
     if x.shape != ref.shape:
         raise ValueError(f"psnr: shapes differ, {tuple(x.shape)} vs {tuple(ref.shape)}")
     mse = (x - ref).flatten(1).pow(2).mean(1)
-    return 10 * torch.log10(data_range ** 2 / mse.clamp_min(1e-20))
+    return 10 * torch.log10(data_range**2 / mse.clamp_min(1e-20))
 
 
 def _gaussian_window(size: int, sigma: float, dtype, device) -> torch.Tensor:
     r = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
-    g = torch.exp(-r ** 2 / (2 * sigma ** 2))
+    g = torch.exp(-(r**2) / (2 * sigma**2))
     return g / g.sum()
 
 
-def ssim(x: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0, win_size: int = 7,
-         gaussian: bool = False, sigma: float = 1.5) -> torch.Tensor:
+def ssim(
+    x: torch.Tensor,
+    ref: torch.Tensor,
+    data_range: float = 1.0,
+    win_size: int = 7,
+    gaussian: bool = False,
+    sigma: float = 1.5,
+) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004) per sample, averaged over channels and pixels.
 
     Defaults match ``skimage.metrics.structural_similarity`` (7×7 uniform window, K1 = 0.01,
@@ -48,13 +55,13 @@ def ssim(x: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0, win_size: 
         g = _gaussian_window(win_size, sigma, x.dtype, x.device)
         w = g[:, None] * g[None, :]
     else:
-        w = torch.full((win_size, win_size), 1.0 / win_size ** 2, dtype=x.dtype, device=x.device)
+        w = torch.full((win_size, win_size), 1.0 / win_size**2, dtype=x.dtype, device=x.device)
     w = w.expand(C, 1, win_size, win_size)
 
     def filt(z):
         return F.conv2d(z, w, groups=C)
 
-    n = win_size ** 2
+    n = win_size**2
     cov_norm = 1.0 if gaussian else n / (n - 1)
     mx, my = filt(x), filt(ref)
     vx = cov_norm * (filt(x * x) - mx * mx)

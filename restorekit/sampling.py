@@ -1,8 +1,9 @@
 """Unconditional (or class-/guidance-conditioned) generation from a diffusion prior by DDIM.
 
-    x = restorekit.sample(prior, (4, 1, 64, 64), steps=50, generator=g)
-    x = restorekit.sample(CFGpp(prior, cond=1, lam=0.6), (4, 1, 64, 64))
+x = restorekit.sample(prior, (4, 1, 64, 64), steps=50, generator=g)
+x = restorekit.sample(CFGpp(prior, cond=1, lam=0.6), (4, 1, 64, 64))
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,9 +15,18 @@ from .solvers.base import progress_bar
 from .validate import prior_channels
 
 
-def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, clip: bool = True, cond=None,
-           generator: torch.Generator | None = None, device=None,
-           progress: bool | None = None) -> torch.Tensor:
+def sample(
+    prior,
+    shape,
+    *,
+    steps: int = 50,
+    eta: float = 0.0,
+    clip: bool = True,
+    cond=None,
+    generator: torch.Generator | None = None,
+    device=None,
+    progress: bool | None = None,
+) -> torch.Tensor:
     """Draw images from a diffusion prior with DDIM (Song et al. 2021, eq. 12).
 
     Timesteps are diffusers' "leading" spacing t_i = i·⌊T/steps⌋, walked from high to low
@@ -61,8 +71,11 @@ def sample(prior, shape, *, steps: int = 50, eta: float = 0.0, clip: bool = True
     if not isinstance(clip, bool):
         raise TypeError(f"clip must be a bool, got {clip!r}")
     check_generator(generator)
-    device = torch.device(device) if device is not None else (
-        generator.device if generator is not None else torch.device("cpu"))
+    device = (
+        torch.device(device)
+        if device is not None
+        else (generator.device if generator is not None else torch.device("cpu"))
+    )
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(0)
     reset(prior)

@@ -38,6 +38,7 @@ capability (``predict``, ``alphas_cumprod``, ``to_model``/``to_image``, ``reset`
 wrapped prior has it. Proximal and Energy priors (TV, LPN, the Gaussian oracle's energy) are
 global and are not tiled by :func:`restorekit.solve`.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,7 @@ AUTO_TILE, AUTO_OVERLAP = 256, 32
 _R2 = (0.7548776662466927, 0.5698402909980532)
 
 
-def window(length: int, overlap: int, margin: int = 0, *, dtype=torch.float32,
-           device=None) -> torch.Tensor:
+def window(length: int, overlap: int, margin: int = 0, *, dtype=torch.float32, device=None) -> torch.Tensor:
     """1-D blending weights of a window of ``length`` pixels: 0 on the ``margin`` outermost
     pixels of each side, then sin²(π/2·(e − margin + ½)/(overlap − margin)) at distance e from
     the edge up to ``overlap``, 1 in between (all ones if overlap is 0)."""
@@ -112,9 +112,17 @@ class TiledDenoiser:
         output is corrected to x̂ − P x̂ + P x_low on the range of P = U·avgpool_factor.
     """
 
-    def __init__(self, prior, *, tile: int = AUTO_TILE, overlap: int = AUTO_OVERLAP,
-                 margin: int | None = None, shift: bool = True, batch: int = 4,
-                 anchor: tuple[torch.Tensor, int] | None = None):
+    def __init__(
+        self,
+        prior,
+        *,
+        tile: int = AUTO_TILE,
+        overlap: int = AUTO_OVERLAP,
+        margin: int | None = None,
+        shift: bool = True,
+        batch: int = 4,
+        anchor: tuple[torch.Tensor, int] | None = None,
+    ):
         if not callable(getattr(prior, "denoise", None)):
             raise TypeError(f"prior must have denoise(x, sigma) to be tiled, got {type(prior).__name__}")
         if isinstance(tile, bool) or not isinstance(tile, int) or tile < 8:
@@ -123,7 +131,9 @@ class TiledDenoiser:
             raise ValueError(f"overlap must be an int in [0, {tile // 2}] (at most tile/2), got {overlap!r}")
         margin = overlap // 4 if margin is None else margin
         if isinstance(margin, bool) or not isinstance(margin, int) or not 0 <= margin <= overlap // 2:
-            raise ValueError(f"margin must be an int in [0, {overlap // 2}] (at most overlap/2), got {margin!r}")
+            raise ValueError(
+                f"margin must be an int in [0, {overlap // 2}] (at most overlap/2), got {margin!r}"
+            )
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be a positive int (windows per network call), got {batch!r}")
         self.prior, self.tile, self.overlap, self.margin = prior, tile, overlap, margin
@@ -141,9 +151,11 @@ class TiledDenoiser:
     def _grid(self, h: int, w: int):
         """The window starts of this call along rows and columns; advances the shift sequence."""
         k, self.calls = self.calls, self.calls + 1
-        oy, ox = ((int(self.stride * ((k * a) % 1.0)) for a in _R2) if self.shift else (0, 0))
-        return (starts(h, self.tile, self.stride, oy, self.margin),
-                starts(w, self.tile, self.stride, ox, self.margin))
+        oy, ox = (int(self.stride * ((k * a) % 1.0)) for a in _R2) if self.shift else (0, 0)
+        return (
+            starts(h, self.tile, self.stride, oy, self.margin),
+            starts(w, self.tile, self.stride, ox, self.margin),
+        )
 
     def apply(self, fn, x: torch.Tensor, per_sample: tuple = ()) -> tuple[torch.Tensor, ...]:
         """Blend ``fn(windows, *args)`` (a tuple of image-shaped outputs) over the windows of x.
@@ -156,21 +168,28 @@ class TiledDenoiser:
             return fn(x, *per_sample)
         rows, cols = self._grid(h, w)
         th, tw = min(self.tile, h), min(self.tile, w)
-        wy, wx = (window(m, self.overlap if n > self.tile else 0, self.margin, dtype=x.dtype,
-                         device=x.device) for m, n in ((th, h), (tw, w)))
+        wy, wx = (
+            window(m, self.overlap if n > self.tile else 0, self.margin, dtype=x.dtype, device=x.device)
+            for m, n in ((th, h), (tw, w))
+        )
         norm_y, norm_x = torch.zeros(h, dtype=x.dtype, device=x.device), torch.zeros_like(x[0, 0, 0])
         for r in rows:
-            norm_y[max(r, 0):r + th] += wy[max(-r, 0):h - r]
+            norm_y[max(r, 0) : r + th] += wy[max(-r, 0) : h - r]
         for q in cols:
-            norm_x[max(q, 0):q + tw] += wx[max(-q, 0):w - q]
+            norm_x[max(q, 0) : q + tw] += wx[max(-q, 0) : w - q]
         outs = None
         windows = [(r, q) for r in rows for q in cols]
         for i in range(0, len(windows), self.batch):
-            chunk = windows[i:i + self.batch]
+            chunk = windows[i : i + self.batch]
             # 1. gather the chunk's windows (reflected at the image border) into one batch
-            crops = torch.cat([x.index_select(-2, _reflect(torch.arange(r, r + th, device=x.device), h))
-                               .index_select(-1, _reflect(torch.arange(q, q + tw, device=x.device), w))
-                               for r, q in chunk])
+            crops = torch.cat(
+                [
+                    x.index_select(-2, _reflect(torch.arange(r, r + th, device=x.device), h)).index_select(
+                        -1, _reflect(torch.arange(q, q + tw, device=x.device), w)
+                    )
+                    for r, q in chunk
+                ]
+            )
             # 2. one network call on the chunk
             results = fn(crops, *(_repeat(a, len(chunk)) for a in per_sample))
             if outs is None:
@@ -178,9 +197,11 @@ class TiledDenoiser:
             # 3. accumulate the weighted outputs inside the image
             for j, (r, q) in enumerate(chunk):
                 r0, r1, q0, q1 = max(r, 0), min(r + th, h), max(q, 0), min(q + tw, w)
-                weight = wy[r0 - r:r1 - r, None] * wx[q0 - q:q1 - q]
+                weight = wy[r0 - r : r1 - r, None] * wx[q0 - q : q1 - q]
                 for out, res in zip(outs, results):
-                    out[..., r0:r1, q0:q1] += weight * res[j * b:(j + 1) * b, :, r0 - r:r1 - r, q0 - q:q1 - q]
+                    out[..., r0:r1, q0:q1] += (
+                        weight * res[j * b : (j + 1) * b, :, r0 - r : r1 - r, q0 - q : q1 - q]
+                    )
         # 4. normalise by the separable weight sum
         norm = norm_y[:, None] * norm_x
         return tuple(out / norm for out in outs)
@@ -191,8 +212,10 @@ class TiledDenoiser:
         return out if self.anchor is None else _anchored(out, self.anchor)
 
     def __repr__(self):
-        return (f"{type(self).__name__}({self.prior!r}, tile={self.tile}, overlap={self.overlap}, "
-                f"margin={self.margin}, shift={self.shift}, batch={self.batch})")
+        return (
+            f"{type(self).__name__}({self.prior!r}, tile={self.tile}, overlap={self.overlap}, "
+            f"margin={self.margin}, shift={self.shift}, batch={self.batch})"
+        )
 
 
 class TiledDiffusion(TiledDenoiser):
@@ -225,6 +248,7 @@ class TiledDiffusion(TiledDenoiser):
 
     def predict(self, u_t: torch.Tensor, t, cond=None) -> Prediction:
         """The wrapped prior's (û0, ε̂, ε_renoise), predicted by windows and blended."""
+
         def fn(u, tt, cc):
             p = self.prior.predict(u, tt, cc)
             return (p.x0, p.eps) if p.eps_renoise is p.eps else (p.x0, p.eps, p.eps_renoise)
@@ -241,19 +265,28 @@ class TiledDiffusion(TiledDenoiser):
         return Prediction(x0=fixed, eps=new_eps, eps_renoise=renoise + (new_eps - eps))
 
 
-def tiled(prior, *, tile: int = AUTO_TILE, overlap: int = AUTO_OVERLAP, margin: int | None = None,
-          shift: bool = True, batch: int = 4, anchor=None) -> TiledDenoiser:
+def tiled(
+    prior,
+    *,
+    tile: int = AUTO_TILE,
+    overlap: int = AUTO_OVERLAP,
+    margin: int | None = None,
+    shift: bool = True,
+    batch: int = 4,
+    anchor=None,
+) -> TiledDenoiser:
     """Wrap a network prior so that it runs by overlapping, blended, shifting windows:
     a :class:`TiledDiffusion` for a Diffusion prior, else a :class:`TiledDenoiser`.
     Proximal and Energy priors (TV, LPN, the Gaussian oracle) raise a TypeError: their
     ``prox``/``value`` are global and would be lost."""
     if isinstance(prior, (Proximal, Energy)):
-        raise TypeError(f"prior {type(prior).__name__} is Proximal or has an Energy (a global "
-                        "prox/value, e.g. TV, LPN, the Gaussian oracle) and is not tiled; tile "
-                        "network priors (DenoiserPrior, DiffusionPrior, guidance wrappers)")
+        raise TypeError(
+            f"prior {type(prior).__name__} is Proximal or has an Energy (a global "
+            "prox/value, e.g. TV, LPN, the Gaussian oracle) and is not tiled; tile "
+            "network priors (DenoiserPrior, DiffusionPrior, guidance wrappers)"
+        )
     cls = TiledDiffusion if isinstance(prior, Diffusion) else TiledDenoiser
-    return cls(prior, tile=tile, overlap=overlap, margin=margin, shift=shift, batch=batch,
-               anchor=anchor)
+    return cls(prior, tile=tile, overlap=overlap, margin=margin, shift=shift, batch=batch, anchor=anchor)
 
 
 def for_solve(prior, operator, y: torch.Tensor, tile):
@@ -279,10 +312,16 @@ def for_solve(prior, operator, y: torch.Tensor, tile):
 
 # ----- hierarchical restoration ----------------------------------------------------------------
 def _check_anchor(anchor) -> tuple[torch.Tensor, int]:
-    if not (isinstance(anchor, tuple) and len(anchor) == 2 and isinstance(anchor[0], torch.Tensor)
-            and isinstance(anchor[1], int) and anchor[1] >= 1):
-        raise TypeError("anchor must be a pair (x_low: tensor (B, C, H, W), factor: int >= 1), "
-                        f"got {anchor!r}")
+    if not (
+        isinstance(anchor, tuple)
+        and len(anchor) == 2
+        and isinstance(anchor[0], torch.Tensor)
+        and isinstance(anchor[1], int)
+        and anchor[1] >= 1
+    ):
+        raise TypeError(
+            f"anchor must be a pair (x_low: tensor (B, C, H, W), factor: int >= 1), got {anchor!r}"
+        )
     return anchor
 
 
@@ -311,11 +350,21 @@ class Upsampled(LinearPhysics):
         return self.operator.A(upsample(z, self.factor))
 
     def A_adjoint(self, y, **kwargs):
-        return self.factor ** 2 * F.avg_pool2d(self.operator.A_adjoint(y), self.factor)
+        return self.factor**2 * F.avg_pool2d(self.operator.A_adjoint(y), self.factor)
 
 
-def hierarchical(y: torch.Tensor, operator, prior, solver: str = "dds", *, factor: int = 2,
-                 tile=AUTO_TILE, generator: torch.Generator | None = None, x_true=None, **params):
+def hierarchical(
+    y: torch.Tensor,
+    operator,
+    prior,
+    solver: str = "dds",
+    *,
+    factor: int = 2,
+    tile=AUTO_TILE,
+    generator: torch.Generator | None = None,
+    x_true=None,
+    **params,
+):
     """Hierarchical Restoration: a global low-resolution pass, then the windows.
 
     1. z = solve(y, A∘U, prior) on the ``factor``-times smaller image (U nearest upsampling),

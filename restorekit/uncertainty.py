@@ -28,6 +28,7 @@ the paper solves a convex relaxation (a hinge upper bound of the 0/1 loss) we so
 0/1 problem's Lagrangian dual over a grid per group (:func:`group_offsets`); the guarantee does
 not depend on how the λ_k were chosen.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,16 @@ def _unit(value, name: str) -> float:
     return float(value)
 
 
-def posterior_samples(y: torch.Tensor, operator, prior, k: int, *, solver: str = "dds",
-                      generator: torch.Generator | None = None, **params) -> torch.Tensor:
+def posterior_samples(
+    y: torch.Tensor,
+    operator,
+    prior,
+    k: int,
+    *,
+    solver: str = "dds",
+    generator: torch.Generator | None = None,
+    **params,
+) -> torch.Tensor:
     """K posterior samples per measurement from any sampling solver, in one batched call.
 
     The batch holds each measurement K times (y repeated along the batch dimension), so a
@@ -82,8 +91,7 @@ def posterior_samples(y: torch.Tensor, operator, prior, k: int, *, solver: str =
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ValueError(f"k must be an int >= 2 (samples per measurement), got {k!r}")
     batch = y.shape[0]
-    result = solve(y.repeat(k, *([1] * (y.ndim - 1))), operator, prior, solver,
-                   generator=generator, **params)
+    result = solve(y.repeat(k, *([1] * (y.ndim - 1))), operator, prior, solver, generator=generator, **params)
     return result.x.reshape(k, batch, *result.x.shape[1:])
 
 
@@ -123,10 +131,12 @@ def hoeffding_bentkus_ucb(risk: float, n: int, delta: float) -> float:
         h(a, b) = a·log(a/b) + (1 − a)·log((1 − a)/(1 − b)).
 
     Found by bisection on R ∈ [R̂, 1] (p_HB decreases in R there)."""
+
     def p_value(r):
         a = min(risk, r)
         h = (a * math.log(a / r) if a > 0 else 0.0) + (
-            (1 - a) * math.log((1 - a) / (1 - r)) if a < 1 else 0.0)
+            (1 - a) * math.log((1 - a) / (1 - r)) if a < 1 else 0.0
+        )
         return min(math.exp(-n * h), math.e * _binom_cdf(math.ceil(n * risk - 1e-9), n, r))
 
     if risk >= 1:
@@ -147,26 +157,34 @@ def default_grid(lower, upper, x, size: int = 400) -> torch.Tensor:
     return torch.linspace(lo, hi + 1e-6, size, dtype=torch.float64)
 
 
-def rcps(lower, upper, x, *, epsilon: float = 0.1, delta: float = 0.1,
-         lambdas: torch.Tensor | None = None, offset=0.0) -> Calibration:
+def rcps(
+    lower,
+    upper,
+    x,
+    *,
+    epsilon: float = 0.1,
+    delta: float = 0.1,
+    lambdas: torch.Tensor | None = None,
+    offset=0.0,
+) -> Calibration:
     """RCPS with one scalar λ on calibration images (module notes). ``lower``, ``upper``, ``x``
     are (n, C, H, W); ``offset`` (a float or per-pixel map) is added to λ (K-RCPS's λ_k).
     Raises a ValueError when no λ of the grid meets the bound (too few calibration images for ε
     and δ)."""
     epsilon, delta = _unit(epsilon, "epsilon"), _unit(delta, "delta")
     n = x.shape[0]
-    grid = sorted((default_grid(lower - offset, upper + offset, x) if lambdas is None
-                   else lambdas).tolist())
+    grid = sorted((default_grid(lower - offset, upper + offset, x) if lambdas is None else lambdas).tolist())
 
     def bound(j):
-        return hoeffding_bentkus_ucb(pixel_risk(lower, upper, x, grid[j] + offset).mean().item(),
-                                     n, delta)
+        return hoeffding_bentkus_ucb(pixel_risk(lower, upper, x, grid[j] + offset).mean().item(), n, delta)
 
     # R̂(λ) and so R̂⁺(λ) are non-increasing in λ: the walk down from the largest λ that stops
     # at the first bound ≥ ε is a bisection for the smallest grid index with bound < ε
     if bound(len(grid) - 1) >= epsilon:
-        raise ValueError(f"no λ reaches an upper confidence bound below epsilon={epsilon} with "
-                         f"n={n} calibration images at delta={delta}: use more images or a larger epsilon")
+        raise ValueError(
+            f"no λ reaches an upper confidence bound below epsilon={epsilon} with "
+            f"n={n} calibration images at delta={delta}: use more images or a larger epsilon"
+        )
     lo, hi = -1, len(grid) - 1  # bound(lo) ≥ ε (or lo = −1), bound(hi) < ε
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -175,8 +193,9 @@ def rcps(lower, upper, x, *, epsilon: float = 0.1, delta: float = 0.1,
     return Calibration(lam, epsilon, delta, n, bound(hi))
 
 
-def group_offsets(lower, upper, x, groups: torch.Tensor, epsilon: float, *,
-                  grid_size: int = 200) -> torch.Tensor:
+def group_offsets(
+    lower, upper, x, groups: torch.Tensor, epsilon: float, *, grid_size: int = 200
+) -> torch.Tensor:
     """Per-group λ_k minimising the mean interval length Σ_k n_k·λ_k subject to the empirical
     risk Σ_k (n_k/d)·r_k(λ_k) ≤ ε (r_k the miss rate of group k): for a multiplier μ each
     group minimises n_k·λ_k + μ·d·r̄_k(λ_k)·(n_k/d) over its grid, and μ is bisected until the
@@ -219,9 +238,18 @@ def width_groups(lower, upper, k: int) -> torch.Tensor:
     return torch.bucketize(width.double(), edges)
 
 
-def krcps(lower, upper, x, *, epsilon: float = 0.1, delta: float = 0.1, k: int = 4,
-          split: float = 0.5, groups: torch.Tensor | None = None,
-          generator: torch.Generator | None = None) -> Calibration:
+def krcps(
+    lower,
+    upper,
+    x,
+    *,
+    epsilon: float = 0.1,
+    delta: float = 0.1,
+    k: int = 4,
+    split: float = 0.5,
+    groups: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Calibration:
     """K-RCPS (module notes): per-group offsets on a random ``split`` of the calibration images,
     then RCPS for a scalar β over λ_k + β on the rest; groups by :func:`width_groups` on the
     first part unless given."""
@@ -237,5 +265,16 @@ def krcps(lower, upper, x, *, epsilon: float = 0.1, delta: float = 0.1, k: int =
     return rcps(lower[b], upper[b], x[b], epsilon=epsilon, delta=delta, offset=offsets)
 
 
-__all__ = ["PosteriorStats", "Calibration", "posterior_samples", "sample_statistics", "pixel_risk",
-           "mean_length", "hoeffding_bentkus_ucb", "rcps", "krcps", "group_offsets", "width_groups"]
+__all__ = [
+    "PosteriorStats",
+    "Calibration",
+    "posterior_samples",
+    "sample_statistics",
+    "pixel_risk",
+    "mean_length",
+    "hoeffding_bentkus_ucb",
+    "rcps",
+    "krcps",
+    "group_offsets",
+    "width_groups",
+]

@@ -1,4 +1,5 @@
 """Boundary checks: shapes, dtypes, devices, ranges. Raised on entry, never in inner loops."""
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,9 @@ def check_image(x, name: str, *, in_range: bool = False) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {x.dtype}"
-                        f"{dtype_hint(x.dtype)}")
+        raise TypeError(
+            f"{name} must be a floating-point tensor (float32 or float64), got {x.dtype}{dtype_hint(x.dtype)}"
+        )
     if x.ndim != 4:
         raise ValueError(f"{name} must be shaped (B, C, H, W), got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
@@ -42,8 +44,10 @@ def check_image(x, name: str, *, in_range: bool = False) -> None:
     if in_range:
         lo, hi = x.min().item(), x.max().item()
         if lo < -1e-3 or hi > 1 + 1e-3:
-            raise ValueError(f"{name} must have values in [0, 1], got range [{lo:.3g}, {hi:.3g}]"
-                             " (convert e.g. uint8 images with x / 255)")
+            raise ValueError(
+                f"{name} must have values in [0, 1], got range [{lo:.3g}, {hi:.3g}]"
+                " (convert e.g. uint8 images with x / 255)"
+            )
 
 
 def check_problem(y, operator, *, x_init=None, x_true=None, generator=None, prior=None) -> None:
@@ -53,23 +57,28 @@ def check_problem(y, operator, *, x_init=None, x_true=None, generator=None, prio
 
     nonlinear = isinstance(operator, Physics) and getattr(operator, "linear", True) is False
     if not isinstance(operator, LinearPhysics) and not nonlinear:
-        raise TypeError("operator must be a deepinv LinearPhysics (e.g. from restorekit.operators), "
-                        "or a non-linear deepinv Physics marked linear = False (see "
-                        f"restorekit.operators.nonlinear), got {type(operator).__name__}")
+        raise TypeError(
+            "operator must be a deepinv LinearPhysics (e.g. from restorekit.operators), "
+            "or a non-linear deepinv Physics marked linear = False (see "
+            f"restorekit.operators.nonlinear), got {type(operator).__name__}"
+        )
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
     if y.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"y must be a floating-point tensor (float32 or float64), got {y.dtype}{dtype_hint(y.dtype)}")
+        raise TypeError(
+            f"y must be a floating-point tensor (float32 or float64), got {y.dtype}{dtype_hint(y.dtype)}"
+        )
     if y.ndim < 4:
-        raise ValueError(f"y must be batched, (B, C, H, W) or the operator's (B, …) measurement "
-                         f"shape, got shape {tuple(y.shape)}; add a batch dimension with y[None]")
+        raise ValueError(
+            f"y must be batched, (B, C, H, W) or the operator's (B, …) measurement "
+            f"shape, got shape {tuple(y.shape)}; add a batch dimension with y[None]"
+        )
     if not torch.isfinite(y).all():
         raise ValueError("y contains NaN or Inf values")
     dev = operator_device(operator)
     if dev is not None and dev != y.device:
         raise ValueError(f"y is on {y.device} but the operator is on {dev}; move one with .to()")
-    shape = (torch.Size((y.shape[0], *operator.img_shape)) if nonlinear
-             else check_measurement(y, operator))
+    shape = torch.Size((y.shape[0], *operator.img_shape)) if nonlinear else check_measurement(y, operator)
     for name, x in (("x_init", x_init), ("x_true", x_true)):
         if x is None:
             continue
@@ -79,15 +88,18 @@ def check_problem(y, operator, *, x_init=None, x_true=None, generator=None, prio
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{name} has batch size {x.shape[0]} but y has {y.shape[0]}")
         if x.shape != shape:
-            raise ValueError(f"{name} must have the shape of the operator's images, {tuple(shape)}, "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"{name} must have the shape of the operator's images, {tuple(shape)}, got {tuple(x.shape)}"
+            )
     if prior is not None:
         check_prior_channels(prior, shape[1])
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     if generator is not None and generator.device.type != y.device.type:
-        raise ValueError(f"generator is on {generator.device} but y is on {y.device}; pass "
-                         f"torch.Generator(device={str(y.device)!r})")
+        raise ValueError(
+            f"generator is on {generator.device} but y is on {y.device}; pass "
+            f"torch.Generator(device={str(y.device)!r})"
+        )
 
 
 def _noise_scale(operator, peak: float) -> float:
@@ -112,19 +124,25 @@ def check_measurement(y, operator) -> torch.Size:
             ones = torch.ones_like(x)
             back = operator.A(ones)
         except (RuntimeError, ValueError, IndexError) as e:
-            raise ValueError(f"y of shape {tuple(y.shape)} is not a measurement of this operator "
-                             f"({type(operator).__name__}): {str(e).splitlines()[0]}") from None
+            raise ValueError(
+                f"y of shape {tuple(y.shape)} is not a measurement of this operator "
+                f"({type(operator).__name__}): {str(e).splitlines()[0]}"
+            ) from None
         if back.shape != y.shape or x.ndim != (5 if getattr(operator, "volumes", False) else 4):
-            raise ValueError(f"y of shape {tuple(y.shape)} is not a measurement of this operator "
-                             f"({type(operator).__name__}), which maps images {tuple(x.shape)} to "
-                             f"{tuple(back.shape)}")
+            raise ValueError(
+                f"y of shape {tuple(y.shape)} is not a measurement of this operator "
+                f"({type(operator).__name__}), which maps images {tuple(x.shape)} to "
+                f"{tuple(back.shape)}"
+            )
         peak = back.abs().max().item()
         limit = 2 * peak + _noise_scale(operator, peak)
         top = y.abs().max().item()
     if top > limit:
-        raise ValueError(f"y has values up to {top:.4g} but measurements of images in [0, 1] by this "
-                         f"operator stay within ±{peak:.3g} plus noise; restorekit works on images in "
-                         "[0, 1] (divide 8-bit data by 255, 16-bit data by 65535)")
+        raise ValueError(
+            f"y has values up to {top:.4g} but measurements of images in [0, 1] by this "
+            f"operator stay within ±{peak:.3g} plus noise; restorekit works on images in "
+            "[0, 1] (divide 8-bit data by 255, 16-bit data by 65535)"
+        )
     return x.shape
 
 
@@ -162,6 +180,9 @@ def check_prior_channels(prior, channels: int) -> None:
             f"choose one of {', '.join(GRAY_CHOICES)}: restorekit.priors.PerChannel(prior) "
             "(per-channel, each channel restored alone), a gray image "
             "(restorekit.data.load_image(..., color=False), luminance) or a colour prior "
-            "(e.g. restorekit.priors.load('diffusion-rgb'))")
-    raise ValueError(f"prior {name!r} takes {want}-channel images but the images have {channels} "
-                     "channels; load the image in colour (color=True) or use a gray prior")
+            "(e.g. restorekit.priors.load('diffusion-rgb'))"
+        )
+    raise ValueError(
+        f"prior {name!r} takes {want}-channel images but the images have {channels} "
+        "channels; load the image in colour (color=True) or use a gray prior"
+    )

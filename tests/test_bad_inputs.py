@@ -7,6 +7,7 @@ traceback, a wrong answer or a clamped image. Entry points: ``rk.solve``, the op
 ``rk.priors.load``, ``DiffusionPrior.from_pretrained``, ``rk.sample`` and the CLI commands
 ``solve``, ``demo``, ``list`` (and the parser itself).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,9 @@ def _x(c=1, b=1, n=16):
 
 
 def _op(c=1):
-    return ops.blur("gaussian", sigma=1.0, img_size=16, noise_sigma=0.01,
-                    generator=torch.Generator().manual_seed(1))
+    return ops.blur(
+        "gaussian", sigma=1.0, img_size=16, noise_sigma=0.01, generator=torch.Generator().manual_seed(1)
+    )
 
 
 def _y(c=1, b=1):
@@ -73,9 +75,13 @@ def _solver_nan_cells():
         for p in inspect.signature(cls).parameters.values():
             if isinstance(p.default, float) and not isinstance(p.default, bool):
                 for bad in (NAN, INF):
-                    cells.append(pytest.param(
-                        (lambda n=name, k=p.name, v=bad: _construct(n, **{k: v})), p.name,
-                        id=f"solver-{name}-{p.name}={bad}"))
+                    cells.append(
+                        pytest.param(
+                            (lambda n=name, k=p.name, v=bad: _construct(n, **{k: v})),
+                            p.name,
+                            id=f"solver-{name}-{p.name}={bad}",
+                        )
+                    )
     return cells
 
 
@@ -102,28 +108,53 @@ PY_CELLS = [
     pytest.param(lambda: _solve(_y(), x_init=_x() * 255), "x_init", id="solve-x_init-0..255"),
     pytest.param(lambda: _solve(_y(), x_init=_x(n=8)), "x_init", id="solve-x_init-shape"),
     pytest.param(lambda: _solve(_y(), x_true=_x(c=3)), "x_true", id="solve-x_true-channels"),
-    pytest.param(lambda: _solve(torch.rand(1, 1, 8, 8), op=ops.super_resolution(
-        2, img_size=32)), "y", id="solve-y-size-vs-operator"),
+    pytest.param(
+        lambda: _solve(torch.rand(1, 1, 8, 8), op=ops.super_resolution(2, img_size=32)),
+        "y",
+        id="solve-y-size-vs-operator",
+    ),
     pytest.param(lambda: _solve(_y(), solver="pnp-admm", weight=NAN), "weight", id="solve-unknown-nan-param"),
     pytest.param(lambda: _solve(_y(), rk.priors.TV(weight=NAN)), "weight", id="TV-weight-nan"),
     pytest.param(lambda: _solve(_y(), max_iter=0), "max_iter", id="solve-max_iter-0"),
     pytest.param(lambda: _solve(_y(), generator=1), "generator", id="solve-generator-int"),
     # gray-only priors on colour and colour priors on gray: refused with the choices
-    pytest.param(lambda: _solve(_op(3)(_x(3)), rk.priors.DenoiserPrior(_FakeGrayDenoiser()),
-                                solver="pnp-hqs", max_iter=2), "per-channel",
-                 id="solve-gray-denoiser-on-colour"),
-    pytest.param(lambda: _solve(_op(3)(_x(3)), registry.load("dncnn"), solver="pnp-hqs",
-                                max_iter=2), "per-channel", id="solve-dncnn-on-colour"),
-    pytest.param(lambda: _solve(_op(3)(_x(3)), registry.load("lpn-gray"), solver="pnp-pgd",
-                                max_iter=2), "per-channel", id="solve-lpn-on-colour"),
-    pytest.param(lambda: _solve(_op(3)(_x(3)), _tiny_diffusion(1), solver="dds", steps=2),
-                 "per-channel", id="solve-gray-diffusion-on-colour"),
-    pytest.param(lambda: _solve(_y(), _tiny_diffusion(3), solver="dds", steps=2), "channels",
-                 id="solve-colour-diffusion-on-gray"),
+    pytest.param(
+        lambda: _solve(
+            _op(3)(_x(3)), rk.priors.DenoiserPrior(_FakeGrayDenoiser()), solver="pnp-hqs", max_iter=2
+        ),
+        "per-channel",
+        id="solve-gray-denoiser-on-colour",
+    ),
+    pytest.param(
+        lambda: _solve(_op(3)(_x(3)), registry.load("dncnn"), solver="pnp-hqs", max_iter=2),
+        "per-channel",
+        id="solve-dncnn-on-colour",
+    ),
+    pytest.param(
+        lambda: _solve(_op(3)(_x(3)), registry.load("lpn-gray"), solver="pnp-pgd", max_iter=2),
+        "per-channel",
+        id="solve-lpn-on-colour",
+    ),
+    pytest.param(
+        lambda: _solve(_op(3)(_x(3)), _tiny_diffusion(1), solver="dds", steps=2),
+        "per-channel",
+        id="solve-gray-diffusion-on-colour",
+    ),
+    pytest.param(
+        lambda: _solve(_y(), _tiny_diffusion(3), solver="dds", steps=2),
+        "channels",
+        id="solve-colour-diffusion-on-gray",
+    ),
     # operator builders
-    pytest.param(lambda: ops.inpainting(torch.zeros(16, 16), img_size=16), "mask", id="inpainting-empty-mask"),
-    pytest.param(lambda: ops.inpainting(torch.ones(16, 16), img_size=16), "mask", id="inpainting-all-ones-mask"),
-    pytest.param(lambda: ops.inpainting(torch.full((16, 16), NAN), img_size=16), "mask", id="inpainting-nan-mask"),
+    pytest.param(
+        lambda: ops.inpainting(torch.zeros(16, 16), img_size=16), "mask", id="inpainting-empty-mask"
+    ),
+    pytest.param(
+        lambda: ops.inpainting(torch.ones(16, 16), img_size=16), "mask", id="inpainting-all-ones-mask"
+    ),
+    pytest.param(
+        lambda: ops.inpainting(torch.full((16, 16), NAN), img_size=16), "mask", id="inpainting-nan-mask"
+    ),
     pytest.param(lambda: ops.inpainting(img_size=16, fraction=NAN), "fraction", id="inpainting-fraction-nan"),
     pytest.param(lambda: ops.super_resolution(2, img_size=15), "img_size", id="sr-not-divisible"),
     pytest.param(lambda: ops.super_resolution(4, img_size=(16, 18)), "img_size", id="sr4-not-divisible"),
@@ -132,7 +163,9 @@ PY_CELLS = [
     pytest.param(lambda: ops.ct(img_size=16, angle_range=NAN), "angle_range", id="ct-angle-nan"),
     pytest.param(lambda: ops.mri(img_size=16, acceleration=NAN), "acceleration", id="mri-acceleration-nan"),
     pytest.param(lambda: ops.blur("gaussian", sigma=NAN), "sigma", id="blur-sigma-nan"),
-    pytest.param(lambda: ops.blur("gaussian", sigma=1.0, noise_sigma=NAN), "noise_sigma", id="blur-noise-nan"),
+    pytest.param(
+        lambda: ops.blur("gaussian", sigma=1.0, noise_sigma=NAN), "noise_sigma", id="blur-noise-nan"
+    ),
     pytest.param(lambda: ops.denoising(noise_sigma=INF), "noise_sigma", id="denoising-noise-inf"),
     pytest.param(lambda: ops.make("mri", img_size=16, channels=3), "channels", id="make-mri-colour"),
     pytest.param(lambda: ops.make("sr-x2", img_size=17), "img_size", id="make-sr-odd"),
@@ -140,13 +173,25 @@ PY_CELLS = [
     pytest.param(lambda: registry.load("nonexistent"), "prior", id="load-unknown"),
     pytest.param(lambda: registry.load(3), "prior", id="load-not-a-string"),
     # DiffusionPrior.from_pretrained
-    pytest.param(lambda: DiffusionPrior.from_pretrained("/nonexistent/dir"), "path", id="from_pretrained-missing"),
+    pytest.param(
+        lambda: DiffusionPrior.from_pretrained("/nonexistent/dir"), "path", id="from_pretrained-missing"
+    ),
     # rk.sample
-    pytest.param(lambda: rk.sample(_tiny_diffusion(1), (1, 3, 16, 16), steps=2), "shape", id="sample-channels"),
+    pytest.param(
+        lambda: rk.sample(_tiny_diffusion(1), (1, 3, 16, 16), steps=2), "shape", id="sample-channels"
+    ),
     pytest.param(lambda: rk.sample(_tiny_diffusion(1), (1, 1, 16), steps=2), "shape", id="sample-rank"),
-    pytest.param(lambda: rk.sample(_tiny_diffusion(1), (1, 1, 16, 16), steps=2, eta=NAN), "eta", id="sample-eta-nan"),
-    pytest.param(lambda: rk.sample(_tiny_diffusion(1), (1, 1, 16, 16), steps=0), "steps", id="sample-steps-0"),
-    pytest.param(lambda: rk.sample(rk.priors.TV(weight=0.1), (1, 1, 16, 16), steps=2), "Diffusion", id="sample-not-diffusion"),
+    pytest.param(
+        lambda: rk.sample(_tiny_diffusion(1), (1, 1, 16, 16), steps=2, eta=NAN), "eta", id="sample-eta-nan"
+    ),
+    pytest.param(
+        lambda: rk.sample(_tiny_diffusion(1), (1, 1, 16, 16), steps=0), "steps", id="sample-steps-0"
+    ),
+    pytest.param(
+        lambda: rk.sample(rk.priors.TV(weight=0.1), (1, 1, 16, 16), steps=2),
+        "Diffusion",
+        id="sample-not-diffusion",
+    ),
     *_solver_nan_cells(),
 ]
 
@@ -178,13 +223,22 @@ CORRUPTIONS = {
     "weights-missing": ("denoiser-gray", lambda d: (d / "model.safetensors").unlink()),
     "weights-truncated": ("denoiser-gray", lambda d: _truncate(d / "model.safetensors")),
     "weights-zero-bytes": ("dncnn-blind", lambda d: (d / "dncnn17L.safetensors").write_bytes(b"")),
-    "weights-wrong-shape": ("denoiser-gray", lambda d: (d / "prior.json").write_text(json.dumps(
-        {**json.loads((d / "prior.json").read_text()), "features": 8}))),
+    "weights-wrong-shape": (
+        "denoiser-gray",
+        lambda d: (d / "prior.json").write_text(
+            json.dumps({**json.loads((d / "prior.json").read_text()), "features": 8})
+        ),
+    ),
     "lpn-config-missing": ("lpn-gray", lambda d: (d / "config.json").unlink()),
     "lpn-weights-truncated": ("lpn-gray", lambda d: _truncate(d / "model.safetensors")),
-    "diffusion-unet-truncated": ("diffusion-rgb", lambda d: _truncate(
-        next((d / "unet").glob("*.safetensors")))),
-    "diffusion-config-garbage": ("diffusion-rgb", lambda d: (d / "unet" / "config.json").write_text("garbage")),
+    "diffusion-unet-truncated": (
+        "diffusion-rgb",
+        lambda d: _truncate(next((d / "unet").glob("*.safetensors"))),
+    ),
+    "diffusion-config-garbage": (
+        "diffusion-rgb",
+        lambda d: (d / "unet" / "config.json").write_text("garbage"),
+    ),
     "diffusion-scheduler-missing": ("diffusion-rgb", lambda d: shutil.rmtree(d / "scheduler")),
 }
 
@@ -198,8 +252,9 @@ def test_load_refuses_corrupt_checkpoint(case, tmp_path, monkeypatch):
     assert name in str(e.value)
 
 
-@pytest.mark.parametrize("case", ["diffusion-unet-truncated", "diffusion-config-garbage",
-                                  "diffusion-scheduler-missing"])
+@pytest.mark.parametrize(
+    "case", ["diffusion-unet-truncated", "diffusion-config-garbage", "diffusion-scheduler-missing"]
+)
 def test_from_pretrained_refuses_corrupt_directory(case, tmp_path, monkeypatch):
     name, corrupt = CORRUPTIONS[case]
     d = _copy_prior(tmp_path, monkeypatch, name)
@@ -258,11 +313,26 @@ def _cli_cells():
         "solve-txt-extension": (["solve", "{not-an-image}".replace(".png", ".txt"), *small], "path"),
         "solve-missing-file": (["solve", "{missing-file}", *small], "does not exist"),
         # priors vs channels
-        "solve-dncnn-on-colour": (["solve", "{colour}", "--prior", "dncnn", "--solver", "pnp-hqs", *small], "--per-channel"),
-        "solve-denoiser-gray-on-colour": (["solve", "astronaut", "--prior", "denoiser-gray", "--solver", "pnp-hqs", *small], "--per-channel"),
-        "solve-lpn-on-colour": (["solve", "astronaut", "--prior", "lpn-gray", "--solver", "pnp-pgd", *small], "--per-channel"),
-        "solve-diffusion-gray-on-colour": (["solve", "astronaut", "--prior", "diffusion-gray", "--solver", "dds", *small], "--per-channel"),
-        "solve-diffusion-rgb-on-gray": (["solve", "{gray}", "--prior", "diffusion-rgb", "--solver", "dds", *small], "--color"),
+        "solve-dncnn-on-colour": (
+            ["solve", "{colour}", "--prior", "dncnn", "--solver", "pnp-hqs", *small],
+            "--per-channel",
+        ),
+        "solve-denoiser-gray-on-colour": (
+            ["solve", "astronaut", "--prior", "denoiser-gray", "--solver", "pnp-hqs", *small],
+            "--per-channel",
+        ),
+        "solve-lpn-on-colour": (
+            ["solve", "astronaut", "--prior", "lpn-gray", "--solver", "pnp-pgd", *small],
+            "--per-channel",
+        ),
+        "solve-diffusion-gray-on-colour": (
+            ["solve", "astronaut", "--prior", "diffusion-gray", "--solver", "dds", *small],
+            "--per-channel",
+        ),
+        "solve-diffusion-rgb-on-gray": (
+            ["solve", "{gray}", "--prior", "diffusion-rgb", "--solver", "dds", *small],
+            "--color",
+        ),
         "solve-ct-on-colour": (["solve", "astronaut", "--operator", "ct", *small], "channels"),
         # numbers
         "solve-weight-nan": (["solve", "camera", "--weight", "nan", *small], "weight"),
@@ -270,8 +340,14 @@ def _cli_cells():
         "solve-steps-0": (["solve", "camera", "--size", "32", "--steps", "0"], "steps"),
         "solve-size-0": (["solve", "camera", "--size", "0"], "size"),
         "solve-size-negative": (["solve", "camera", "--size", "-4"], "size"),
-        "solve-sr-odd-size": (["solve", "camera", "--operator", "sr-x2", "--size", "33", "--quiet"], "img_size"),
-        "solve-param-nan": (["solve", "camera", "--solver", "pnp-admm", "--prior", "dncnn", "--param", "rho=nan", *small], "rho"),
+        "solve-sr-odd-size": (
+            ["solve", "camera", "--operator", "sr-x2", "--size", "33", "--quiet"],
+            "img_size",
+        ),
+        "solve-param-nan": (
+            ["solve", "camera", "--solver", "pnp-admm", "--prior", "dncnn", "--param", "rho=nan", *small],
+            "rho",
+        ),
         "solve-param-unknown": (["solve", "camera", "--param", "nonsense=1", *small], "nonsense"),
         "solve-size-not-int": (["solve", "camera", "--size", "abc"], "--size"),
         # devices and outputs
@@ -285,18 +361,59 @@ def _cli_cells():
         "demo-out-unwritable": (["demo", "--quick", "--out", "/proc/restorekit-demo"], "--out"),
         "demo-out-is-file": (["demo", "--quick", "--out", "{gray}"], "--out"),
         # restore / batch (measured files)
-        "restore-device-cuda": (["restore", "{gray}", "--operator", "denoising", "--device", "cuda", "--out", "{tmp}/r.png"], "--device"),
+        "restore-device-cuda": (
+            ["restore", "{gray}", "--operator", "denoising", "--device", "cuda", "--out", "{tmp}/r.png"],
+            "--device",
+        ),
         "restore-out-dir": (["restore", "{gray}", "--operator", "denoising", "--out", "{tmp}/"], "--out"),
-        "restore-out-no-extension": (["restore", "{gray}", "--operator", "denoising", "--out", "{tmp}/r"], "--out"),
-        "restore-float-tiff-0..255": (["restore", "{float-tiff-255}", "--operator", "denoising", "--out", "{tmp}/r.tif"], "normalize"),
-        "restore-tiff-inf": (["restore", "{tiff-with-inf}", "--operator", "denoising", "--out", "{tmp}/r.tif"], "NaN or Inf"),
-        "restore-steps-0": (["restore", "{gray}", "--operator", "denoising", "--steps", "0", "--out", "{tmp}/r.png"], "steps"),
-        "restore-weight-nan": (["restore", "{gray}", "--operator", "denoising", "--weight", "nan", "--out", "{tmp}/r.png"], "weight"),
-        "restore-noise-nan": (["restore", "{gray}", "--operator", "denoising", "--noise-sigma", "nan", "--out", "{tmp}/r.png"], "noise"),
-        "restore-dncnn-on-colour": (["restore", "{colour}", "--operator", "denoising", "--prior", "dncnn", "--solver", "pnp-hqs", "--out", "{tmp}/r.png"], "per-channel"),
+        "restore-out-no-extension": (
+            ["restore", "{gray}", "--operator", "denoising", "--out", "{tmp}/r"],
+            "--out",
+        ),
+        "restore-float-tiff-0..255": (
+            ["restore", "{float-tiff-255}", "--operator", "denoising", "--out", "{tmp}/r.tif"],
+            "normalize",
+        ),
+        "restore-tiff-inf": (
+            ["restore", "{tiff-with-inf}", "--operator", "denoising", "--out", "{tmp}/r.tif"],
+            "NaN or Inf",
+        ),
+        "restore-steps-0": (
+            ["restore", "{gray}", "--operator", "denoising", "--steps", "0", "--out", "{tmp}/r.png"],
+            "steps",
+        ),
+        "restore-weight-nan": (
+            ["restore", "{gray}", "--operator", "denoising", "--weight", "nan", "--out", "{tmp}/r.png"],
+            "weight",
+        ),
+        "restore-noise-nan": (
+            ["restore", "{gray}", "--operator", "denoising", "--noise-sigma", "nan", "--out", "{tmp}/r.png"],
+            "noise",
+        ),
+        "restore-dncnn-on-colour": (
+            [
+                "restore",
+                "{colour}",
+                "--operator",
+                "denoising",
+                "--prior",
+                "dncnn",
+                "--solver",
+                "pnp-hqs",
+                "--out",
+                "{tmp}/r.png",
+            ],
+            "per-channel",
+        ),
         "restore-no-operator": (["restore", "{gray}"], "--operator"),
-        "batch-workers-0": (["batch", "{tmp}", "{tmp}/out", "--operator", "denoising", "--workers", "0"], "workers"),
-        "batch-device-cuda": (["batch", "{tmp}", "{tmp}/out", "--operator", "denoising", "--device", "cuda"], "--device"),
+        "batch-workers-0": (
+            ["batch", "{tmp}", "{tmp}/out", "--operator", "denoising", "--workers", "0"],
+            "workers",
+        ),
+        "batch-device-cuda": (
+            ["batch", "{tmp}", "{tmp}/out", "--operator", "denoising", "--device", "cuda"],
+            "--device",
+        ),
         "list-extra-argument": (["list", "--bogus"], "--bogus"),
         "no-command": ([], "command"),
         "unknown-command": (["restore-everything"], "restore-everything"),
@@ -322,14 +439,13 @@ def test_cli_refuses_bad_input_with_one_line(case, tmp_path, capsys, monkeypatch
     assert sorted(p.name for p in tmp_path.rglob("*")) == before, "a refused command wrote a file"
 
 
-
 # ------------------------------------------------------------ the choices a refusal offers
 def test_per_channel_choice_restores_each_channel_with_the_gray_prior():
     gray = registry.load("denoiser-gray")
     wrapped = rk.priors.PerChannel(gray)
     x = _x(3, b=2)
     noisy = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
-    by_hand = torch.cat([gray.denoise(noisy[:, c:c + 1], 0.1) for c in range(3)], 1)
+    by_hand = torch.cat([gray.denoise(noisy[:, c : c + 1], 0.1) for c in range(3)], 1)
     assert torch.allclose(wrapped.denoise(noisy, 0.1), by_hand)
     assert isinstance(wrapped, rk.priors.Denoiser) and not isinstance(wrapped, rk.priors.Diffusion)
     op = _op(3)

@@ -1,5 +1,6 @@
 """restorekit.batch: per-item seeds, manifest, resume, bad items, and kill tests (a worker or the
 driver SIGKILLed mid-run) for the local process pool and for Ray."""
+
 import dataclasses
 import json
 import os
@@ -31,8 +32,11 @@ def _inputs(tmp_path, n=4, size=32, sigma=1.0):
     np.save(tmp_path / "k.npy", k.numpy())
     for i in range(n):
         name = NAMES[i] if i < len(NAMES) else None
-        x = (data.load_image(name, size=size, color=False) if name else
-             data.dead_leaves(size, generator=torch.Generator().manual_seed(i)))
+        x = (
+            data.load_image(name, size=size, color=False)
+            if name
+            else data.dead_leaves(size, generator=torch.Generator().manual_seed(i))
+        )
         y = operators.blur(k, noise_sigma=0.02, generator=torch.Generator().manual_seed(i))(x)
         io.write_image(tmp_path / "in" / f"img{i:02d}.png", y.clamp(0, 1), bit_depth=16)
         io.write_image(tmp_path / "ref" / f"img{i:02d}.png", x, bit_depth=16)
@@ -41,8 +45,14 @@ def _inputs(tmp_path, n=4, size=32, sigma=1.0):
 
 def _task(tmp_path, steps=60, **params):
     args = {"kernel": str(tmp_path / "k.npy"), "noise_sigma": None}
-    return Task(operator="blur", operator_args=args, prior="tv", weight=0.01, solver="chambolle-pock",
-                params={"max_iter": steps, **params})
+    return Task(
+        operator="blur",
+        operator_args=args,
+        prior="tv",
+        weight=0.01,
+        solver="chambolle-pock",
+        params={"max_iter": steps, **params},
+    )
 
 
 def _slow_task(tmp_path):
@@ -66,7 +76,7 @@ def _bytes(folder, names):
 def test_item_seed_depends_on_name_and_task_seed_only():
     assert item_seed("a.png") == item_seed("a.png") != item_seed("b.png")
     assert item_seed("a.png", 1) != item_seed("a.png", 0)
-    assert 0 <= item_seed("a.png") < 2 ** 63
+    assert 0 <= item_seed("a.png") < 2**63
 
 
 def test_batch_restores_folder_records_manifest_and_quality(tmp_path):
@@ -83,8 +93,12 @@ def test_batch_restores_folder_records_manifest_and_quality(tmp_path):
         assert r["psnr"] == pytest.approx(psnr(x, ref).item(), abs=1e-3)
         assert r["psnr"] > psnr(y, ref).item() + 0.5  # restored, not the measurement
         assert r["seed"] == item_seed(r["item"]) and r["nfe"] == 0 and r["seconds"] > 0
-        assert (r["operator"], r["prior"], r["solver"], r["params"]) == ("blur", "tv", "chambolle-pock",
-                                                                          {"max_iter": 60})
+        assert (r["operator"], r["prior"], r["solver"], r["params"]) == (
+            "blur",
+            "tv",
+            "chambolle-pock",
+            {"max_iter": 60},
+        )
         assert r["noise_estimated"] and 0.01 < r["noise_sigma"] < 0.04
 
 
@@ -93,15 +107,34 @@ def test_bad_items_fail_alone_and_cli_exit_code_counts_them(tmp_path, capsys):
     (src / "junk.png").write_bytes(b"not an image")
     np.save(src / "far.npy", np.full((32, 32), 300.0, np.float32))  # float outside [0, 1]
     np.save(src / "nan.npy", np.full((32, 32), np.nan, np.float32))
-    argv = ["batch", str(src), str(tmp_path / "out"), "--operator", "blur", "--kernel",
-            str(tmp_path / "k.npy"), "--steps", "30", "--quiet"]
+    argv = [
+        "batch",
+        str(src),
+        str(tmp_path / "out"),
+        "--operator",
+        "blur",
+        "--kernel",
+        str(tmp_path / "k.npy"),
+        "--steps",
+        "30",
+        "--quiet",
+    ]
     assert main(argv) == 3
     err = capsys.readouterr().err
     assert "junk.png" in err and "not a readable" in err and "far.npy" in err and "normalize" in err
     status = {r["item"]: r["status"] for r in _lines(tmp_path / "out" / "manifest.jsonl")}
-    assert status == {"img00.png": "done", "img01.png": "done", "junk.png": "failed", "far.npy": "failed",
-                      "nan.npy": "failed"}
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img00.png", "img01.png", "manifest.jsonl"]
+    assert status == {
+        "img00.png": "done",
+        "img01.png": "done",
+        "junk.png": "failed",
+        "far.npy": "failed",
+        "nan.npy": "failed",
+    }
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "img00.png",
+        "img01.png",
+        "manifest.jsonl",
+    ]
 
 
 def test_nan_result_and_wrong_size_are_recorded_failed(tmp_path, monkeypatch):
@@ -118,8 +151,14 @@ def test_nan_result_and_wrong_size_are_recorded_failed(tmp_path, monkeypatch):
         return result
 
     monkeypatch.setattr(rk, "solve", nan_for_flat)
-    task = Task(operator="inpainting", operator_args={"mask": str(tmp_path / "mask.npy"), "noise_sigma": 0.0},
-                prior="tv", weight=0.01, solver="chambolle-pock", params={"max_iter": 20})
+    task = Task(
+        operator="inpainting",
+        operator_args={"mask": str(tmp_path / "mask.npy"), "noise_sigma": 0.0},
+        prior="tv",
+        weight=0.01,
+        solver="chambolle-pock",
+        params={"max_iter": 20},
+    )
     summary = run(src, tmp_path / "out", task)
     errors = {r["item"]: r["error"] for r in summary.records}
     assert summary.failed == 2 and summary.done == 2
@@ -158,8 +197,13 @@ def test_stochastic_solver_is_bit_identical_per_item_and_seeded_by_name(tmp_path
     """DDS draws noise at every step: the output depends on the seed, which comes from the name
     alone, so running one item alone or among others gives the same bits."""
     src = _inputs(tmp_path, n=2, size=32)
-    task = Task(operator="denoising", operator_args={"noise_sigma": 0.05}, prior="diffusion-gray",
-                solver="dds", params={"steps": 2})
+    task = Task(
+        operator="denoising",
+        operator_args={"noise_sigma": 0.05},
+        prior="diffusion-gray",
+        solver="dds",
+        params={"steps": 2},
+    )
     both = run(src, tmp_path / "a", task)
     alone = run([src / "img01.png"], tmp_path / "b", task)
     reseeded = run([src / "img01.png"], tmp_path / "c", dataclasses.replace(task, seed=1))
@@ -176,18 +220,30 @@ def test_prior_is_loaded_once_per_worker(tmp_path, monkeypatch):
     monkeypatch.setattr(rk.priors, "load", lambda *a, **k: calls.append(a) or load(*a, **k))
     monkeypatch.setattr(task_module, "_PRIORS", {})
     src = _inputs(tmp_path, n=3)
-    run(src, tmp_path / "out", Task(operator="denoising", operator_args={"noise_sigma": 0.05},
-                                    prior="denoiser-gray", solver="pnp-hqs", params={"max_iter": 2}))
+    run(
+        src,
+        tmp_path / "out",
+        Task(
+            operator="denoising",
+            operator_args={"noise_sigma": 0.05},
+            prior="denoiser-gray",
+            solver="pnp-hqs",
+            params={"max_iter": 2},
+        ),
+    )
     assert calls == [("denoiser-gray",)]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"engine": "spark"}, "engine must be one of"),
-    ({"workers": 0}, "workers must be a positive int"),
-    ({"out_ext": ".gif"}, "out_ext must be one of"),
-    ({"reference": "/nonexistent"}, "reference must be a folder"),
-    ({"address": "10.0.0.1:6379"}, "address applies to engine='ray' only"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"engine": "spark"}, "engine must be one of"),
+        ({"workers": 0}, "workers must be a positive int"),
+        ({"out_ext": ".gif"}, "out_ext must be one of"),
+        ({"reference": "/nonexistent"}, "reference must be a folder"),
+        ({"address": "10.0.0.1:6379"}, "address applies to engine='ray' only"),
+    ],
+)
 def test_run_refusals(tmp_path, kwargs, message):
     src = _inputs(tmp_path, n=1)
     with pytest.raises(ValueError, match=message):
@@ -214,10 +270,28 @@ def test_list_file_and_duplicate_names(tmp_path):
 
 # --------------------------------------------------------------------------- kill tests
 
+
 def _cli(src, out, tmp_path, *extra, steps=400):
-    return [sys.executable, "-m", "restorekit.cli", "batch", str(src), str(out), "--operator", "blur",
-            "--kernel", str(tmp_path / "k.npy"), "--weight", "0.01", "--steps", str(steps),
-            "--param", "tol=1e-12", "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "restorekit.cli",
+        "batch",
+        str(src),
+        str(out),
+        "--operator",
+        "blur",
+        "--kernel",
+        str(tmp_path / "k.npy"),
+        "--weight",
+        "0.01",
+        "--steps",
+        str(steps),
+        "--param",
+        "tol=1e-12",
+        "--quiet",
+        *extra,
+    ]
 
 
 def _env():
@@ -270,8 +344,9 @@ def test_local_pool_worker_sigkill_is_retried(tmp_path, clean_run):
     out = tmp_path / "out"
     proc = subprocess.Popen(_cli(src, out, tmp_path, "--workers", "2"), env=_env())
     _wait_lines(out / "manifest.jsonl", 1, proc)
-    workers = [p for p in psutil.Process(proc.pid).children()
-               if any("spawn_main" in part for part in p.cmdline())]
+    workers = [
+        p for p in psutil.Process(proc.pid).children() if any("spawn_main" in part for part in p.cmdline())
+    ]
     assert len(workers) == 2
     workers[0].send_signal(signal.SIGKILL)
     assert proc.wait(timeout=600) == 0
@@ -283,12 +358,18 @@ def test_local_pool_worker_sigkill_is_retried(tmp_path, clean_run):
 
 # --------------------------------------------------------------------------- Ray
 
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray cluster with 2 CPUs, started by this test module and stopped after it."""
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'restorekit[distributed]')")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": _env()["PYTHONPATH"], "OMP_NUM_THREADS": "1"}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": _env()["PYTHONPATH"], "OMP_NUM_THREADS": "1"}},
+    )
     yield ray
     ray.shutdown()
 

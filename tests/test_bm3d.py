@@ -3,6 +3,7 @@
 The tests that run BM3D skip, with the reason, when the package is absent; the error a user gets
 without it is tested either way.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,7 +20,8 @@ from restorekit.priors.bm3d import BM3DPrior, bm3d_deblur, bm3d_denoise
 
 needs_bm3d = pytest.mark.skipif(
     importlib.util.find_spec("bm3d") is None,
-    reason="the optional package bm3d is not installed (pip install 'restorekit[peers]'; non-commercial licence)")
+    reason="the optional package bm3d is not installed (pip install 'restorekit[peers]'; non-commercial licence)",
+)
 
 
 def _noisy(x, sigma, seed=0):
@@ -53,7 +55,9 @@ def test_cbm3d_beats_bm3d_per_channel():
     xc = load_image("astronaut", size=64, color=True)
     yc = _noisy(xc, 0.1)
     cbm3d = psnr(prior.denoise(yc, 0.1).clamp(0, 1), xc).item()
-    per_channel = psnr(bm3d_denoise(yc.reshape(3, 1, 64, 64), 0.1).reshape(1, 3, 64, 64).clamp(0, 1), xc).item()
+    per_channel = psnr(
+        bm3d_denoise(yc.reshape(3, 1, 64, 64), 0.1).reshape(1, 3, 64, 64).clamp(0, 1), xc
+    ).item()
     assert cbm3d >= per_channel + 0.5, f"CBM3D {cbm3d:.2f} dB vs per-channel BM3D {per_channel:.2f} dB"
 
 
@@ -63,7 +67,9 @@ def test_bm3d_deblurring_restores_without_leaving_trapz_behind():
     (σ_b = 2, noise 0.01, 64² camera) beats the blurred input by ≥ 2 dB."""
     had_trapz = hasattr(np, "trapz")
     x = load_image("camera", size=64)
-    op = rk.operators.blur("gaussian", sigma=2.0, noise_sigma=0.01, generator=torch.Generator().manual_seed(0))
+    op = rk.operators.blur(
+        "gaussian", sigma=2.0, noise_sigma=0.01, generator=torch.Generator().manual_seed(0)
+    )
     y = op(x)
     out = bm3d_deblur(y, op.filter, 0.01)
     assert (psnr(out.clamp(0, 1), x) - psnr(y.clamp(0, 1), x)).item() >= 2.0
@@ -75,7 +81,9 @@ def test_bm3d_deblurring_restores_without_leaving_trapz_behind():
 def test_bm3d_prior_in_plug_and_play():
     """PnP-HQS with BM3D as its denoiser (the original plug-and-play pairing) deblurs."""
     x = load_image("camera", size=32)
-    op = rk.operators.blur("gaussian", sigma=1.5, noise_sigma=0.01, generator=torch.Generator().manual_seed(0))
+    op = rk.operators.blur(
+        "gaussian", sigma=1.5, noise_sigma=0.01, generator=torch.Generator().manual_seed(0)
+    )
     y = op(x)
     r = rk.solve(y, op, BM3DPrior(), solver="pnp-hqs", max_iter=4)
     assert (psnr(r.x, x) - psnr(y.clamp(0, 1), x)).item() >= 1.0

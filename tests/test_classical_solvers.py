@@ -1,6 +1,7 @@
 """Chambolle–Pock, PnP-HQS/ADMM/PGD and RED: better than A†y on every registered operator, and
 their own checks (closed forms, agreement with each other and with deepinv). The contract they
 share with every solver (shape, determinism, history, refusals) is tests/test_contract.py."""
+
 import deepinv as dinv
 import pytest
 import torch
@@ -28,7 +29,7 @@ def fast(solver, op_name):
         "pnp-hqs": (dict(max_iter=12), TV(lam, **inner)),
         "pnp-admm": (dict(max_iter=15), TV(lam, **inner)),
         "pnp-pgd": (dict(max_iter=30), TV(lam, **inner)),
-        "red": (dict(max_iter=30, sigma=0.05, lam=0.5), TV(lam / 0.05 ** 2, **inner)),
+        "red": (dict(max_iter=30, sigma=0.05, lam=0.5), TV(lam / 0.05**2, **inner)),
     }[solver]
 
 
@@ -54,7 +55,9 @@ def test_solver_improves_on_pseudo_inverse(solver, op_name):
     start = psnr(op.A_dagger(y).clamp(0, 1), x).item()
     r = rk.solve(y, op, prior, solver=solver, x_true=x, **params)
     assert r.x.min() >= 0 and r.x.max() <= 1
-    assert r.metrics.psnr.item() > start + 0.1, f"{solver} on {op_name}: {r.metrics.psnr.item():.2f} dB vs start {start:.2f} dB"
+    assert r.metrics.psnr.item() > start + 0.1, (
+        f"{solver} on {op_name}: {r.metrics.psnr.item():.2f} dB vs start {start:.2f} dB"
+    )
 
 
 def test_chambolle_pock_and_admm_reach_the_same_tv_minimiser():
@@ -67,8 +70,16 @@ def test_chambolle_pock_and_admm_reach_the_same_tv_minimiser():
         return (0.5 * (op.A(u) - y).pow(2).sum() + TV(lam).value(u)).item()
 
     cp = rk.solve(y, op, TV(lam), solver="chambolle-pock", box=False, max_iter=1500, tol=1e-10)
-    admm = rk.solve(y, op, TV(lam, max_iter=1000, tol=1e-6), solver="pnp-admm", rho=0.2,
-                    max_iter=30, tol=1e-10, clip=False)
+    admm = rk.solve(
+        y,
+        op,
+        TV(lam, max_iter=1000, tol=1e-6),
+        solver="pnp-admm",
+        rho=0.2,
+        max_iter=30,
+        tol=1e-10,
+        clip=False,
+    )
     f_cp, f_admm = objective(cp.x), objective(admm.x)
     start = objective(op.A_dagger(y).clamp(0, 1))
     print(f"objective CP {f_cp:.8f}, ADMM {f_admm:.8f}, relative gap {abs(f_cp - f_admm) / f_cp:.2e}")
@@ -120,8 +131,9 @@ class Smoother(torch.nn.Module):
 
     def forward(self, x, sigma):
         s = torch.as_tensor(sigma, dtype=x.dtype).clamp(0, 1).reshape(-1, 1, 1, 1) * 5
-        smooth = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"),
-                                            self.k.to(x.dtype))
+        smooth = torch.nn.functional.conv2d(
+            torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), self.k.to(x.dtype)
+        )
         return (x + s * smooth) / (1 + s)
 
 
@@ -129,8 +141,12 @@ class Smoother(torch.nn.Module):
 def test_denoiser_prior_path(solver):
     x, op, y = problem("inpainting-random")
     prior = DenoiserPrior(Smoother())
-    params = {"pnp-hqs": dict(max_iter=8), "pnp-admm": dict(max_iter=15),
-              "pnp-pgd": dict(max_iter=30), "red": dict(max_iter=30, lam=0.5)}[solver]
+    params = {
+        "pnp-hqs": dict(max_iter=8),
+        "pnp-admm": dict(max_iter=15),
+        "pnp-pgd": dict(max_iter=30),
+        "red": dict(max_iter=30, lam=0.5),
+    }[solver]
     r = rk.solve(y, op, prior, solver=solver, x_true=x, **params)
     assert r.metrics.psnr.item() > psnr(op.A_dagger(y), x).item() + 3
     assert r.nfe == len(r.history.data_fit)
@@ -221,11 +237,11 @@ def test_fixed_scale_prior_solves_the_data_weighted_problem(solver):
     AtA, Aty, eye = A.T @ A, A.T @ y.flatten(), torch.eye(n * n, dtype=torch.float64)
     prior = FixedScaleQuadratic(mu, sigma0)
     if solver == "pnp-admm":
-        lam = sigma0 ** 2 / sigma_y ** 2
+        lam = sigma0**2 / sigma_y**2
         expected = torch.linalg.solve(lam * AtA + mu * eye, lam * Aty)
         got = rk.solve(y, op, prior, solver, max_iter=3000, tol=1e-13, clip=False).x
     elif solver == "pnp-hqs":
-        lam = sigma0 ** 2 / sigma_y ** 2  # min over z of ½‖x − z‖² + (μ/2)‖z‖² is (μ/(2(1+μ)))‖x‖²
+        lam = sigma0**2 / sigma_y**2  # min over z of ½‖x − z‖² + (μ/2)‖z‖² is (μ/(2(1+μ)))‖x‖²
         expected = torch.linalg.solve(lam * AtA + mu / (1 + mu) * eye, lam * Aty) / (1 + mu)
         assert 0 < expected.min() and expected.max() < 1  # HQS clips its result to [0, 1]
         got = rk.solve(y, op, prior, solver, max_iter=3000).x

@@ -13,14 +13,17 @@ def test_list_names_every_operator_and_solver(capsys):
         assert f"  {name} " in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["solve", "nonexistent_image"], "unknown image"),
-    (["solve", "camera", "--operator", "warp"], "unknown operator"),
-    (["solve", "camera", "--solver", "magic", "--size", "32"], "unknown solver"),
-    (["solve", "camera", "--prior", "nonexistent", "--size", "32"], "nonexistent"),
-    (["solve", "camera", "--op-param", "factor", "--size", "32"], "name=value"),
-    (["solve", "camera", "--noise-sigma", "-1", "--size", "32"], "--noise-sigma"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["solve", "nonexistent_image"], "unknown image"),
+        (["solve", "camera", "--operator", "warp"], "unknown operator"),
+        (["solve", "camera", "--solver", "magic", "--size", "32"], "unknown solver"),
+        (["solve", "camera", "--prior", "nonexistent", "--size", "32"], "nonexistent"),
+        (["solve", "camera", "--op-param", "factor", "--size", "32"], "name=value"),
+        (["solve", "camera", "--noise-sigma", "-1", "--size", "32"], "--noise-sigma"),
+    ],
+)
 def test_bad_arguments_give_one_line_errors(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -29,8 +32,28 @@ def test_bad_arguments_give_one_line_errors(argv, message, capsys):
 
 def test_solve_writes_image_and_figure_and_improves_psnr(tmp_path, capsys):
     out = tmp_path / "r.png"
-    assert main(["solve", "camera", "--size", "48", "--operator", "gaussian-blur", "--prior", "tv",
-                 "--weight", "0.005", "--solver", "chambolle-pock", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "solve",
+                "camera",
+                "--size",
+                "48",
+                "--operator",
+                "gaussian-blur",
+                "--prior",
+                "tv",
+                "--weight",
+                "0.005",
+                "--solver",
+                "chambolle-pock",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert out.exists() and (tmp_path / "r_comparison.png").exists()
     text = capsys.readouterr().out
     psnr = float(text.split("PSNR ")[1].split(" dB")[0])
@@ -43,8 +66,7 @@ def test_solve_writes_image_and_figure_and_improves_psnr(tmp_path, capsys):
 
 
 def _solve_file(path, out, capsys, *extra):
-    rc = main(["solve", str(path), "--size", "48", "--weight", "0.005", "--out", str(out), "--quiet",
-               *extra])
+    rc = main(["solve", str(path), "--size", "48", "--weight", "0.005", "--out", str(out), "--quiet", *extra])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     return float(captured.out.split("PSNR ")[1].split(" dB")[0]), captured
@@ -100,7 +122,8 @@ def test_list_gives_whole_sentences_channels_and_solvers(capsys):
         line = next(ln for ln in out.splitlines() if ln.startswith(f"  {name} "))
         assert ("[gray]" in line or "[colour]" in line) and "solvers:" in line, line
     assert "diffusion-rgb" in out and "[colour]" in next(
-        ln for ln in out.splitlines() if ln.startswith("  diffusion-rgb "))
+        ln for ln in out.splitlines() if ln.startswith("  diffusion-rgb ")
+    )
     dncnn = next(ln for ln in out.splitlines() if ln.startswith("  dncnn "))
     assert "pnp-hqs" in dncnn and "dds" not in dncnn
 
@@ -126,8 +149,9 @@ def test_metrics_and_figures_measure_the_clamped_estimate(monkeypatch, tmp_path)
     from restorekit.priors.diffusion import DiffusionPrior, conv_unet
 
     torch.manual_seed(0)
-    prior = DiffusionPrior(conv_unet(1, (8, 16), sample_size=16),
-                           torch.linspace(0.999, 0.01, 50, dtype=torch.float64))
+    prior = DiffusionPrior(
+        conv_unet(1, (8, 16), sample_size=16), torch.linspace(0.999, 0.01, 50, dtype=torch.float64)
+    )
     x = rk.data.load_image("brick", size=16)
     op = rk.operators.blur("gaussian", sigma=1.0, img_size=16, noise_sigma=0.01)
     r = rk.solve(op(x), op, prior, solver="dds", steps=4, clip_x0=False, x_true=x)

@@ -1,6 +1,7 @@
 """The composite prior (a diffusion prior at high noise, a denoiser at low noise) on the Gaussian
 oracle, where every piece is exact: a composite of two exact MMSE denoisers of one distribution
 is that distribution's exact diffusion model."""
+
 from __future__ import annotations
 
 import deepinv as dinv
@@ -71,22 +72,28 @@ def test_routing_and_level_map_with_a_different_low_prior(oracle):
     torch.testing.assert_close(mixed.x0[:1], other.predict(u[:1], t_lo).x0, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(mixed.x0[1:], oracle.predict(u[1:], t_hi).x0, rtol=1e-9, atol=1e-9)
     x = oracle.sample(2, torch.Generator().manual_seed(3))
-    torch.testing.assert_close(prior.denoise(x, torch.tensor([0.04, 0.2])),
-                               torch.cat([other.denoise(x[:1], 0.04), oracle.denoise(x[1:], 0.2)]))
+    torch.testing.assert_close(
+        prior.denoise(x, torch.tensor([0.04, 0.2])),
+        torch.cat([other.denoise(x[:1], 0.04), oracle.denoise(x[1:], 0.2)]),
+    )
 
 
 def test_dds_with_the_composite_oracle_is_dds_with_the_oracle(oracle):
     """DDS is the same sampler whichever exact denoiser serves each level (same seed)."""
     g = torch.Generator().manual_seed(1)
     x = oracle.sample(1, g)
-    op = dinv.physics.BlurFFT(img_size=(1, 16, 16), filter=gaussian_blur(sigma=(1.0, 1.0)).double(),
-                              noise_model=dinv.physics.GaussianNoise(0.01))
+    op = dinv.physics.BlurFFT(
+        img_size=(1, 16, 16),
+        filter=gaussian_blur(sigma=(1.0, 1.0)).double(),
+        noise_model=dinv.physics.GaussianNoise(0.01),
+    )
     y = op.A(x) + 0.01 * torch.randn(x.shape, generator=g, dtype=x.dtype)
     prior = composite(high=oracle, low=OnlyDenoiser(oracle), switch_sigma=0.2)
 
     def run(p):
-        return solve(y, op, p, solver="dds", steps=20, clip_x0=False,
-                     generator=torch.Generator().manual_seed(0)).x
+        return solve(
+            y, op, p, solver="dds", steps=20, clip_x0=False, generator=torch.Generator().manual_seed(0)
+        ).x
 
     torch.testing.assert_close(run(prior), run(oracle), rtol=1e-7, atol=1e-7)
 

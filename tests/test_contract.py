@@ -11,6 +11,7 @@ Nothing here lists solvers: the fast settings come from each solver's signature
 (:func:`fast_params`), so a newly registered solver is checked without editing this file — as
 :func:`test_a_new_solver_is_picked_up_without_edits` shows with a dummy solver.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -39,8 +40,11 @@ def fast_params(cls: type[Solver]) -> dict:
     for p in inspect.signature(cls.__init__).parameters.values():
         default = p.default
         if p.name in ("max_iter", "steps") or (
-                p.name.endswith(COUNT_SUFFIXES) and isinstance(default, int)
-                and not isinstance(default, bool) and default > FAST_COUNT):
+            p.name.endswith(COUNT_SUFFIXES)
+            and isinstance(default, int)
+            and not isinstance(default, bool)
+            and default > FAST_COUNT
+        ):
             params[p.name] = FAST_COUNT  # the outer count always (a None default means per task)
     # a Poisson solver (spiral-tap) on these Gaussian test problems needs the gain stated
     if "gain" in inspect.signature(cls.__init__).parameters:
@@ -126,8 +130,10 @@ def check_contract(solver: str, prior_name: str, op_name: str) -> None:
     y = op.A(x)
     params = fast_params(cls)
     _, count = iteration_count(cls)
-    runs = [solve(y, op, prior, solver, x_true=x, generator=torch.Generator().manual_seed(seed),
-                  **params) for seed in (7, 7, 8)]
+    runs = [
+        solve(y, op, prior, solver, x_true=x, generator=torch.Generator().manual_seed(seed), **params)
+        for seed in (7, 7, 8)
+    ]
     r = runs[0]
     assert r.x.shape == x.shape and r.x.dtype == x.dtype and torch.isfinite(r.x).all()
     assert torch.equal(r.x, runs[1].x), f"{solver} is not deterministic with a seeded generator"
@@ -154,8 +160,9 @@ def test_every_solver_on_every_operator(solver, op_name):
     try:
         check_contract(solver, representative(solver), op_name)
     except ValueError as e:
-        assert "use" in str(e) and any(other in str(e) for other in SOLVERS if other != solver), \
+        assert "use" in str(e) and any(other in str(e) for other in SOLVERS if other != solver), (
             f"{solver} refuses {op_name} without naming an alternative: {e}"
+        )
 
 
 def test_pairs_cover_every_solver_and_prior():
@@ -228,4 +235,3 @@ def test_a_new_solver_is_picked_up_without_edits(monkeypatch):
     # 3. ... and one that draws from the global RNG fails it
     with pytest.raises(AssertionError, match="not deterministic"):
         check_contract("dummy-landweber-global-rng", "denoiser", "gaussian-blur")
-

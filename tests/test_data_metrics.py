@@ -59,9 +59,18 @@ def test_psnr_and_ssim_match_skimage():
     y = (x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
     for b in range(2):
         xn, yn = x[b].permute(1, 2, 0).numpy(), y[b].permute(1, 2, 0).numpy()
-        assert psnr(y, x)[b].item() == pytest.approx(peak_signal_noise_ratio(xn, yn, data_range=1.0), abs=1e-9)
+        assert psnr(y, x)[b].item() == pytest.approx(
+            peak_signal_noise_ratio(xn, yn, data_range=1.0), abs=1e-9
+        )
         ref = structural_similarity(xn, yn, data_range=1.0, channel_axis=2)
         assert ssim(y, x)[b].item() == pytest.approx(ref, abs=1e-9)
-        ref_g = structural_similarity(xn, yn, data_range=1.0, channel_axis=2, gaussian_weights=True,
-                                      sigma=1.5, use_sample_covariance=False)
+        ref_g = structural_similarity(
+            xn,
+            yn,
+            data_range=1.0,
+            channel_axis=2,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
         assert ssim(y, x, gaussian=True)[b].item() == pytest.approx(ref_g, abs=1e-6)

@@ -3,6 +3,7 @@
 Certifying rule: the mean of 256 samples (Monte-Carlo error about one-sample error / 16) must
 be at most half as far from the exact posterior mean E[x|y] as the best trivial estimate (the
 measurement where it is an image, A†y, the truncated-CG start, the prior mean)."""
+
 from __future__ import annotations
 
 import deepinv as dinv
@@ -61,8 +62,15 @@ def inpainting_problem():
 
 
 def sample_mean(name, y, op, prior, **params):
-    result = solve(y.expand(BATCH, -1, -1, -1).contiguous(), op, prior, name,
-                   generator=torch.Generator().manual_seed(0), clip_x0=False, **params)
+    result = solve(
+        y.expand(BATCH, -1, -1, -1).contiguous(),
+        op,
+        prior,
+        name,
+        generator=torch.Generator().manual_seed(0),
+        clip_x0=False,
+        **params,
+    )
     return result
 
 
@@ -94,8 +102,13 @@ def test_inpainting_posterior_mean(inpainting_problem, name):
 def test_spectral_decomposition(op_name):
     """V S ȳ reproduces Aᴴy's information: A V(ȳ on the observed part) = y (noiseless), and V is
     an isometry (V Vᴴ x = x)."""
-    op = make(op_name, 16, 1, noise_sigma=0.0, **({} if op_name == "denoising" else
-                                                 {"generator": torch.Generator().manual_seed(0)}))
+    op = make(
+        op_name,
+        16,
+        1,
+        noise_sigma=0.0,
+        **({} if op_name == "denoising" else {"generator": torch.Generator().manual_seed(0)}),
+    )
     x = torch.rand(2, 1, 16, 16, dtype=torch.float32, generator=torch.Generator().manual_seed(1))
     y = op.A(x)
     sp = spectral(op, y)
@@ -118,18 +131,29 @@ def tiny_prior():
     return DiffusionPrior(conv_unet(1, (8, 16), sample_size=16), linear_alphas_cumprod())
 
 
-@pytest.mark.parametrize("name, op_name", [
-    ("ddrm", "gaussian-blur"), ("ddrm", "inpainting-box"), ("ddrm", "mri"), ("ddrm", "denoising"),
-    ("diffpir", "gaussian-blur"), ("diffpir", "sr-x2"), ("diffpir", "ct-sparse"),
-    ("diffpir", "mri-multicoil"), ("diffpir", "inpainting-random"),
-])
+@pytest.mark.parametrize(
+    "name, op_name",
+    [
+        ("ddrm", "gaussian-blur"),
+        ("ddrm", "inpainting-box"),
+        ("ddrm", "mri"),
+        ("ddrm", "denoising"),
+        ("diffpir", "gaussian-blur"),
+        ("diffpir", "sr-x2"),
+        ("diffpir", "ct-sparse"),
+        ("diffpir", "mri-multicoil"),
+        ("diffpir", "inpainting-random"),
+    ],
+)
 def test_contract(tiny_prior, name, op_name):
     extra = {} if op_name == "denoising" else {"generator": torch.Generator().manual_seed(0)}
     op = make(op_name, 16, 1, noise_sigma=0.02, **extra)
     x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
     y = op.A(x)
-    runs = [solve(y, op, tiny_prior, name, steps=3, x_true=x, generator=torch.Generator().manual_seed(s))
-            for s in (7, 7, 8)]
+    runs = [
+        solve(y, op, tiny_prior, name, steps=3, x_true=x, generator=torch.Generator().manual_seed(s))
+        for s in (7, 7, 8)
+    ]
     r = runs[0]
     assert r.x.shape == x.shape and torch.isfinite(r.x).all()
     assert r.nfe == 3 and len(r.history.psnr) == 3
@@ -139,8 +163,12 @@ def test_contract(tiny_prior, name, op_name):
 def test_parameter_checks(tiny_prior):
     op = make("denoising", 8)
     y = torch.rand(1, 1, 8, 8)
-    for name, bad in [("ddrm", dict(eta=1.5)), ("ddrm", dict(eta_b=0.0)), ("diffpir", dict(zeta=2.0)),
-                      ("diffpir", dict(lam=-1.0))]:
+    for name, bad in [
+        ("ddrm", dict(eta=1.5)),
+        ("ddrm", dict(eta_b=0.0)),
+        ("diffpir", dict(zeta=2.0)),
+        ("diffpir", dict(lam=-1.0)),
+    ]:
         with pytest.raises(ValueError, match=next(iter(bad))):
             solve(y, op, tiny_prior, name, **bad)
     with pytest.raises(ValueError, match="x_init"):

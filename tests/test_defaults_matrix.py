@@ -55,7 +55,9 @@ def test_defaults_beat_the_trivial_answers(solver, prior_name, op_name):
     if warned:  # a refusal must name an alternative
         assert "use '" in warned[0], warned[0]
         return
-    assert got >= trivial + MARGIN_DB, f"{solver} + {prior_name} on {op_name}: {got:.2f} dB vs trivial {trivial:.2f}"
+    assert got >= trivial + MARGIN_DB, (
+        f"{solver} + {prior_name} on {op_name}: {got:.2f} dB vs trivial {trivial:.2f}"
+    )
 
 
 # ---- PnP-HQS per-task defaults (fast) ----------------------------------------------------------
@@ -65,7 +67,7 @@ def test_pnp_hqs_task_table():
     hqs = PnPHQS()
     blur, sr = make("gaussian-blur", 32, 1, noise_sigma=0.01), make("sr-x4", 32, 1, noise_sigma=0.01)
     assert len(hqs.sigmas(blur, 0.01)) == 8 and len(hqs.sigmas(sr, 0.01)) == 24
-    assert hqs.sigmas(sr, 0.01)[-1].item() == pytest.approx(4 / 255)          # max(sf/255, σ_y)
+    assert hqs.sigmas(sr, 0.01)[-1].item() == pytest.approx(4 / 255)  # max(sf/255, σ_y)
     assert hqs.sigmas(blur, 0.01)[-1].item() == pytest.approx(0.01)
     assert len(PnPHQS(max_iter=5).sigmas(sr, 0.01)) == 5
 

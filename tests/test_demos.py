@@ -2,6 +2,7 @@
 
 The scripts are imported and their ``main`` called in-process (no interpreter start-up).
 """
+
 from __future__ import annotations
 
 import importlib

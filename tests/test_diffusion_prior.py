@@ -1,4 +1,5 @@
 """VP maths, the Gaussian oracle and DiffusionPrior (diffusers loading, conversions, padding)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -63,8 +64,10 @@ def test_timestep_for_sigma_and_ddpm_last_step():
     g = torch.Generator().manual_seed(1)
     abar_t, abar_p = 0.4, 0.6
     u0 = torch.full((20000, 1, 1, 1), 0.3, dtype=torch.float64)
-    u_p = abar_p ** 0.5 * u0 + (1 - abar_p) ** 0.5 * torch.randn(u0.shape, generator=g, dtype=torch.float64)
-    u_t = (abar_t / abar_p) ** 0.5 * u_p + (1 - abar_t / abar_p) ** 0.5 * torch.randn(u0.shape, generator=g, dtype=torch.float64)
+    u_p = abar_p**0.5 * u0 + (1 - abar_p) ** 0.5 * torch.randn(u0.shape, generator=g, dtype=torch.float64)
+    u_t = (abar_t / abar_p) ** 0.5 * u_p + (1 - abar_t / abar_p) ** 0.5 * torch.randn(
+        u0.shape, generator=g, dtype=torch.float64
+    )
     # regress u_p on u_t: the posterior is linear-Gaussian, so residual moments must match
     step = vp.ddpm_step(u_t, u0, abar_t, abar_p, torch.zeros_like(u_t))
     resid = u_p - step
@@ -96,13 +99,15 @@ def test_oracle_eps_is_exact_tweedie():
     u_t = torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64)
     for t in (0, 250, 999):
         abar = prior.alphas_cumprod[t].item()
-        a, s2 = abar ** 0.5, 1 - abar
+        a, s2 = abar**0.5, 1 - abar
         pred = prior.predict(u_t, t)
         for b in range(2):
             # E[u0 | u_t] = μ + aC(a²C + s²I)⁻¹(u_t − aμ)
-            want = mu + a * Sig_u @ np.linalg.solve(abar * Sig_u + s2 * np.eye(16), u_t[b].numpy().ravel() - a * mu)
+            want = mu + a * Sig_u @ np.linalg.solve(
+                abar * Sig_u + s2 * np.eye(16), u_t[b].numpy().ravel() - a * mu
+            )
             np.testing.assert_allclose(pred.x0[b].numpy().ravel(), want, rtol=0, atol=1e-9)
-        torch.testing.assert_close(pred.eps, (u_t - a * pred.x0) / s2 ** 0.5, rtol=0, atol=1e-12)
+        torch.testing.assert_close(pred.eps, (u_t - a * pred.x0) / s2**0.5, rtol=0, atol=1e-12)
         torch.testing.assert_close(prior.model_eps(u_t, t), pred.eps, rtol=0, atol=0)
 
 
@@ -125,16 +130,21 @@ def test_oracle_posterior_matches_dense_solve():
     from deepinv.physics.functional.blur import gaussian_blur
 
     prior = power_law_prior(8)
-    op = dinv.physics.BlurFFT(img_size=(1, 8, 8), filter=gaussian_blur(sigma=(1.0, 1.0)).double(),
-                              noise_model=dinv.physics.GaussianNoise(0.05))
+    op = dinv.physics.BlurFFT(
+        img_size=(1, 8, 8),
+        filter=gaussian_blur(sigma=(1.0, 1.0)).double(),
+        noise_model=dinv.physics.GaussianNoise(0.05),
+    )
     x = prior.sample(1, torch.Generator().manual_seed(4))
     y = op.A(x) + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype)
     mean, var = prior.posterior(y, op)
     A = op.A(torch.eye(64, dtype=torch.float64).reshape(64, 1, 8, 8)).reshape(64, 64).T.numpy()
     Sig, m = dense_covariance(prior), prior.mean.numpy().ravel()
-    want = m + Sig @ A.T @ np.linalg.solve(A @ Sig @ A.T + 0.05 ** 2 * np.eye(64), y.numpy().ravel() - A @ m)
-    np.testing.assert_allclose(mean.numpy().ravel(), want, rtol=0, atol=1e-8)  # BlurFFT keeps a float32 filter
-    post_cov = Sig - Sig @ A.T @ np.linalg.solve(A @ Sig @ A.T + 0.05 ** 2 * np.eye(64), A @ Sig)
+    want = m + Sig @ A.T @ np.linalg.solve(A @ Sig @ A.T + 0.05**2 * np.eye(64), y.numpy().ravel() - A @ m)
+    np.testing.assert_allclose(
+        mean.numpy().ravel(), want, rtol=0, atol=1e-8
+    )  # BlurFFT keeps a float32 filter
+    post_cov = Sig - Sig @ A.T @ np.linalg.solve(A @ Sig @ A.T + 0.05**2 * np.eye(64), A @ Sig)
     assert var.mean().item() == pytest.approx(np.trace(post_cov) / 64, rel=1e-6)
     mask_op = dinv.physics.Inpainting(img_size=(1, 8, 8), mask=0.5)
     with pytest.raises(ValueError, match="not diagonal in the Fourier"):
@@ -153,8 +163,11 @@ class OracleNet(torch.nn.Module):
     def forward(self, u, t, class_labels=None):
         eps = self.oracle.model_eps(u, t)
         abar = vp.abar_at(self.oracle.alphas_cumprod, t, u)
-        out = {"epsilon": eps, "v_prediction": vp.v_from_eps(u, eps, abar),
-               "sample": vp.tweedie_x0(u, eps, abar)}[self.kind]
+        out = {
+            "epsilon": eps,
+            "v_prediction": vp.v_from_eps(u, eps, abar),
+            "sample": vp.tweedie_x0(u, eps, abar),
+        }[self.kind]
         return SimpleNamespace(sample=out)
 
 
@@ -199,7 +212,7 @@ def test_from_pretrained_round_trip(tmp_path, channels, layout):
     # v_prediction: ε̂ = s·u + a·v̂ from the raw network output
     raw = unet(u, torch.tensor([700, 700])).sample
     abar = sched.alphas_cumprod[700].item()
-    torch.testing.assert_close(loaded.model_eps(u, 700), (1 - abar) ** 0.5 * u + abar ** 0.5 * raw)
+    torch.testing.assert_close(loaded.model_eps(u, 700), (1 - abar) ** 0.5 * u + abar**0.5 * raw)
     x = torch.rand(2, channels, 16, 16, generator=torch.Generator().manual_seed(1))
     assert torch.isfinite(loaded.denoise(x, 0.1)).all()
 
@@ -251,7 +264,9 @@ def test_keeps_input_dtype_and_grad_only_when_needed():
     assert (out - ref).abs().max() < 0.1 * ref.abs().max()  # bf16 is close, not equal
     assert not prior.model_eps(u, 300).requires_grad  # no graph without a grad-requiring input
     ug = u.clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(DiffusionPrior(tiny_unet(1), vp.linear_alphas_cumprod()).predict(ug, 300).x0.sum(), ug)
+    (g,) = torch.autograd.grad(
+        DiffusionPrior(tiny_unet(1), vp.linear_alphas_cumprod()).predict(ug, 300).x0.sum(), ug
+    )
     assert torch.isfinite(g).all() and g.abs().sum() > 0
 
 

@@ -6,6 +6,7 @@ The README's blocks run in a temporary folder holding the files they name (``blu
 at a small size (a few textual substitutions, each checked to apply, so a README edit that drops
 one fails here); the ``slow`` variant runs every block verbatim.
 """
+
 from __future__ import annotations
 
 import doctest
@@ -22,16 +23,22 @@ import restorekit
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ["restorekit"] + sorted(
-    info.name for info in pkgutil.walk_packages(restorekit.__path__, "restorekit.")
-    if not any(part.startswith("_") for part in info.name.split(".")))
+    info.name
+    for info in pkgutil.walk_packages(restorekit.__path__, "restorekit.")
+    if not any(part.startswith("_") for part in info.name.split("."))
+)
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
 def _examples(name: str) -> list[doctest.DocTest]:
     module = importlib.import_module(name)
     tests = doctest.DocTestFinder(exclude_empty=True).find(module, name)
-    return [t for t in tests if t.examples and (t.filename is None or Path(t.filename).resolve() ==
-                                                 Path(module.__file__).resolve())]
+    return [
+        t
+        for t in tests
+        if t.examples
+        and (t.filename is None or Path(t.filename).resolve() == Path(module.__file__).resolve())
+    ]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -41,14 +48,22 @@ def test_docstring_examples(name):
     for test in _examples(name):
         runner.run(test)
     result = runner.summarize(verbose=False)
-    assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed (output above)"
+    assert result.failed == 0, (
+        f"{result.failed} of {result.attempted} examples of {name} failed (output above)"
+    )
 
 
 def test_docstrings_have_examples():
     """The public entry points carry examples (so the doctest above checks something)."""
     counted = {name: sum(len(t.examples) for t in _examples(name)) for name in MODULES}
-    for name in ("restorekit.solvers", "restorekit.operators.blur", "restorekit.priors.tv",
-                 "restorekit.metrics", "restorekit.io", "restorekit.data"):
+    for name in (
+        "restorekit.solvers",
+        "restorekit.operators.blur",
+        "restorekit.priors.tv",
+        "restorekit.metrics",
+        "restorekit.io",
+        "restorekit.data",
+    ):
         assert counted[name] > 0, f"{name} has no >>> example"
     assert sum(counted.values()) >= 20
 
@@ -59,8 +74,10 @@ BLOCKS = re.findall(r"^```python\n(.*?)^```", README, flags=re.S | re.M)
 PREAMBLE = "import torch\nimport restorekit as rk\n"  # the README's first block defines these
 # a block containing the key -> (old, new) replacements that make it fast; each must apply
 SMALL = {
-    'solver="dds"': [("size=128", "size=32"), ('solver="dds", x_true=x, progress=True)',
-                                               'solver="dds", x_true=x, steps=4)')],
+    'solver="dds"': [
+        ("size=128", "size=32"),
+        ('solver="dds", x_true=x, progress=True)', 'solver="dds", x_true=x, steps=4)'),
+    ],
     "rk.batch.run(": [("workers=2", "workers=1")],
 }
 
@@ -92,7 +109,10 @@ def _run_block(index: int, source: str, where: Path) -> dict:
         assert out.shape == blurry.shape and not torch.equal(out, blurry)
     if "rk.batch.run(" in source:
         summary = namespace["summary"]
-        assert sorted(p.name for p in (where / "restored").iterdir() if p.suffix == ".png") == ["f0.png", "f1.png"]
+        assert sorted(p.name for p in (where / "restored").iterdir() if p.suffix == ".png") == [
+            "f0.png",
+            "f1.png",
+        ]
         assert summary.failed == 0
     return namespace
 
@@ -125,9 +145,15 @@ def test_readme_block_verbatim(index, readme_files):
 
 # ------------------------------------------------------------------------- the guides' code
 GUIDES = sorted((ROOT / "docs" / "guides").glob("*.rst"))
-GUIDE_BLOCKS = [(g.stem, k, block) for g in GUIDES
-                for k, block in enumerate(re.findall(r"^\.\. code-block:: python\n\n((?:   .*\n|\n)+)",
-                                                     g.read_text(encoding="utf-8"), flags=re.M))]
+GUIDE_BLOCKS = [
+    (g.stem, k, block)
+    for g in GUIDES
+    for k, block in enumerate(
+        re.findall(
+            r"^\.\. code-block:: python\n\n((?:   .*\n|\n)+)", g.read_text(encoding="utf-8"), flags=re.M
+        )
+    )
+]
 GUIDE_SMALL = {("batch_and_ray", 0): [("workers=2", "workers=1")]}
 
 
@@ -142,13 +168,17 @@ def _guide_setup(stem: str, where: Path) -> dict:
     model = where / "path" / "to" / "pipeline_or_unet_dir"
     unet.save_pretrained(model / "unet")
     DDPMScheduler(num_train_timesteps=1000).save_pretrained(model / "scheduler")
-    operator = restorekit.operators.inpainting("random", img_size=16, generator=torch.Generator().manual_seed(0))
+    operator = restorekit.operators.inpainting(
+        "random", img_size=16, generator=torch.Generator().manual_seed(0)
+    )
     return {"operator": operator, "y": operator(restorekit.data.load_image("camera", size=16))}
 
 
 @pytest.mark.parametrize("stem,index", [(s, k) for s, k, _ in GUIDE_BLOCKS])
 def test_guide_block_runs(stem, index, readme_files):
-    source = "\n".join(line[3:] for line in dict(((s, k), b) for s, k, b in GUIDE_BLOCKS)[stem, index].splitlines())
+    source = "\n".join(
+        line[3:] for line in dict(((s, k), b) for s, k, b in GUIDE_BLOCKS)[stem, index].splitlines()
+    )
     for old, new in GUIDE_SMALL.get((stem, index), []):
         assert old in source, f"docs/guides/{stem}.rst block {index} no longer contains {old!r}"
         source = source.replace(old, new)
@@ -159,7 +189,9 @@ def test_guide_block_runs(stem, index, readme_files):
         if stem == "extending":  # the new solver is registered and runs
             x = restorekit.data.load_image("camera", size=16)
             op = restorekit.operators.blur("gaussian", sigma=1.0)
-            result = restorekit.solve(op(x), op, restorekit.priors.TV(weight=0.01), solver="landweber-pnp", x_true=x)
+            result = restorekit.solve(
+                op(x), op, restorekit.priors.TV(weight=0.01), solver="landweber-pnp", x_true=x
+            )
             assert result.nfe == 50 and torch.isfinite(result.x).all()
     finally:
         restorekit.solvers.SOLVERS.clear()
@@ -167,5 +199,10 @@ def test_guide_block_runs(stem, index, readme_files):
 
 
 def test_guides_have_python_blocks():
-    assert {s for s, _, _ in GUIDE_BLOCKS} >= {"choosing", "own_diffusers_model", "measured_images",
-                                               "batch_and_ray", "extending"}
+    assert {s for s, _, _ in GUIDE_BLOCKS} >= {
+        "choosing",
+        "own_diffusers_model",
+        "measured_images",
+        "batch_and_ray",
+        "extending",
+    }

@@ -3,6 +3,7 @@
 References: the wrapped model's own conditional/unconditional outputs, diffusers'
 DDIMScheduler for the sampling loop, and diffusers' ``normalized_guidance`` for APG.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -16,7 +17,7 @@ from restorekit.priors.base import Denoiser, Diffusion
 from restorekit.priors.diffusion import DiffusionPrior
 from restorekit.priors.guidance import APG, CFG, CFGpp
 
-NUM_CLASSES, NULL = 5, 4          # class embeddings: 4 classes + the null label, as shipped
+NUM_CLASSES, NULL = 5, 4  # class embeddings: 4 classes + the null label, as shipped
 SHAPE = (2, 1, 16, 16)
 
 
@@ -34,23 +35,35 @@ class _GaussianPlusNet(torch.nn.Module):
 
     def forward(self, sample, timestep, class_labels=None):
         abar = self.abar[timestep].reshape(-1, 1, 1, 1)
-        eps = (1 - abar).sqrt() * sample / (abar * self.c ** 2 + 1 - abar)
+        eps = (1 - abar).sqrt() * sample / (abar * self.c**2 + 1 - abar)
         return UNet2DOutput(eps + self.weight * self.unet(sample, timestep, class_labels).sample)
 
 
 def _unet(num_class_embeds):
     torch.manual_seed(0)
-    return UNet2DModel(sample_size=16, in_channels=1, out_channels=1, layers_per_block=1,
-                       block_out_channels=(16, 32), norm_num_groups=8,
-                       down_block_types=("DownBlock2D", "DownBlock2D"),
-                       up_block_types=("UpBlock2D", "UpBlock2D"),
-                       num_class_embeds=num_class_embeds)
+    return UNet2DModel(
+        sample_size=16,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        norm_num_groups=8,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        num_class_embeds=num_class_embeds,
+    )
 
 
 @pytest.fixture(scope="module")
 def scheduler():
-    return DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False,
-                         set_alpha_to_one=True, steps_offset=0, timestep_spacing="leading")
+    return DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        clip_sample=False,
+        set_alpha_to_one=True,
+        steps_offset=0,
+        timestep_spacing="leading",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +97,12 @@ def _close(a, b, tol=1e-5):
 
 # -- CFG and CFG++ ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("t", [900, 400, 20])
 def test_cfg_scale_one_is_conditional_and_zero_unconditional(prior, t):
     u = _noisy(prior, t)
     eps_c, eps_u = _eps(prior, u, t, 2), _eps(prior, u, t, NULL)
-    assert (eps_c - eps_u).abs().max() > 0.05          # the classes differ: the test can fail
+    assert (eps_c - eps_u).abs().max() > 0.05  # the classes differ: the test can fail
     with torch.no_grad():
         for scale, ref in ((1.0, eps_c), (0.0, eps_u), (3.0, eps_u + 3 * (eps_c - eps_u))):
             p = CFG(prior, 2, scale).predict(u, t)
@@ -124,8 +138,7 @@ def test_cfgpp_guides_x0_and_renoises_with_unconditional_eps(prior, t):
     with torch.no_grad():
         p = CFGpp(prior, 0, 0.6).predict(u, t)
     eps_lam = eps_u + 0.6 * (eps_c - eps_u)
-    for got, ref in ((p.eps_renoise, eps_u), (p.eps, eps_lam),
-                     (p.x0, _tweedie(prior, u, eps_lam, t))):
+    for got, ref in ((p.eps_renoise, eps_u), (p.eps, eps_lam), (p.x0, _tweedie(prior, u, eps_lam, t))):
         ok, err = _close(got, ref)
         assert ok, err
     assert (p.eps - p.eps_renoise).abs().max() > 0.01
@@ -155,36 +168,41 @@ def test_sample_matches_diffusers_ddim_with_cfg(prior, scheduler):
     got = {}
     for clip in (False, True):
         ref = _diffusers_ddim(prior, scheduler, 8, cfg_eps, torch.Generator().manual_seed(7), clip)
-        got[clip] = restorekit.sample(wrapped, SHAPE, steps=8, clip=clip,
-                                      generator=torch.Generator().manual_seed(7))
+        got[clip] = restorekit.sample(
+            wrapped, SHAPE, steps=8, clip=clip, generator=torch.Generator().manual_seed(7)
+        )
         ok, err = _close(got[clip], ref, 1e-4)
         assert ok, (clip, err)
         assert ((ref > 0) & (ref < 1)).float().mean() > 0.9  # in range: no clipping hides errors
-    assert (got[False] - got[True]).abs().max() > 1e-3       # the clip was active
+    assert (got[False] - got[True]).abs().max() > 1e-3  # the clip was active
 
 
 def test_sample_with_noise_is_deterministic_per_generator(prior):
     wrapped = APG(prior, 1, 3.0)
-    draw = [restorekit.sample(wrapped, SHAPE, steps=5, eta=0.5,
-                              generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
+    draw = [
+        restorekit.sample(wrapped, SHAPE, steps=5, eta=0.5, generator=torch.Generator().manual_seed(s))
+        for s in (1, 1, 2)
+    ]
     assert torch.equal(draw[0], draw[1])
     assert (draw[0] - draw[2]).abs().max() > 0.01
     assert torch.isfinite(draw[0]).all()
 
 
 def test_cfgpp_lambda_zero_is_unconditional_ddim(prior, scheduler):
-    ref = _diffusers_ddim(prior, scheduler, 10, lambda u, t: _eps(prior, u, t, NULL),
-                          torch.Generator().manual_seed(3))
-    got = restorekit.sample(CFGpp(prior, 1, 0.0), SHAPE, steps=10, clip=False,
-                            generator=torch.Generator().manual_seed(3))
+    ref = _diffusers_ddim(
+        prior, scheduler, 10, lambda u, t: _eps(prior, u, t, NULL), torch.Generator().manual_seed(3)
+    )
+    got = restorekit.sample(
+        CFGpp(prior, 1, 0.0), SHAPE, steps=10, clip=False, generator=torch.Generator().manual_seed(3)
+    )
     ok, err = _close(got, ref, 1e-4)
     assert ok, err
-    plain = restorekit.sample(prior, SHAPE, steps=10, clip=False,
-                              generator=torch.Generator().manual_seed(3))
-    ok, err = _close(got, plain, 1e-5)                  # the prior's own null-class sampling
+    plain = restorekit.sample(prior, SHAPE, steps=10, clip=False, generator=torch.Generator().manual_seed(3))
+    ok, err = _close(got, plain, 1e-5)  # the prior's own null-class sampling
     assert ok, err
-    guided = restorekit.sample(CFGpp(prior, 1, 1.0), SHAPE, steps=10, clip=False,
-                               generator=torch.Generator().manual_seed(3))
+    guided = restorekit.sample(
+        CFGpp(prior, 1, 1.0), SHAPE, steps=10, clip=False, generator=torch.Generator().manual_seed(3)
+    )
     assert (guided - ref).abs().max() > 0.05
 
 
@@ -193,15 +211,16 @@ def test_cfgpp_sampling_rule(prior):
     steps, lam = 2, 0.7
     g = torch.Generator().manual_seed(5)
     u = torch.randn(SHAPE, generator=g)
-    t, t_next = 500, 0                              # leading spacing for 2 of 1000 steps
+    t, t_next = 500, 0  # leading spacing for 2 of 1000 steps
     eps_c, eps_u = _eps(prior, u, t, 2), _eps(prior, u, t, NULL)
     x0 = _tweedie(prior, u, eps_u + lam * (eps_c - eps_u), t)
     abar = prior.alphas_cumprod[t_next]
     u = (abar.sqrt() * x0 + (1 - abar).sqrt() * eps_u).float()
     eps_c, eps_u = _eps(prior, u, t_next, 2), _eps(prior, u, t_next, NULL)
     ref = ((_tweedie(prior, u, eps_u + lam * (eps_c - eps_u), t_next) + 1) / 2).clamp(0, 1)
-    got = restorekit.sample(CFGpp(prior, 2, lam), SHAPE, steps=steps, clip=False,
-                            generator=torch.Generator().manual_seed(5))
+    got = restorekit.sample(
+        CFGpp(prior, 2, lam), SHAPE, steps=steps, clip=False, generator=torch.Generator().manual_seed(5)
+    )
     ok, err = _close(got, ref.float(), 1e-5)
     assert ok, err
 
@@ -231,13 +250,12 @@ def test_apg_matches_diffusers_normalized_guidance(prior, w, eta, r, beta):
         for i, t in enumerate(ts):
             with torch.no_grad():
                 p = apg.predict(u, t)
-                eps_c, eps_u = apg.eps_pair(u, t)       # the same network outputs APG used
+                eps_c, eps_u = apg.eps_pair(u, t)  # the same network outputs APG used
             d_c, d_u = _tweedie(prior, u, eps_c, t), _tweedie(prior, u, eps_u, t)
-            if buffer is not None and r is not None:   # is the clipping active?
+            if buffer is not None and r is not None:  # is the clipping active?
                 avg = d_c - d_u + (beta * buffer.running_average if i else 0)
                 clipped |= bool((avg.flatten(1).norm(dim=1) > r).any())
-            ref = normalized_guidance(d_c, d_u, w - 1, buffer, eta, r or 0.0,
-                                      use_original_formulation=True)
+            ref = normalized_guidance(d_c, d_u, w - 1, buffer, eta, r or 0.0, use_original_formulation=True)
             ok, err = _close(p.x0, ref, 1e-6)
             assert ok, (t, err)
             abar = prior.alphas_cumprod[t]
@@ -253,7 +271,7 @@ def test_apg_matches_diffusers_normalized_guidance(prior, w, eta, r, beta):
     first, clipped = run()
     if r is not None and beta != 0:
         assert clipped
-    second, _ = run()                         # state was reset: the same run again
+    second, _ = run()  # state was reset: the same run again
     assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
@@ -262,7 +280,7 @@ def test_apg_momentum_changes_result_and_needs_reset(prior):
     apg = APG(prior, 0, 5.0, momentum=-0.5, norm_threshold=None)
     with torch.no_grad():
         first = apg.predict(u, 500).x0
-        second = apg.predict(u, 500).x0        # Δ + β·Δ = Δ/2 now
+        second = apg.predict(u, 500).x0  # Δ + β·Δ = Δ/2 now
         apg.reset()
         again = apg.predict(u, 500).x0
     assert torch.equal(first, again)
@@ -282,8 +300,10 @@ def test_apg_without_momentum_clip_eta_one_is_cfg(prior):
 
 # -- contract and validation -------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [lambda p: CFG(p, 1, 2.0), lambda p: CFGpp(p, 1, 0.5),
-                                  lambda p: APG(p, 1, 2.0)])
+
+@pytest.mark.parametrize(
+    "make", [lambda p: CFG(p, 1, 2.0), lambda p: CFGpp(p, 1, 0.5), lambda p: APG(p, 1, 2.0)]
+)
 def test_wrappers_are_diffusion_priors(prior, make):
     w = make(prior)
     assert isinstance(w, Diffusion) and isinstance(w, Denoiser)
@@ -358,10 +378,12 @@ def test_denoise_is_guided_tweedie_step(prior):
 
 # -- every diffusion solver takes every wrapper ------------------------------------------------
 
-WRAPPERS = {"cfg": lambda p: CFG(p, 1, 3.0), "cfgpp": lambda p: CFGpp(p, 1, 0.6),
-            "apg": lambda p: APG(p, 1, 3.0, norm_threshold=2.0)}
-SOLVER_PARAMS = {"dps": {"steps": 3}, "mcg": {"steps": 3}, "dds": {"steps": 3},
-                 "red-diff": {"steps": 3}}
+WRAPPERS = {
+    "cfg": lambda p: CFG(p, 1, 3.0),
+    "cfgpp": lambda p: CFGpp(p, 1, 0.6),
+    "apg": lambda p: APG(p, 1, 3.0, norm_threshold=2.0),
+}
+SOLVER_PARAMS = {"dps": {"steps": 3}, "mcg": {"steps": 3}, "dds": {"steps": 3}, "red-diff": {"steps": 3}}
 
 
 @pytest.mark.parametrize("solver", sorted(SOLVER_PARAMS))
@@ -370,16 +392,22 @@ def test_solvers_run_with_guided_priors(prior, solver, wrapper):
     from restorekit.operators import inpainting
 
     x = torch.rand(SHAPE, generator=torch.Generator().manual_seed(8))
-    op = inpainting("random", img_size=16, fraction=0.5, noise_sigma=0.01,
-                    generator=torch.Generator().manual_seed(0))
+    op = inpainting(
+        "random", img_size=16, fraction=0.5, noise_sigma=0.01, generator=torch.Generator().manual_seed(0)
+    )
     y = op(x)
     guided = WRAPPERS[wrapper](prior)
-    runs = [restorekit.solve(y, op, guided, solver=solver, generator=torch.Generator().manual_seed(0),
-                             **SOLVER_PARAMS[solver]) for _ in range(2)]
+    runs = [
+        restorekit.solve(
+            y, op, guided, solver=solver, generator=torch.Generator().manual_seed(0), **SOLVER_PARAMS[solver]
+        )
+        for _ in range(2)
+    ]
     assert torch.isfinite(runs[0].x).all()
-    assert torch.equal(runs[0].x, runs[1].x)            # per-run state (APG momentum) is reset
-    unguided = restorekit.solve(y, op, prior, solver=solver,
-                                generator=torch.Generator().manual_seed(0), **SOLVER_PARAMS[solver])
+    assert torch.equal(runs[0].x, runs[1].x)  # per-run state (APG momentum) is reset
+    unguided = restorekit.solve(
+        y, op, prior, solver=solver, generator=torch.Generator().manual_seed(0), **SOLVER_PARAMS[solver]
+    )
     assert (unguided.x - runs[0].x).abs().max() > 1e-3  # guidance reaches the solver
 
 
@@ -390,10 +418,18 @@ def test_dds_without_data_term_is_guided_ddim_sampling(prior, wrapper):
 
     guided = WRAPPERS[wrapper](prior)
     y = torch.rand(SHAPE, generator=torch.Generator().manual_seed(2))
-    dds = restorekit.solve(y, denoising(), guided, solver="dds", steps=6, eta=0.0, cg_steps=0, clip_x0=False,
-                           generator=torch.Generator().manual_seed(9))
-    ref = restorekit.sample(guided, SHAPE, steps=6, clip=False,
-                            generator=torch.Generator().manual_seed(9))
+    dds = restorekit.solve(
+        y,
+        denoising(),
+        guided,
+        solver="dds",
+        steps=6,
+        eta=0.0,
+        cg_steps=0,
+        clip_x0=False,
+        generator=torch.Generator().manual_seed(9),
+    )
+    ref = restorekit.sample(guided, SHAPE, steps=6, clip=False, generator=torch.Generator().manual_seed(9))
     ok, err = _close(dds.x.clamp(0, 1), ref, 1e-4)
     assert ok, err
 
@@ -412,8 +448,10 @@ class TwoClassOracle:
         self.alphas_cumprod = self.parts[0].alphas_cumprod
 
     def model_eps(self, u, t, class_labels):
-        rows = [self.parts[int(k)].model_eps(u[i:i + 1], t if isinstance(t, int) else t[i:i + 1])
-                for i, k in enumerate(class_labels)]
+        rows = [
+            self.parts[int(k)].model_eps(u[i : i + 1], t if isinstance(t, int) else t[i : i + 1])
+            for i, k in enumerate(class_labels)
+        ]
         return torch.cat(rows)
 
     def to_model(self, x):
@@ -436,7 +474,7 @@ def _cfgpp_parts(oracle, u, t):
     eps_u = oracle.model_eps(u, t, torch.full_like(labels, 2))
     eps = eps_u + LAM * (eps_c - eps_u)
     abar = oracle.alphas_cumprod[t].item()
-    return (u - (1 - abar) ** 0.5 * eps) / abar ** 0.5, eps, eps_u
+    return (u - (1 - abar) ** 0.5 * eps) / abar**0.5, eps, eps_u
 
 
 def _ancestral(oracle, x0, eps_renoise, t, t_prev, noise):
@@ -444,7 +482,7 @@ def _ancestral(oracle, x0, eps_renoise, t, t_prev, noise):
     posterior variance (1 − ā_prev)/(1 − ā_t)·(1 − ā_t/ā_prev)."""
     ab, abp = oracle.alphas_cumprod[t].item(), 1.0 if t_prev < 0 else oracle.alphas_cumprod[t_prev].item()
     var = (1 - abp) / (1 - ab) * (1 - ab / abp)
-    return abp ** 0.5 * x0 + max(1 - abp - var, 0.0) ** 0.5 * eps_renoise + var ** 0.5 * noise
+    return abp**0.5 * x0 + max(1 - abp - var, 0.0) ** 0.5 * eps_renoise + var**0.5 * noise
 
 
 def _residual_grad(oracle, u, t, y, op):
@@ -461,8 +499,9 @@ def _inpainting_problem():
 
     oracle = TwoClassOracle()
     x = oracle.parts[1].sample(2, torch.Generator().manual_seed(3))
-    op = inpainting("random", img_size=8, fraction=0.5, dtype=torch.float64,
-                    generator=torch.Generator().manual_seed(0))
+    op = inpainting(
+        "random", img_size=8, fraction=0.5, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
     return oracle, op, op.A(x)
 
 
@@ -473,11 +512,16 @@ def test_cfgpp_in_every_solver_matches_a_hand_written_step(solver):
     oracle, op, y = _inpainting_problem()
     guided = CFGpp(oracle, 1, LAM)
     g = torch.Generator().manual_seed(5)
-    params = {"dps": dict(zeta=0.5), "mcg": dict(alpha=0.5), "dds": dict(eta=0.0, cg_steps=0, clip_x0=False),
-              "red-diff": dict(lr=0.05, lam=0.25)}[solver]
+    params = {
+        "dps": dict(zeta=0.5),
+        "mcg": dict(alpha=0.5),
+        "dds": dict(eta=0.0, cg_steps=0, clip_x0=False),
+        "red-diff": dict(lr=0.05, lam=0.25),
+    }[solver]
     x_init = op.A_adjoint(y) + 0.5 * (1 - op.mask) if solver == "red-diff" else None
-    got = restorekit.solve(y, op, guided, solver, steps=2, x_init=x_init,
-                           generator=torch.Generator().manual_seed(5), **params).x
+    got = restorekit.solve(
+        y, op, guided, solver, steps=2, x_init=x_init, generator=torch.Generator().manual_seed(5), **params
+    ).x
     u = torch.randn(y.shape, generator=g, dtype=y.dtype) if solver != "red-diff" else None
     if solver in ("dps", "mcg"):
         y_u = 2 * y - op.A(torch.ones_like(u))
@@ -492,7 +536,9 @@ def test_cfgpp_in_every_solver_matches_a_hand_written_step(solver):
             u = _ancestral(oracle, x0, eps_u, t, t_prev, noise) - params["alpha"] * grad * (1 - op.mask)
             if t_prev >= 0:
                 abp = oracle.alphas_cumprod[t_prev].item()
-                y_t = abp ** 0.5 * y_u + (1 - abp) ** 0.5 * op.A(torch.randn(u.shape, generator=g, dtype=u.dtype))
+                y_t = abp**0.5 * y_u + (1 - abp) ** 0.5 * op.A(
+                    torch.randn(u.shape, generator=g, dtype=u.dtype)
+                )
             else:
                 y_t = y_u
             u = u * (1 - op.mask) + y_t  # inpainting: the projection overwrites the observed pixels
@@ -500,18 +546,18 @@ def test_cfgpp_in_every_solver_matches_a_hand_written_step(solver):
     elif solver == "dds":
         x0, _, eps_u = _cfgpp_parts(oracle, u, 500)
         abp = oracle.alphas_cumprod[0].item()
-        u = abp ** 0.5 * x0 + (1 - abp) ** 0.5 * eps_u
+        u = abp**0.5 * x0 + (1 - abp) ** 0.5 * eps_u
         expected = (_cfgpp_parts(oracle, u, 0)[0] + 1) / 2
     else:
         mu, m, v = 2 * x_init - 1, 0.0, 0.0
         for k, t in enumerate((500, 0), start=1):
             eps = torch.randn(mu.shape, generator=g, dtype=mu.dtype)
             abar = oracle.alphas_cumprod[t].item()
-            _, eps_hat, _ = _cfgpp_parts(oracle, abar ** 0.5 * mu + (1 - abar) ** 0.5 * eps, t)
+            _, eps_hat, _ = _cfgpp_parts(oracle, abar**0.5 * mu + (1 - abar) ** 0.5 * eps, t)
             n = mu[0].numel()
             residual = 2 * (y - op.A((mu + 1) / 2))
             grad = -op.A_adjoint(residual) / n + 0.25 * ((1 - abar) / abar) ** 0.5 * (eps_hat - eps) / n
-            m, v = 0.9 * m + 0.1 * grad, 0.99 * v + 0.01 * grad ** 2
-            mu = mu - 0.05 * (m / (1 - 0.9 ** k)) / ((v / (1 - 0.99 ** k)).sqrt() + 1e-8)
+            m, v = 0.9 * m + 0.1 * grad, 0.99 * v + 0.01 * grad**2
+            mu = mu - 0.05 * (m / (1 - 0.9**k)) / ((v / (1 - 0.99**k)).sqrt() + 1e-8)
         expected = (mu + 1) / 2
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-8)

@@ -5,6 +5,7 @@ compared with the closed-form posterior mean: the mean of 16 samples must be wit
 (about 1.3× what was measured when written, in brackets) and at most half the error of the best
 trivial estimate (the prior mean, relative error 1 by definition, and A†y).
 """
+
 from __future__ import annotations
 
 import deepinv as dinv
@@ -38,7 +39,7 @@ def test_schedule_matches_the_paper():
     assert step_size(1, 0.01) == pytest.approx(0.01)
     assert step_size(10_000, 0.01) == pytest.approx(1.0, abs=0.01)
     h, beta, s = step_size(7, 0.01), 0.3, 0.4
-    assert (1 - h) ** 2 * s ** 2 + injected_noise(h, beta, s) ** 2 == pytest.approx((1 - beta * h) ** 2 * s ** 2)
+    assert (1 - h) ** 2 * s**2 + injected_noise(h, beta, s) ** 2 == pytest.approx((1 - beta * h) ** 2 * s**2)
 
 
 def test_noisy_deblurring_matches_the_posterior_mean():
@@ -47,8 +48,11 @@ def test_noisy_deblurring_matches_the_posterior_mean():
     prior = GaussianPrior.power_law(16)
     g = torch.Generator().manual_seed(1)
     x = prior.sample(1, g)
-    op = dinv.physics.BlurFFT(img_size=(1, 16, 16), filter=gaussian_blur(sigma=(1.0, 1.0)).double(),
-                              noise_model=dinv.physics.GaussianNoise(0.01))
+    op = dinv.physics.BlurFFT(
+        img_size=(1, 16, 16),
+        filter=gaussian_blur(sigma=(1.0, 1.0)).double(),
+        noise_model=dinv.physics.GaussianNoise(0.01),
+    )
     y = op.A(x) + 0.01 * torch.randn(x.shape, generator=g, dtype=x.dtype)
     mean, _ = prior.posterior(y, op)
     res = _samples(y, op, prior)
@@ -83,14 +87,23 @@ def test_deterministic_given_the_generator():
     prior = GaussianPrior.power_law(8)
     op = dinv.physics.Denoising(dinv.physics.GaussianNoise(0.05))
     y = prior.sample(1, torch.Generator().manual_seed(3))
-    a, b = (solve(y, op, prior, solver="implicit-prior", beta=0.5,
-                  generator=torch.Generator().manual_seed(4)).x for _ in range(2))
+    a, b = (
+        solve(y, op, prior, solver="implicit-prior", beta=0.5, generator=torch.Generator().manual_seed(4)).x
+        for _ in range(2)
+    )
     torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("params, match", [({"h0": 0.0}, "h0"), ({"beta": 1.5}, "beta"),
-                                           ({"sigma0": -1.0}, "sigma0"),
-                                           ({"sigma_min": 2.0}, "sigma_min"), ({"max_iter": 0}, "max_iter")])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"h0": 0.0}, "h0"),
+        ({"beta": 1.5}, "beta"),
+        ({"sigma0": -1.0}, "sigma0"),
+        ({"sigma_min": 2.0}, "sigma_min"),
+        ({"max_iter": 0}, "max_iter"),
+    ],
+)
 def test_arguments_are_checked(params, match):
     with pytest.raises(ValueError, match=match):
         SOLVERS["implicit-prior"](**params)

@@ -1,5 +1,6 @@
 """restorekit.io: files written by independent writers (tifffile, pypng, Pillow, numpy) read back
 exactly; refusals name the argument; writes are atomic, also under SIGKILL."""
+
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ def _expected(arr, scale):
 
 
 # --------------------------------------------------------------------------- reading
+
 
 def test_16bit_gray_png_keeps_full_precision(tmp_path):
     import png
@@ -119,14 +121,17 @@ def test_8bit_png_matches_pillow(tmp_path):
     assert info.bit_depth == 8 and torch.equal(x, _expected(np.asarray(Image.open(tmp_path / "c.png")), 255))
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: d / "missing.png", "does not exist"),
-    (lambda d: d, "must end with one of"),
-    (lambda d: (d / "x.txt").write_text("hi") and d / "x.txt", "must end with one of"),
-    (lambda d: (d / "junk.png").write_bytes(b"not a png at all") and d / "junk.png", "not a readable"),
-    (lambda d: np.save(d / "c.npy", np.ones((4, 4), np.complex64)) or d / "c.npy", "real numbers"),
-    (lambda d: np.save(d / "s.npy", np.ones((2, 4, 4, 3), np.float32)) or d / "s.npy", "shaped"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.png", "does not exist"),
+        (lambda d: d, "must end with one of"),
+        (lambda d: (d / "x.txt").write_text("hi") and d / "x.txt", "must end with one of"),
+        (lambda d: (d / "junk.png").write_bytes(b"not a png at all") and d / "junk.png", "not a readable"),
+        (lambda d: np.save(d / "c.npy", np.ones((4, 4), np.complex64)) or d / "c.npy", "real numbers"),
+        (lambda d: np.save(d / "s.npy", np.ones((2, 4, 4, 3), np.float32)) or d / "s.npy", "shaped"),
+    ],
+)
 def test_bad_files_give_value_errors_naming_path(tmp_path, make, message):
     with pytest.raises(ValueError, match=message) as e:
         read_image(make(tmp_path))
@@ -135,9 +140,18 @@ def test_bad_files_give_value_errors_naming_path(tmp_path, make, message):
 
 # --------------------------------------------------------------------------- writing
 
-@pytest.mark.parametrize("ext, depth, dtype", [(".png", 8, np.uint8), (".png", 16, np.uint16),
-                                               (".tif", 16, np.uint16), (".tif", 32, np.float32),
-                                               (".npy", 16, np.uint16), (".npy", 32, np.float32)])
+
+@pytest.mark.parametrize(
+    "ext, depth, dtype",
+    [
+        (".png", 8, np.uint8),
+        (".png", 16, np.uint16),
+        (".tif", 16, np.uint16),
+        (".tif", 32, np.float32),
+        (".npy", 16, np.uint16),
+        (".npy", 32, np.float32),
+    ],
+)
 @pytest.mark.parametrize("channels", [1, 3])
 def test_write_then_read_round_trip_at_each_depth(tmp_path, ext, depth, dtype, channels):
     x = torch.rand(1, channels, 9, 10, generator=torch.Generator().manual_seed(depth + channels))
@@ -159,20 +173,24 @@ def test_default_bit_depth_follows_like_when_the_format_holds_it(tmp_path):
     assert read_image(write_image(tmp_path / "d.npy", x))[1].bit_depth == 32
 
 
-@pytest.mark.parametrize("target, kwargs, message", [
-    ("noext", {}, "must end with one of"),
-    ("out.gif", {}, "must end with one of"),
-    ("sub/", {}, "directory"),
-    ("existing.png", {}, "exists; pass overwrite=True"),
-    ("o.jpg", {"bit_depth": 16}, "bit_depth must be one of"),
-    ("o.png", {"bit_depth": 32}, "bit_depth must be one of"),
-])
+@pytest.mark.parametrize(
+    "target, kwargs, message",
+    [
+        ("noext", {}, "must end with one of"),
+        ("out.gif", {}, "must end with one of"),
+        ("sub/", {}, "directory"),
+        ("existing.png", {}, "exists; pass overwrite=True"),
+        ("o.jpg", {"bit_depth": 16}, "bit_depth must be one of"),
+        ("o.png", {"bit_depth": 32}, "bit_depth must be one of"),
+    ],
+)
 def test_write_refusals_name_the_argument(tmp_path, target, kwargs, message):
     (tmp_path / "sub").mkdir()
     (tmp_path / "existing.png").write_bytes(b"old")
     with pytest.raises(ValueError, match=message):
-        write_image(str(tmp_path / target) + ("/" if target.endswith("/") else ""),
-                    torch.zeros(1, 1, 4, 4), **kwargs)
+        write_image(
+            str(tmp_path / target) + ("/" if target.endswith("/") else ""), torch.zeros(1, 1, 4, 4), **kwargs
+        )
     assert (tmp_path / "existing.png").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.png", "sub"]  # nothing left
 
@@ -226,12 +244,16 @@ while True:
 """
 
 
-@pytest.mark.parametrize("delay", [0.5, pytest.param(0.2, marks=pytest.mark.slow),
-                                   pytest.param(1.1, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "delay", [0.5, pytest.param(0.2, marks=pytest.mark.slow), pytest.param(1.1, marks=pytest.mark.slow)]
+)
 def test_sigkill_during_writes_leaves_only_complete_files(tmp_path, delay):
     target = tmp_path / "big.png"
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], stdout=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(target)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.stdout.readline().strip() == b"ready"
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)

@@ -1,4 +1,5 @@
 """LPN: input convexity, prox = ∇ψ, R(x) from the conjugate, PnP use, save/load."""
+
 from pathlib import Path
 
 import pytest
@@ -107,8 +108,9 @@ def test_prox_is_gradient_of_potential():
 
 def test_trained_prox_is_gradient_of_potential(trained, patches):
     model = LPN.from_pretrained(WEIGHTS).double()
-    y = patches[:3].double() + 0.1 * torch.randn(patches[:3].shape, generator=torch.Generator().manual_seed(0),
-                                                 dtype=torch.float64)
+    y = patches[:3].double() + 0.1 * torch.randn(
+        patches[:3].shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     f = model.prox(y)
     for k in range(3):
         v = torch.randn(y.shape, generator=torch.Generator().manual_seed(10 + k), dtype=torch.float64)
@@ -171,8 +173,13 @@ def test_value_is_consistent_with_prox(trained, patches):
     x = patches[:2]
     y = x + 0.1 * torch.randn(x.shape, generator=g)
     p = trained.prox(y)
-    delta = F.avg_pool2d(torch.randn((2,) + x.shape, generator=g).flatten(0, 1), 3, stride=1,
-                         padding=1, count_include_pad=False)
+    delta = F.avg_pool2d(
+        torch.randn((2,) + x.shape, generator=g).flatten(0, 1),
+        3,
+        stride=1,
+        padding=1,
+        count_include_pad=False,
+    )
     delta = 0.3 * delta / delta.flatten(1).norm(dim=1)[:, None, None, None]
     z = torch.cat([p, p.repeat(2, 1, 1, 1) + delta])
     yy = y.repeat(3, 1, 1, 1)
@@ -202,17 +209,27 @@ def test_value_lower_on_clean_than_noisy(values_clean_noisy_blurred):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the shipped (5,400-step CPU) LPN's R is lower on blurred "
-                   "than on clean crops (about -0.2545 vs -0.2523 per pixel at sigma_b=1.5): like "
-                   "any convex shift-invariant R (Jensen) it favours smooth images; see MODEL_CARD.md")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the shipped (5,400-step CPU) LPN's R is lower on blurred "
+    "than on clean crops (about -0.2545 vs -0.2523 per pixel at sigma_b=1.5): like "
+    "any convex shift-invariant R (Jensen) it favours smooth images; see MODEL_CARD.md",
+)
 def test_value_lower_on_clean_than_blurred(values_clean_noisy_blurred):
     r_clean, _, r_blur = values_clean_noisy_blurred
     assert (r_clean < r_blur).all(), (r_clean, r_blur)
 
 
-@pytest.mark.parametrize("solver,params,problem", [
-    ("pnp-admm", {"data_weight": 1.0}, "deblur"), ("pnp-admm", {"data_weight": 1.0}, "ct"),
-    ("pnp-hqs", {}, "deblur"), ("pnp-hqs", {}, "ct"), ("pnp-pgd", {}, "deblur")])
+@pytest.mark.parametrize(
+    "solver,params,problem",
+    [
+        ("pnp-admm", {"data_weight": 1.0}, "deblur"),
+        ("pnp-admm", {"data_weight": 1.0}, "ct"),
+        ("pnp-hqs", {}, "deblur"),
+        ("pnp-hqs", {}, "ct"),
+        ("pnp-pgd", {}, "deblur"),
+    ],
+)
 def test_pnp_with_lpn_converges(trained, solver, params, problem):
     """PnP with the LPN as its proximal step (prox weight kept at the LPN's γ = 1) settles: the
     iterate change shrinks by 10×. HQS (default data weight σ₀²/σ_y²) is alternating exact
@@ -229,8 +246,16 @@ def test_pnp_with_lpn_converges(trained, solver, params, problem):
         op = rk.operators.ct(img_size=64, views=30, noise_sigma=0.01, generator=g)
     y = op(x)
     iterates = []
-    result = rk.solve(y, op, trained, solver=solver, max_iter=30, x_true=x,
-                      callback=lambda d: iterates.append(d["x"].clone()), **params)
+    result = rk.solve(
+        y,
+        op,
+        trained,
+        solver=solver,
+        max_iter=30,
+        x_true=x,
+        callback=lambda d: iterates.append(d["x"].clone()),
+        **params,
+    )
     steps = [(b - a).norm().item() for a, b in zip(iterates, iterates[1:])]
     assert steps[-1] < 0.1 * steps[0], steps
     if solver != "pnp-pgd" and problem == "deblur":

@@ -1,5 +1,6 @@
 """Non-linear operators: the phase-retrieval forward model, its contract with the solvers, and
 Fienup's HIO/ER."""
+
 import pytest
 import torch
 
@@ -68,8 +69,9 @@ def test_spatially_varying_blur_adjoint_and_limits():
     first = torch.nn.functional.conv2d(u, ks[0][None, None], padding=4)
     torch.testing.assert_close(op.A(u)[..., 0], first[..., 0])
     x = rk.data.load_image("camera", size=32)
-    op32 = SpatiallyVaryingBlur(ks.float(), linear_ramp_weights(3, 32), noise_sigma=0.01,
-                                generator=torch.Generator().manual_seed(1))
+    op32 = SpatiallyVaryingBlur(
+        ks.float(), linear_ramp_weights(3, 32), noise_sigma=0.01, generator=torch.Generator().manual_seed(1)
+    )
     y = op32(x)
     res = rk.solve(y, op32, TV(0.005, max_iter=100, tol=1e-4), "pnp-admm", max_iter=30, x_true=x)
     assert res.metrics.psnr.item() > rk.metrics.psnr(y.clamp(0, 1), x).item() + 1

@@ -3,6 +3,7 @@
 Needs the ``notebook`` extra (``pip install -e .[notebook]``: nbclient, nbformat, ipykernel);
 without it the test is skipped and says so.
 """
+
 from __future__ import annotations
 
 import sys
@@ -25,8 +26,9 @@ def test_compare_priors_notebook_runs_quick(monkeypatch):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     # the kernel must be this interpreter (the project's venv), with the checkout importable
     nb.cells.insert(0, nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
-    client = NotebookClient(nb, kernel_name="python3", timeout=300,
-                            resources={"metadata": {"path": str(ROOT)}})
+    client = NotebookClient(
+        nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(ROOT)}}
+    )
     client.execute()  # raises CellExecutionError on the first failing cell
     assert nb.cells[0].outputs[0]["text"].strip() == sys.executable
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]

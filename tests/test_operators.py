@@ -1,4 +1,5 @@
 """Operators: adjointness of every builder, CG against dense solves, ‖A‖₂, noise, validation."""
+
 from __future__ import annotations
 
 import deepinv as dinv
@@ -40,20 +41,45 @@ CASES = [
     ("gaussian-circular-sized", lambda dt: O.blur("gaussian", img_size=SIZE, dtype=dt), (2, 1) + SIZE, True),
     ("gaussian-reflect", lambda dt: O.blur("gaussian", circular=False, dtype=dt), (2, 3) + SIZE, True),
     ("motion-circular", lambda dt: O.blur("motion", generator=gen(1), dtype=dt), (2, 1) + SIZE, True),
-    ("motion-reflect", lambda dt: O.blur("motion", size=9, circular=False, generator=gen(1), dtype=dt),
-     (2, 1) + SIZE, True),
+    (
+        "motion-reflect",
+        lambda dt: O.blur("motion", size=9, circular=False, generator=gen(1), dtype=dt),
+        (2, 1) + SIZE,
+        True,
+    ),
     ("kernel-circular", lambda dt: O.blur(user_kernel(dt), dtype=dt), (2, 1) + SIZE, True),
     ("kernel-reflect", lambda dt: O.blur(user_kernel(dt), circular=False, dtype=dt), (2, 2) + SIZE, True),
-    ("inpainting-random", lambda dt: O.inpainting("random", img_size=SIZE, generator=gen(), dtype=dt),
-     (2, 3) + SIZE, True),
-    ("inpainting-box", lambda dt: O.inpainting("box", img_size=SIZE, generator=gen(), dtype=dt),
-     (2, 1) + SIZE, True),
-    ("inpainting-tensor", lambda dt: O.inpainting(torch.rand(SIZE, generator=gen(2)) > 0.3, img_size=SIZE,
-                                                  dtype=dt), (2, 1) + SIZE, True),
-    ("sr-x2-bicubic", lambda dt: O.super_resolution(2, img_size=SIZE, channels=3, dtype=dt), (2, 3) + SIZE, True),
+    (
+        "inpainting-random",
+        lambda dt: O.inpainting("random", img_size=SIZE, generator=gen(), dtype=dt),
+        (2, 3) + SIZE,
+        True,
+    ),
+    (
+        "inpainting-box",
+        lambda dt: O.inpainting("box", img_size=SIZE, generator=gen(), dtype=dt),
+        (2, 1) + SIZE,
+        True,
+    ),
+    (
+        "inpainting-tensor",
+        lambda dt: O.inpainting(torch.rand(SIZE, generator=gen(2)) > 0.3, img_size=SIZE, dtype=dt),
+        (2, 1) + SIZE,
+        True,
+    ),
+    (
+        "sr-x2-bicubic",
+        lambda dt: O.super_resolution(2, img_size=SIZE, channels=3, dtype=dt),
+        (2, 3) + SIZE,
+        True,
+    ),
     ("sr-x4-bicubic", lambda dt: O.super_resolution(4, img_size=SIZE, dtype=dt), (2, 1) + SIZE, True),
-    ("sr-x2-gaussian", lambda dt: O.super_resolution(2, img_size=SIZE, filter="gaussian", dtype=dt),
-     (2, 1) + SIZE, True),
+    (
+        "sr-x2-gaussian",
+        lambda dt: O.super_resolution(2, img_size=SIZE, filter="gaussian", dtype=dt),
+        (2, 1) + SIZE,
+        True,
+    ),
     ("denoising", lambda dt: O.denoising(), (2, 1) + SIZE, True),
     ("ct-full", lambda dt: O.ct(img_size=16, dtype=dt), (2, 1, 16, 16), True),
     ("ct-sparse", lambda dt: O.ct(img_size=16, views=6, dtype=dt), (2, 1, 16, 16), True),
@@ -185,8 +211,11 @@ CG_OPS = {
 
 
 #: the normal equations (shift 0) only on the well-posed blur: elsewhere AᴴA is singular
-CG_CASES = ([(name, 1.0, 2.0) for name in CG_OPS] + [(name, 1.0, "per-sample") for name in CG_OPS]
-            + [("blur-circular", 0.0, 1.0)])
+CG_CASES = (
+    [(name, 1.0, 2.0) for name in CG_OPS]
+    + [(name, 1.0, "per-sample") for name in CG_OPS]
+    + [("blur-circular", 0.0, 1.0)]
+)
 
 
 @pytest.mark.parametrize("name, shift, gamma", CG_CASES)
@@ -195,9 +224,14 @@ def test_cg_solve_matches_dense_solve(name, shift, gamma):
     shape = (1, 8, 8)
     M = _dense_normal(op, shape)
     b = torch.randn(3, *shape, generator=gen(), dtype=F64)
-    gammas = torch.tensor([0.5, 3.0, 20.0], dtype=F64) if gamma == "per-sample" else torch.full((3,), gamma, dtype=F64)
-    x = O.cg_solve(op, b, gamma=gammas if gamma == "per-sample" else gamma, shift=shift,
-                   max_iter=500, tol=1e-12)
+    gammas = (
+        torch.tensor([0.5, 3.0, 20.0], dtype=F64)
+        if gamma == "per-sample"
+        else torch.full((3,), gamma, dtype=F64)
+    )
+    x = O.cg_solve(
+        op, b, gamma=gammas if gamma == "per-sample" else gamma, shift=shift, max_iter=500, tol=1e-12
+    )
     for i in range(3):
         ref = torch.linalg.solve(shift * torch.eye(64, dtype=F64) + gammas[i] * M, b[i].flatten())
         assert (x[i].flatten() - ref).norm() / ref.norm() < 1e-8
@@ -245,45 +279,55 @@ def test_operator_norm_is_cached_per_shape():
     assert O.operator_norm(op, (2, 8, 8), dtype=F64) == pytest.approx(2.0, rel=1e-6)
 
 
-@pytest.mark.parametrize("call, error, words", [
-    (lambda: O.blur("box"), ValueError, "kind"),
-    (lambda: O.blur(3), ValueError, "kind"),
-    (lambda: O.blur("gaussian", sigma=-1.0), ValueError, "sigma"),
-    (lambda: O.blur("motion", sigma=2.0), ValueError, "sigma"),
-    (lambda: O.blur(torch.ones(3, 3)), ValueError, "sum to 1"),
-    (lambda: O.blur(torch.tensor([[0.6, 0.6, -0.2]])), ValueError, "non-negative"),
-    (lambda: O.blur(torch.ones(1, 3, 3) / 9), ValueError, "2D"),
-    (lambda: O.blur("gaussian", circular="yes"), TypeError, "circular"),
-    (lambda: O.blur("gaussian", noise_sigma=-0.1), ValueError, "noise_sigma"),
-    (lambda: O.blur("gaussian", noise_sigma=2.0), ValueError, "noise_sigma"),
-    (lambda: O.blur("gaussian", poisson=0.0), ValueError, "poisson"),
-    (lambda: O.blur("gaussian", generator=0), TypeError, "generator"),
-    (lambda: O.blur("gaussian", noise_sigma=0.1, generator=gen(), device="cuda"), ValueError,
-     "generator is on cpu"),
-    (lambda: O.blur("gaussian", dtype=torch.float16), TypeError, "dtype"),
-    (lambda: O.blur("gaussian", sigma=3.0).A(torch.zeros(1, 1, 8, 8)), ValueError, "larger than the image"),
-    (lambda: O.inpainting("circle", img_size=8), ValueError, "mask"),
-    (lambda: O.inpainting(torch.ones(8, 9), img_size=8), ValueError, "shape"),
-    (lambda: O.inpainting(torch.full((8, 8), 0.5), img_size=8), ValueError, "binary"),
-    (lambda: O.inpainting(fraction=0.0, img_size=8), ValueError, "fraction"),
-    (lambda: O.inpainting("box", box_size=9, img_size=8), ValueError, "box_size"),
-    (lambda: O.inpainting(img_size=(8, 8, 8)), TypeError, "img_size"),
-    (lambda: O.super_resolution(3, img_size=12), ValueError, "factor"),
-    (lambda: O.super_resolution(4, img_size=18), ValueError, "divisible"),
-    (lambda: O.super_resolution(2, img_size=8, filter="box"), ValueError, "filter"),
-    (lambda: O.denoising(noise_sigma="0.1"), TypeError, "noise_sigma"),
-    (lambda: O.ct(img_size=(16, 12)), ValueError, "square"),
-    (lambda: O.ct(img_size=16, views=0), ValueError, "views"),
-    (lambda: O.ct(img_size=16, angle_range=270.0), ValueError, "angle_range"),
-    (lambda: O.fbp(O.denoising(), torch.zeros(1, 1, 8, 8)), TypeError, "CT"),
-    (lambda: O.mri(img_size=16, acceleration=0.5), ValueError, "acceleration"),
-    (lambda: O.mri(img_size=16, acceleration=8, center_fraction=0.5), ValueError, "center_fraction"),
-    (lambda: O.mri(img_size=16, coils=0), ValueError, "coils"),
-    (lambda: O.mri(img_size=16).A(torch.zeros(1, 3, 16, 16)), ValueError, "B, 1, H, W"),
-    (lambda: O.make("mri", 16, channels=3), ValueError, "channels=1"),
-    (lambda: O.make("nope", 8), ValueError, "unknown operator"),
-    (lambda: O.make("sr-x2", 8, sigma=2.0), TypeError, "sigma"),
-])
+@pytest.mark.parametrize(
+    "call, error, words",
+    [
+        (lambda: O.blur("box"), ValueError, "kind"),
+        (lambda: O.blur(3), ValueError, "kind"),
+        (lambda: O.blur("gaussian", sigma=-1.0), ValueError, "sigma"),
+        (lambda: O.blur("motion", sigma=2.0), ValueError, "sigma"),
+        (lambda: O.blur(torch.ones(3, 3)), ValueError, "sum to 1"),
+        (lambda: O.blur(torch.tensor([[0.6, 0.6, -0.2]])), ValueError, "non-negative"),
+        (lambda: O.blur(torch.ones(1, 3, 3) / 9), ValueError, "2D"),
+        (lambda: O.blur("gaussian", circular="yes"), TypeError, "circular"),
+        (lambda: O.blur("gaussian", noise_sigma=-0.1), ValueError, "noise_sigma"),
+        (lambda: O.blur("gaussian", noise_sigma=2.0), ValueError, "noise_sigma"),
+        (lambda: O.blur("gaussian", poisson=0.0), ValueError, "poisson"),
+        (lambda: O.blur("gaussian", generator=0), TypeError, "generator"),
+        (
+            lambda: O.blur("gaussian", noise_sigma=0.1, generator=gen(), device="cuda"),
+            ValueError,
+            "generator is on cpu",
+        ),
+        (lambda: O.blur("gaussian", dtype=torch.float16), TypeError, "dtype"),
+        (
+            lambda: O.blur("gaussian", sigma=3.0).A(torch.zeros(1, 1, 8, 8)),
+            ValueError,
+            "larger than the image",
+        ),
+        (lambda: O.inpainting("circle", img_size=8), ValueError, "mask"),
+        (lambda: O.inpainting(torch.ones(8, 9), img_size=8), ValueError, "shape"),
+        (lambda: O.inpainting(torch.full((8, 8), 0.5), img_size=8), ValueError, "binary"),
+        (lambda: O.inpainting(fraction=0.0, img_size=8), ValueError, "fraction"),
+        (lambda: O.inpainting("box", box_size=9, img_size=8), ValueError, "box_size"),
+        (lambda: O.inpainting(img_size=(8, 8, 8)), TypeError, "img_size"),
+        (lambda: O.super_resolution(3, img_size=12), ValueError, "factor"),
+        (lambda: O.super_resolution(4, img_size=18), ValueError, "divisible"),
+        (lambda: O.super_resolution(2, img_size=8, filter="box"), ValueError, "filter"),
+        (lambda: O.denoising(noise_sigma="0.1"), TypeError, "noise_sigma"),
+        (lambda: O.ct(img_size=(16, 12)), ValueError, "square"),
+        (lambda: O.ct(img_size=16, views=0), ValueError, "views"),
+        (lambda: O.ct(img_size=16, angle_range=270.0), ValueError, "angle_range"),
+        (lambda: O.fbp(O.denoising(), torch.zeros(1, 1, 8, 8)), TypeError, "CT"),
+        (lambda: O.mri(img_size=16, acceleration=0.5), ValueError, "acceleration"),
+        (lambda: O.mri(img_size=16, acceleration=8, center_fraction=0.5), ValueError, "center_fraction"),
+        (lambda: O.mri(img_size=16, coils=0), ValueError, "coils"),
+        (lambda: O.mri(img_size=16).A(torch.zeros(1, 3, 16, 16)), ValueError, "B, 1, H, W"),
+        (lambda: O.make("mri", 16, channels=3), ValueError, "channels=1"),
+        (lambda: O.make("nope", 8), ValueError, "unknown operator"),
+        (lambda: O.make("sr-x2", 8, sigma=2.0), TypeError, "sigma"),
+    ],
+)
 def test_validation(call, error, words):
     with pytest.raises(error, match=words):
         call()
@@ -315,8 +359,11 @@ def test_ct_geometry_against_skimage_radon():
 def test_ct_fbp():
     x = _phantom()
     errors = {}
-    for name, kw in {"full": dict(views=32), "sparse": dict(views=6),
-                     "limited": dict(views=32, angle_range=90.0)}.items():
+    for name, kw in {
+        "full": dict(views=32),
+        "sparse": dict(views=6),
+        "limited": dict(views=32, angle_range=90.0),
+    }.items():
         op = O.ct(img_size=32, dtype=F64, **kw)
         y = op.A(x)
         x_fbp = O.fbp(op, y)
@@ -344,8 +391,9 @@ def test_mri_mask():
 def test_mri_single_coil_is_masked_centred_fft():
     op = O.mri(img_size=SIZE, generator=gen(), dtype=F64)
     x = torch.rand(2, 1, *SIZE, generator=gen(), dtype=F64)
-    k = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x[:, 0], dim=(-2, -1)), norm="ortho"),
-                           dim=(-2, -1))
+    k = torch.fft.fftshift(
+        torch.fft.fft2(torch.fft.ifftshift(x[:, 0], dim=(-2, -1)), norm="ortho"), dim=(-2, -1)
+    )
     m = O.cartesian_mask(SIZE, generator=gen(), dtype=F64)
     y = op.A(x)
     assert torch.allclose(y[:, 0], m * k.real, atol=1e-12)

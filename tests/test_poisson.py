@@ -1,4 +1,5 @@
 """Poisson data: the NLL and its proximal map, SPIRAL-TAP, PnP-ADMM and DPS with Poisson data."""
+
 import numpy as np
 import pytest
 import torch
@@ -35,10 +36,11 @@ def test_prox_matches_brute_force_1d():
         lik = PoissonLikelihood(0.1, b)
         x = lik.prox(v, y, gamma)
         for vi, yi, xi in zip(v.flatten().tolist(), y.flatten().tolist(), x.flatten().tolist()):
+
             def f(t):
                 return 0.5 * (t - vi) ** 2 + gamma / 0.1 * (t + b - yi * np.log(max(t + b, 1e-300)))
-            best = minimize_scalar(f, bounds=(0.0, 20.0), method="bounded",
-                                   options={"xatol": 1e-12}).x
+
+            best = minimize_scalar(f, bounds=(0.0, 20.0), method="bounded", options={"xatol": 1e-12}).x
             assert abs(xi - best) < 1e-6, (vi, yi, xi, best)
 
 
@@ -90,7 +92,7 @@ def tv_objective_numpy(x, y, kernel_op, g, b, lam, eps):
     """F(x) + λ·Σ√(|∇x|² + ε²) and its gradient, for L-BFGS-B (float64, one image)."""
     t = torch.tensor(x, dtype=F64).reshape(y.shape).requires_grad_(True)
     mu = kernel_op.A(t) + b
-    f = ((mu - y * mu.log()) / g).sum() + lam * (gradient(t).pow(2).sum(2) + eps ** 2).sqrt().sum()
+    f = ((mu - y * mu.log()) / g).sum() + lam * (gradient(t).pow(2).sum(2) + eps**2).sqrt().sum()
     (grad,) = torch.autograd.grad(f, t)
     return f.item(), grad.flatten().numpy()
 
@@ -106,12 +108,19 @@ def test_spiral_tap_tv_matches_lbfgsb_on_the_same_objective():
     op = small_blur(g)
     x_true = rk.data.load_image("brick", size=8).to(F64)
     y = op(x_true)
-    res = solve(y, op, TV(lam), "spiral-tap", background=b, max_iter=50, tol=1e-12,
-                sub_iter=100, sub_tol=1e-10)
+    res = solve(
+        y, op, TV(lam), "spiral-tap", background=b, max_iter=50, tol=1e-12, sub_iter=100, sub_tol=1e-10
+    )
     x0 = np.full(x_true.numel(), float(y.mean()))
-    ref = minimize(tv_objective_numpy, x0, args=(y, op, g, b, lam, eps), jac=True,
-                   method="L-BFGS-B", bounds=[(0, None)] * x0.size,
-                   options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10})
+    ref = minimize(
+        tv_objective_numpy,
+        x0,
+        args=(y, op, g, b, lam, eps),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0, None)] * x0.size,
+        options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10},
+    )
     lik = PoissonLikelihood(g, b)
 
     def objective(v):
@@ -130,17 +139,28 @@ def test_pnp_admm_poisson_and_spiral_tap_agree(kind):
     g = 0.05
     x_true = rk.data.load_image("brick", size=12).to(F64)
     gen = torch.Generator().manual_seed(3)
-    op = (denoising(noise_sigma=0, poisson=g, generator=gen) if kind == "denoising"
-          else small_blur(g, seed=3))
+    op = denoising(noise_sigma=0, poisson=g, generator=gen) if kind == "denoising" else small_blur(g, seed=3)
     y = op(x_true)
     w = 0.02
-    admm = solve(y, op, TV(w, max_iter=300, tol=1e-9), "pnp-admm", data_term="poisson",
-                 background=0.01, rho=1.0, max_iter=200, tol=1e-8, clip=False, inner_iter=3)
+    admm = solve(
+        y,
+        op,
+        TV(w, max_iter=300, tol=1e-9),
+        "pnp-admm",
+        data_term="poisson",
+        background=0.01,
+        rho=1.0,
+        max_iter=200,
+        tol=1e-8,
+        clip=False,
+        inner_iter=3,
+    )
     from restorekit.operators.likelihood import equivalent_sigma
 
     s2 = equivalent_sigma(y, g, 0.01).item() ** 2
-    spiral = solve(y, op, TV(w / s2), "spiral-tap", background=0.01, max_iter=60, tol=1e-9,
-                   sub_iter=100, sub_tol=1e-9)
+    spiral = solve(
+        y, op, TV(w / s2), "spiral-tap", background=0.01, max_iter=60, tol=1e-9, sub_iter=100, sub_tol=1e-9
+    )
     diff = (admm.x.clamp(0, 1) - spiral.x).pow(2).mean().sqrt().item()
     assert diff < 2e-3, diff
     assert (spiral.x - y.clamp(0, 1)).pow(2).mean().sqrt().item() > 20 * diff  # not the start
@@ -153,7 +173,7 @@ def test_anscombe_round_trip_is_unbiased():
     pmf = torch.distributions.Poisson(rate).log_prob(k).exp()
     mean_a = (pmf * anscombe(k, 1.0)).sum(0)
     torch.testing.assert_close(inverse_anscombe(mean_a, 1.0), rate, rtol=2e-2, atol=0)
-    naive = mean_a ** 2 / 4 - 3 / 8  # the algebraic inverse is biased at low counts
+    naive = mean_a**2 / 4 - 3 / 8  # the algebraic inverse is biased at low counts
     assert (naive - rate).abs()[0] > 0.2
 
 
@@ -163,8 +183,17 @@ def test_dps_poisson_likelihood_on_the_gaussian_oracle():
     x = prior.sample(1, torch.Generator().manual_seed(0), dtype=torch.float32).clamp(0, 1)
     op = denoising(noise_sigma=0, poisson=0.05, generator=torch.Generator().manual_seed(1))
     y = op(x)
-    res = solve(y, op, prior, "dps", steps=200, zeta=0.1, likelihood="poisson", x_true=x,
-                generator=torch.Generator().manual_seed(2))
+    res = solve(
+        y,
+        op,
+        prior,
+        "dps",
+        steps=200,
+        zeta=0.1,
+        likelihood="poisson",
+        x_true=x,
+        generator=torch.Generator().manual_seed(2),
+    )
     noisy = rk.metrics.psnr(y.clamp(0, 1), x).item()
     prior_mean = rk.metrics.psnr(prior.mean[None].float(), x).item()
     assert res.metrics.psnr.item() > max(noisy, prior_mean) + 1  # measured: +1.8 dB

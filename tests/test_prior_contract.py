@@ -11,6 +11,7 @@ registry without edits here) and every built-in prior class passes the same chec
   capabilities it lacks;
 - load → save → load gives the same denoiser, for priors with ``save_pretrained``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,8 +43,9 @@ CAPABILITIES = (Denoiser, Proximal, Energy, Diffusion)
 
 def _conditional() -> DiffusionPrior:
     torch.manual_seed(0)  # test-only: a reproducible random network
-    return DiffusionPrior(conv_unet(1, (8, 16), sample_size=SIZE, num_class_embeds=3),
-                          linear_alphas_cumprod())
+    return DiffusionPrior(
+        conv_unet(1, (8, 16), sample_size=SIZE, num_class_embeds=3), linear_alphas_cumprod()
+    )
 
 
 def _lpn() -> LPN:
@@ -62,8 +64,9 @@ BUILT_IN = {
     "CFG": lambda: CFG(_conditional(), cond=1, scale=2.0),
     "CFGpp": lambda: CFGpp(_conditional(), cond=1, lam=0.5),
     "APG": lambda: APG(_conditional(), cond=1, scale=2.0),
-    "CompositePrior": lambda: priors.composite(_conditional(), DenoiserPrior(deepinv.models.MedianFilter(kernel_size=3)),
-                                               switch_sigma=0.1),
+    "CompositePrior": lambda: priors.composite(
+        _conditional(), DenoiserPrior(deepinv.models.MedianFilter(kernel_size=3)), switch_sigma=0.1
+    ),
     "Decorrelated": lambda: priors.Decorrelated(DenoiserPrior(deepinv.models.MedianFilter(kernel_size=3))),
 }
 
@@ -96,9 +99,13 @@ def images(prior, batch: int = 3, dtype=torch.float32) -> torch.Tensor:
 
 def test_every_built_in_prior_class_is_covered():
     """A new prior class exported by ``restorekit.priors`` must be added to BUILT_IN."""
-    classes = {name for name in priors.__all__
-               if isinstance(getattr(priors, name), type) and getattr(priors, name) not in CAPABILITIES
-               and callable(getattr(getattr(priors, name), "denoise", None))}
+    classes = {
+        name
+        for name in priors.__all__
+        if isinstance(getattr(priors, name), type)
+        and getattr(priors, name) not in CAPABILITIES
+        and callable(getattr(getattr(priors, name), "denoise", None))
+    }
     assert classes - VOLUME_PRIORS == set(BUILT_IN)
 
 
@@ -114,11 +121,22 @@ def denoise(prior, x, sigma):
 
 
 #: known contract failures, to be fixed in the prior (strict: the test fails once they pass)
-KNOWN = {("LPN", torch.float64): "LPN.denoise runs its float32 network on float64 input and raises",
-         ("shipped:lpn-gray", torch.float64): "LPN.denoise runs its float32 network on float64 input and raises"}
-DTYPE_CASES = [pytest.param(c, d, id=f"{c}-{str(d).removeprefix('torch.')}",
-                            marks=[pytest.mark.xfail(reason=KNOWN[c, d], raises=RuntimeError, strict=True)]
-                            if (c, d) in KNOWN else []) for c in CASES for d in (torch.float32, torch.float64)]
+KNOWN = {
+    ("LPN", torch.float64): "LPN.denoise runs its float32 network on float64 input and raises",
+    ("shipped:lpn-gray", torch.float64): "LPN.denoise runs its float32 network on float64 input and raises",
+}
+DTYPE_CASES = [
+    pytest.param(
+        c,
+        d,
+        id=f"{c}-{str(d).removeprefix('torch.')}",
+        marks=[pytest.mark.xfail(reason=KNOWN[c, d], raises=RuntimeError, strict=True)]
+        if (c, d) in KNOWN
+        else [],
+    )
+    for c in CASES
+    for d in (torch.float32, torch.float64)
+]
 
 
 @pytest.mark.parametrize("case, dtype", DTYPE_CASES)
@@ -171,8 +189,9 @@ def check_capabilities(prior) -> None:
             p = prior.predict(u, t)
             assert p.x0.shape == p.eps.shape == p.eps_renoise.shape == u.shape
             abar = abar_at(ac, t, u)
-            torch.testing.assert_close(abar.sqrt() * p.x0 + (1 - abar).sqrt() * p.eps, u,
-                                       rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(
+                abar.sqrt() * p.x0 + (1 - abar).sqrt() * p.eps, u, rtol=1e-4, atol=1e-4
+            )
 
 
 SAVEABLE = [c for c in CASES if callable(getattr(make(c), "save_pretrained", None))]
@@ -208,7 +227,8 @@ def test_a_new_shipped_prior_is_picked_up_without_edits(tmp_path, monkeypatch):
     (tmp_path / "tiny-cnn").mkdir()
     save_file(net.state_dict(), str(tmp_path / "tiny-cnn" / "model.safetensors"))
     (tmp_path / "tiny-cnn" / "prior.json").write_text(
-        '{"kind": "denoiser", "description": "test", "depth": 2, "features": 4}')
+        '{"kind": "denoiser", "description": "test", "depth": 2, "features": 4}'
+    )
     monkeypatch.setattr(registry, "WEIGHTS", tmp_path)
     assert cases()[:2] == ["shipped:tiny-cnn", "shipped:tiny-lpn"]
     for name in ("tiny-cnn", "tiny-lpn"):

@@ -17,6 +17,7 @@ Issue 15 ("priors worth using"; the same measurements as ``benchmarks/peers.py``
   the colour held-out image.
 BM3D rows need the optional ``bm3d`` package (extra ``peers``) and are skipped without it.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -42,7 +43,8 @@ def test_beats_best_tv_by_half_a_db(held_out, task, method):
     tv = evaluation.bar_tv_oracle(task, held_out)
     p = psnr(evaluation.bar_restore(task, held_out, evaluation.bar_methods(task)[method]), held_out)
     assert p.mean() >= tv.psnr.mean() + BAR_DB, (
-        f"{method} on {task}: {p.mean():.2f} dB vs TV {tv.psnr.mean():.2f} dB (λ = {tv.value:.3g})")
+        f"{method} on {task}: {p.mean():.2f} dB vs TV {tv.psnr.mean():.2f} dB (λ = {tv.value:.3g})"
+    )
 
 
 # ------------------------------------------------------------------------ issue 15: denoising
@@ -89,7 +91,10 @@ def tv_bars(held_out):
 
 def _tv(tv_bars, task, x):
     if task not in tv_bars:
-        tv_bars[task] = (np.mean(peers.per_image(task, x, peers._tv_cp(0.1))), np.mean(peers.tv_oracle(task, x)[0]))
+        tv_bars[task] = (
+            np.mean(peers.per_image(task, x, peers._tv_cp(0.1))),
+            np.mean(peers.tv_oracle(task, x)[0]),
+        )
     return tv_bars[task]
 
 
@@ -100,4 +105,5 @@ def test_learned_priors_beat_tv(held_out, tv_bars, task, method):
     default, oracle = _tv(tv_bars, task, held_out)
     p = np.mean(peers.per_image(task, held_out, peers.restore_methods(task)[method]))
     assert p >= default + BAR_DB and p >= oracle - 0.2, (
-        f"{method} on {task}: {p:.2f} dB vs TV default {default:.2f}, TV oracle {oracle:.2f} dB")
+        f"{method} on {task}: {p:.2f} dB vs TV default {default:.2f}, TV oracle {oracle:.2f} dB"
+    )

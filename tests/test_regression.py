@@ -16,6 +16,7 @@ them, from the checkout whose ``restorekit`` the interpreter imports, with
 (it prints which ``restorekit`` it ran), check the diff of ``tests/data/regression.json`` and
 say why the numbers moved in the commit message.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,9 +64,15 @@ def run(case: str) -> dict:
     prior = TV(weight=0.02) if prior_name == "tv" else oracle
     r = solve(y, op, prior, solver, x_true=x, generator=torch.Generator().manual_seed(2), **options)
     assert r.x.dtype == torch.float64
-    return {"psnr": r.metrics.psnr.item(), "sum": r.x.sum().item(), "norm": r.x.norm().item(),
-            "pixels": r.x[0, 0, ::4, ::4].flatten().tolist(), "data_fit": r.history.data_fit[-1],
-            "iterations": len(r.history.data_fit), "nfe": r.nfe}
+    return {
+        "psnr": r.metrics.psnr.item(),
+        "sum": r.x.sum().item(),
+        "norm": r.x.norm().item(),
+        "pixels": r.x[0, 0, ::4, ::4].flatten().tolist(),
+        "data_fit": r.history.data_fit[-1],
+        "iterations": len(r.history.data_fit),
+        "nfe": r.nfe,
+    }
 
 
 def stored() -> dict:
@@ -85,9 +92,12 @@ def test_pinned_result(case):
     tol = stored()["tolerance"]
     assert (got["iterations"], got["nfe"]) == (want["iterations"], want["nfe"]), (got, want)
     for key in ("psnr", "sum", "norm", "data_fit", "pixels"):
-        torch.testing.assert_close(torch.tensor(got[key], dtype=torch.float64),
-                                   torch.tensor(want[key], dtype=torch.float64),
-                                   msg=f"{case}: {key} moved from the pinned value", **tol)
+        torch.testing.assert_close(
+            torch.tensor(got[key], dtype=torch.float64),
+            torch.tensor(want[key], dtype=torch.float64),
+            msg=f"{case}: {key} moved from the pinned value",
+            **tol,
+        )
 
 
 def update() -> None:
@@ -96,8 +106,9 @@ def update() -> None:
     torch.set_num_threads(1)
     cases = {case: run(case) for case in sorted(CASES)}
     STORE.parent.mkdir(parents=True, exist_ok=True)
-    STORE.write_text(json.dumps({"tolerance": TOLERANCE, "torch": torch.__version__,
-                                 "cases": cases}, indent=1) + "\n")
+    STORE.write_text(
+        json.dumps({"tolerance": TOLERANCE, "torch": torch.__version__, "cases": cases}, indent=1) + "\n"
+    )
     print(f"wrote {STORE} from {Path(restorekit.__file__).parent}")
     for case, v in cases.items():
         print(f"  {case:<15} PSNR {v['psnr']:.4f} dB, {v['iterations']} iterations, nfe {v['nfe']}")

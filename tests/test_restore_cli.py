@@ -1,6 +1,7 @@
 """Measured inputs: kernel/mask files, the noise estimate, read_measurement for every operator
 (measurements made by independent forward models: numpy FFT, skimage radon), and the
 ``restorekit restore`` command."""
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +17,7 @@ def _gen(seed=0):
 
 # --------------------------------------------------------------------------- kernel and mask files
 
+
 def test_read_kernel_normalises_image_and_npy_kernels(tmp_path):
     k = operators.gaussian_kernel(1.5)
     io.write_image(tmp_path / "k.png", (k / k.max())[None, None], bit_depth=16)
@@ -29,8 +31,10 @@ def test_read_kernel_normalises_image_and_npy_kernels(tmp_path):
     assert io.read_kernel(tmp_path / "ok.npy")[1] == ()
 
 
-@pytest.mark.parametrize("arr, message", [(-np.eye(3), "negative"), (np.zeros((3, 3)), "all zeros"),
-                                          (np.ones((2, 3, 3)), "must be 2D")])
+@pytest.mark.parametrize(
+    "arr, message",
+    [(-np.eye(3), "negative"), (np.zeros((3, 3)), "all zeros"), (np.ones((2, 3, 3)), "must be 2D")],
+)
 def test_read_kernel_refuses_non_kernels(tmp_path, arr, message):
     np.save(tmp_path / "k.npy", arr)
     with pytest.raises(ValueError, match=message) as e:
@@ -65,6 +69,7 @@ def test_read_mask_refuses_grey_levels_and_all_missing(tmp_path):
 
 # --------------------------------------------------------------------------- noise estimate
 
+
 @pytest.mark.parametrize("name, sigma", [("moon", 0.01), ("coins", 0.05), ("camera", 0.03)])
 def test_noise_estimate_agrees_with_truth_and_skimage(name, sigma):
     """Within 10 % of skimage's estimate (db2 wavelets, the same MAD rule) and within 20 % of the
@@ -88,6 +93,7 @@ def test_noise_estimate_with_mask_ignores_missing_pixels():
 
 
 # --------------------------------------------------------------------------- read_measurement
+
 
 def _tv(m, weight, x):
     return solve(m.y, m.operator, priors.TV(weight=weight), solver="chambolle-pock", x_true=x)
@@ -114,8 +120,9 @@ def test_inpainting_measurement_uses_the_mask_file(tmp_path):
     y[..., missing] = 1.0  # the file holds white where pixels are missing
     io.write_image(tmp_path / "y.png", y)
     Image.fromarray(missing.numpy().astype(np.uint8) * 255).save(tmp_path / "m.png")
-    m = io.read_measurement(tmp_path / "y.png", "inpainting", mask=str(tmp_path / "m.png"), missing=1,
-                            noise_sigma=0.0)
+    m = io.read_measurement(
+        tmp_path / "y.png", "inpainting", mask=str(tmp_path / "m.png"), missing=1, noise_sigma=0.0
+    )
     assert (m.y[..., missing] == 0).all()  # missing pixels carry no data
     result = _tv(m, 0.01, x)
     assert result.metrics.psnr.item() > psnr(y, x).item() + 10
@@ -142,8 +149,7 @@ def test_ct_sinogram_from_skimage_radon(tmp_path):
     assert m.image_size == (64, 64) and "N = 64, 15 views" in m.notes[0]
     # the file's forward model is ours up to the stated scaling
     torch.testing.assert_close(m.operator.A(x), m.y, atol=1e-4, rtol=1e-3)
-    result = solve(m.y, m.operator, priors.TV(weight=0.002), solver="chambolle-pock", x_true=x,
-                   max_iter=100)
+    result = solve(m.y, m.operator, priors.TV(weight=0.002), solver="chambolle-pock", x_true=x, max_iter=100)
     assert result.metrics.psnr.item() > psnr(m.operator.A_dagger(m.y).clamp(0, 1), x).item() + 2  # FBP
 
 
@@ -153,8 +159,24 @@ def test_restore_command_on_kspace_writes_float_tiff(tmp_path, capsys):
     mask = operators.cartesian_mask(32, acceleration=2, generator=_gen(6)).numpy()
     np.save(tmp_path / "k.npy", (k * mask).astype(np.complex64))
     io.write_image(tmp_path / "mask.png", torch.from_numpy(mask)[None, None])
-    assert main(["restore", str(tmp_path / "k.npy"), "--operator", "mri", "--mri-mask",
-                 str(tmp_path / "mask.png"), "--noise-sigma", "0.001", "--steps", "100", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(tmp_path / "k.npy"),
+                "--operator",
+                "mri",
+                "--mri-mask",
+                str(tmp_path / "mask.png"),
+                "--noise-sigma",
+                "0.001",
+                "--steps",
+                "100",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     restored, info = io.read_image(tmp_path / "k_restored.tif")
     assert info.bit_depth == 32 and "unsampled" in capsys.readouterr().out
     zero_filled = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k * mask), norm="ortho")).real
@@ -174,15 +196,18 @@ def test_mri_kspace_from_numpy_fft(tmp_path):
     assert result.metrics.psnr.item() > psnr(m.operator.A_dagger(m.y).clamp(0, 1), x).item() + 2
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"operator": "warp"}, "operator must be one of"),
-    ({"operator": "blur"}, "kernel is required"),
-    ({"operator": "denoising", "kernel": 2.0}, "kernel does not apply"),
-    ({"operator": "inpainting"}, "mask is required"),
-    ({"operator": "sr", "factor": 3}, "factor must be one of"),
-    ({"operator": "ct"}, "must be an existing .npy"),
-    ({"operator": "denoising", "noise_sigma": -0.1}, "noise_sigma"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"operator": "warp"}, "operator must be one of"),
+        ({"operator": "blur"}, "kernel is required"),
+        ({"operator": "denoising", "kernel": 2.0}, "kernel does not apply"),
+        ({"operator": "inpainting"}, "mask is required"),
+        ({"operator": "sr", "factor": 3}, "factor must be one of"),
+        ({"operator": "ct"}, "must be an existing .npy"),
+        ({"operator": "denoising", "noise_sigma": -0.1}, "noise_sigma"),
+    ],
+)
 def test_read_measurement_refusals(tmp_path, kwargs, message):
     io.write_image(tmp_path / "y.png", torch.rand(1, 1, 8, 8, generator=_gen()))
     with pytest.raises(ValueError, match=message):
@@ -190,6 +215,7 @@ def test_read_measurement_refusals(tmp_path, kwargs, message):
 
 
 # --------------------------------------------------------------------------- the CLI
+
 
 def _blurred_file(tmp_path, bit_depth=16):
     x = data.load_image("camera", size=48)
@@ -202,8 +228,24 @@ def _blurred_file(tmp_path, bit_depth=16):
 def test_restore_command_keeps_bit_depth_and_improves_psnr(tmp_path, capsys):
     x, y_path = _blurred_file(tmp_path)
     out = tmp_path / "out.png"
-    assert main(["restore", str(y_path), "--operator", "blur", "--kernel", str(tmp_path / "k.npy"),
-                 "--weight", "0.005", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(y_path),
+                "--operator",
+                "blur",
+                "--kernel",
+                str(tmp_path / "k.npy"),
+                "--weight",
+                "0.005",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "(estimated)" in text and "noise std estimated from the data" in text
     restored, info = io.read_image(out)
@@ -213,28 +255,52 @@ def test_restore_command_keeps_bit_depth_and_improves_psnr(tmp_path, capsys):
     # the same through Python gives the same bits (seed from the file name)
     from restorekit.batch import Task, restore_item
 
-    task = Task(operator="blur", operator_args={"kernel": str(tmp_path / "k.npy"), "noise_sigma": None},
-                prior="tv", weight=0.005, solver="chambolle-pock")
+    task = Task(
+        operator="blur",
+        operator_args={"kernel": str(tmp_path / "k.npy"), "noise_sigma": None},
+        prior="tv",
+        weight=0.005,
+        solver="chambolle-pock",
+    )
     restore_item(task, y_path, tmp_path / "again.png")
     assert torch.equal(io.read_image(tmp_path / "again.png")[0], restored)
 
 
 def test_restore_command_bit_depth_flag_and_default_output(tmp_path, capsys):
     _, y_path = _blurred_file(tmp_path)
-    assert main(["restore", str(y_path), "--operator", "blur", "--kernel", "1.5", "--noise-sigma", "0.01",
-                 "--bit-depth", "8", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(y_path),
+                "--operator",
+                "blur",
+                "--kernel",
+                "1.5",
+                "--noise-sigma",
+                "0.01",
+                "--bit-depth",
+                "8",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "y_restored.png"
     assert io.read_image(out)[1].bit_depth == 8 and "(estimated)" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--operator", "blur"], "kernel is required"),
-    (["--operator", "blur", "--kernel", "missing.npy"], "does not exist"),
-    (["--operator", "denoising", "--out", "noext"], "--out must end with one of"),
-    (["--operator", "denoising", "--out", "EXISTING"], "exists; pass overwrite"),
-    (["--operator", "denoising", "--mask", "m.png"], "does not apply"),
-    (["--operator", "denoising", "--solver", "magic"], "unknown solver"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--operator", "blur"], "kernel is required"),
+        (["--operator", "blur", "--kernel", "missing.npy"], "does not exist"),
+        (["--operator", "denoising", "--out", "noext"], "--out must end with one of"),
+        (["--operator", "denoising", "--out", "EXISTING"], "exists; pass overwrite"),
+        (["--operator", "denoising", "--mask", "m.png"], "does not apply"),
+        (["--operator", "denoising", "--solver", "magic"], "unknown solver"),
+    ],
+)
 def test_restore_command_errors_are_one_line(tmp_path, capsys, extra, message):
     _, y_path = _blurred_file(tmp_path, bit_depth=8)
     extra = [str(y_path) if e == "EXISTING" else e for e in extra]

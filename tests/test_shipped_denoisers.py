@@ -5,6 +5,7 @@ the values in the model cards (which ``training/convert_scico_dncnn.py`` and
 ``training/train_denoiser.py`` measure on ``held_out(128)``), so a broken conversion or a
 regression fails while seed-level noise does not.
 """
+
 from __future__ import annotations
 
 import functools
@@ -75,9 +76,16 @@ def test_load_dispatches_on_kind(tmp_path, monkeypatch):
     from restorekit.priors.diffusion import DiffusionPrior
 
     d = tmp_path / "tiny-diffusion"
-    UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 8),
-                norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
-                up_block_types=("UpBlock2D", "UpBlock2D")).save_pretrained(d)
+    UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=(8, 8),
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+    ).save_pretrained(d)
     DDPMScheduler(num_train_timesteps=50).save_pretrained(d)
     (d / "prior.json").write_text('{"kind": "diffusion", "description": "a tiny test model"}')
     (tmp_path / "odd").mkdir()
@@ -176,12 +184,16 @@ def _random_tree(rng, depth, features, channels):
     def vec(lo, hi):
         return rng.uniform(lo, hi, features).astype(np.float32)
 
-    params = {"conv_start": {"kernel": kern(channels, features)},
-              "conv_end": {"kernel": kern(features, channels)}}
+    params = {
+        "conv_start": {"kernel": kern(channels, features)},
+        "conv_end": {"kernel": kern(features, channels)},
+    }
     stats = {}
     for k in range(depth - 2):
-        params[f"ConvBNBlock_{k}"] = {"Conv_0": {"kernel": kern(features, features)},
-                                      "BatchNorm_0": {"scale": vec(0.5, 1.5), "bias": vec(-0.2, 0.2)}}
+        params[f"ConvBNBlock_{k}"] = {
+            "Conv_0": {"kernel": kern(features, features)},
+            "BatchNorm_0": {"scale": vec(0.5, 1.5), "bias": vec(-0.2, 0.2)},
+        }
         stats[f"ConvBNBlock_{k}"] = {"BatchNorm_0": {"mean": vec(-0.3, 0.3), "var": vec(0.2, 2.0)}}
     return {"params": params, "batch_stats": stats}
 
@@ -196,10 +208,11 @@ def _pack(tree):
 def _numpy_dncnn(tree, x):
     """scico's DnCNNNet written directly in numpy on an (H, W, C) image: correlation with HWIO
     kernels on a circularly padded input, BN with running statistics, ReLU, residual output."""
+
     def conv(h, k):
         hp = np.pad(h, ((1, 1), (1, 1), (0, 0)), mode="wrap")
         H, W = h.shape[:2]
-        return sum(hp[i:i + H, j:j + W] @ np.float64(k[i, j]) for i in range(3) for j in range(3))
+        return sum(hp[i : i + H, j : j + W] @ np.float64(k[i, j]) for i in range(3) for j in range(3))
 
     p, s = tree["params"], tree["batch_stats"]
     h = np.maximum(conv(x, p["conv_start"]["kernel"]), 0)
@@ -217,8 +230,10 @@ def test_conversion_matches_numpy_reference(channels):
     tree = _random_tree(rng, depth=5, features=6, channels=channels)
     raw = _pack(tree)
     decoded = read_flax_msgpack(raw)
-    np.testing.assert_array_equal(decoded["params"]["ConvBNBlock_2"]["Conv_0"]["kernel"],
-                                  tree["params"]["ConvBNBlock_2"]["Conv_0"]["kernel"])
+    np.testing.assert_array_equal(
+        decoded["params"]["ConvBNBlock_2"]["Conv_0"]["kernel"],
+        tree["params"]["ConvBNBlock_2"]["Conv_0"]["kernel"],
+    )
     net = convert(raw)
     assert (net.depth, net.features, net.in_channels) == (5, 6, channels)
     img = rng.uniform(0, 1, (13, 11)).astype(np.float64)  # non-square: catches an H/W mix-up
@@ -272,7 +287,9 @@ def test_colour_images_are_denoised_per_channel():
         out = net(x, sigma)
         for b in range(2):
             for c in range(3):
-                torch.testing.assert_close(out[b:b + 1, c:c + 1], net(x[b:b + 1, c:c + 1], sigma[b:b + 1]))
+                torch.testing.assert_close(
+                    out[b : b + 1, c : c + 1], net(x[b : b + 1, c : c + 1], sigma[b : b + 1])
+                )
 
 
 def test_lpn_denoise_honours_sigma():
@@ -299,7 +316,9 @@ class _Recorder:
 
     def denoise(self, x, sigma):
         self.sigmas = torch.as_tensor(sigma).reshape(-1).clone()
-        assert x.shape[1] == 1 and x.min() >= -1e-6 and x.max() <= 1 + 1e-6  # every channel mapped onto [0, 1]
+        assert (
+            x.shape[1] == 1 and x.min() >= -1e-6 and x.max() <= 1 + 1e-6
+        )  # every channel mapped onto [0, 1]
         return x
 
 
@@ -312,7 +331,7 @@ def test_decorrelated_transform_is_exact_and_scales_sigma():
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     rec = _Recorder()
     torch.testing.assert_close(Decorrelated(rec).denoise(x, torch.tensor([0.1, 0.2])), x)
-    w = torch.tensor([3 ** 0.5, 2 ** 0.5, 4 / 6 ** 0.5])
+    w = torch.tensor([3**0.5, 2**0.5, 4 / 6**0.5])
     torch.testing.assert_close(rec.sigmas, torch.cat([0.1 / w, 0.2 / w]))
     with pytest.raises(ValueError, match="orthonormal"):
         Decorrelated(rec, matrix=torch.eye(3) * 2)

@@ -2,6 +2,7 @@
 
 Quality is measured on HELD_OUT images only (never used in training).
 """
+
 from __future__ import annotations
 
 import functools
@@ -54,8 +55,9 @@ def test_model_card_states_params_and_psnr(shipped):
     assert stated is not None, "model card must state 'Parameters: N'"
     assert int(stated.group(1).replace(",", "")) == n
     for sigma in SIGMAS:
-        assert re.search(rf"\|\s*{sigma}\s*\|\s*[\d.]+\s*\|\s*[\d.]+\s*\|", card), \
+        assert re.search(rf"\|\s*{sigma}\s*\|\s*[\d.]+\s*\|\s*[\d.]+\s*\|", card), (
             f"model card must have a PSNR table row for sigma={sigma}"
+        )
 
 
 def test_one_step_denoiser_beats_noisy_input(shipped):

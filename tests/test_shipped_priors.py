@@ -1,5 +1,6 @@
 """Every shipped prior (``restorekit.priors.available()``) loads, has a model card, and restores a
 held-out image in a few solver steps (fast; the quality bars are in the ``slow`` tests)."""
+
 import json
 
 import pytest
@@ -36,7 +37,9 @@ def test_shipped_prior_loads_and_restores(name):
     prior = load(name)
     color = channels(prior) == 3
     x = rk.data.load_image("astronaut" if color else "camera", size=32, color=color)
-    op = rk.operators.blur("gaussian", sigma=1.5, noise_sigma=0.01, generator=torch.Generator().manual_seed(0))
+    op = rk.operators.blur(
+        "gaussian", sigma=1.5, noise_sigma=0.01, generator=torch.Generator().manual_seed(0)
+    )
     y = op(x)
     solver = solver_for(prior)
     r = rk.solve(y, op, prior, solver=solver, generator=torch.Generator().manual_seed(0), **FEW_STEPS[solver])

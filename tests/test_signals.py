@@ -1,6 +1,7 @@
 """Ctrl-C and kill: the command line stops with one line and status 130 on SIGINT, and neither
 SIGINT nor SIGKILL leaves a partial output file (every file is written to a temporary name and
 renamed whole). The signals are sent to a real ``restorekit`` subprocess."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _start(args, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "restorekit.cli", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "restorekit.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_line(proc, prefix: str, timeout: float = 120.0) -> str:
@@ -52,8 +59,22 @@ def _complete_images(folder: Path) -> list[Path]:
 
 @pytest.mark.slow
 def test_sigint_during_solve_exits_130_with_one_line_and_no_file(tmp_path):
-    proc = _start(["solve", "camera", "--size", "64", "--quiet", "--steps", "1000000",
-                   "--param", "tol=1e-30", "--out", "out/r.png"], tmp_path)
+    proc = _start(
+        [
+            "solve",
+            "camera",
+            "--size",
+            "64",
+            "--quiet",
+            "--steps",
+            "1000000",
+            "--param",
+            "tol=1e-30",
+            "--out",
+            "out/r.png",
+        ],
+        tmp_path,
+    )
     _wait_for_line(proc, "restoring")
     time.sleep(1.0)  # inside the solver loop
     proc.send_signal(signal.SIGINT)
@@ -87,8 +108,21 @@ def test_sigkill_while_solve_writes_leaves_old_or_whole_file(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     for delay in (0.0, 0.1, 0.3):
-        proc = _start(["solve", "camera", "--size", "32", "--quiet", "--steps", "3",
-                       "--out", "out/r.png", "--overwrite"], tmp_path)
+        proc = _start(
+            [
+                "solve",
+                "camera",
+                "--size",
+                "32",
+                "--quiet",
+                "--steps",
+                "3",
+                "--out",
+                "out/r.png",
+                "--overwrite",
+            ],
+            tmp_path,
+        )
         _wait_for_line(proc, "restoring")
         time.sleep(delay)
         proc.kill()

@@ -3,6 +3,7 @@ memory after a warm-up round may grow by at most ``BOUND_MB`` (allocator noise; 
 16×16 image per iteration would be far below it, but a leaked graph, history or network copy
 per solve — tens of kB to MBs each — would cross it over 200 solves), and the number of live
 Python objects by at most ``BOUND_OBJECTS``."""
+
 from __future__ import annotations
 
 import gc
@@ -27,12 +28,14 @@ def _peak_mb() -> float:
 
 def _setup():
     torch.manual_seed(0)
-    diffusion = DiffusionPrior(conv_unet(1, (8, 16), sample_size=16),
-                               torch.linspace(0.999, 0.01, 50, dtype=torch.float64))
+    diffusion = DiffusionPrior(
+        conv_unet(1, (8, 16), sample_size=16), torch.linspace(0.999, 0.01, 50, dtype=torch.float64)
+    )
     denoiser = rk.priors.DenoiserPrior(lambda x, s: 0.5 * x + 0.5 * x.mean())
     x = rk.data.load_image("brick", size=16)
-    op = rk.operators.blur("gaussian", sigma=1.0, img_size=16, noise_sigma=0.01,
-                           generator=torch.Generator().manual_seed(0))
+    op = rk.operators.blur(
+        "gaussian", sigma=1.0, img_size=16, noise_sigma=0.01, generator=torch.Generator().manual_seed(0)
+    )
     y = op(x)
     runs = []
     for name, cls in sorted(rk.SOLVERS.items()):
@@ -43,7 +46,7 @@ def _setup():
 
 
 def _round(x, op, y, runs, k):
-    for name, prior, steps in runs[: k] if k else runs:
+    for name, prior, steps in runs[:k] if k else runs:
         r = rk.solve(y, op, prior, solver=name, x_true=x, **steps)
         assert torch.isfinite(r.x).all()
 

@@ -1,6 +1,7 @@
 """Regression tests for the solver defects of issue 12 (each failed before its fix): autograd
 graphs across iterations, the noise reader (Poisson), per-solve prior reset, the DDRM operator
 check, boundary errors and unknown hyperparameters."""
+
 from __future__ import annotations
 
 import weakref
@@ -62,8 +63,15 @@ def test_lpn_iterations_carry_no_graph_and_memory_stays_flat(solver):
     graphs, peaks = [], []
     for iters in (2, 8):
         with LiveSavedBytes() as saved:
-            rk.solve(y, op, lpn, solver, max_iter=iters, **params,
-                     callback=lambda d: graphs.append(d["x"].requires_grad))
+            rk.solve(
+                y,
+                op,
+                lpn,
+                solver,
+                max_iter=iters,
+                **params,
+                callback=lambda d: graphs.append(d["x"].requires_grad),
+            )
         peaks.append(saved.peak)
     assert not any(graphs), "an iterate carries an autograd graph"
     assert peaks[0] > 0 and peaks[1] <= 1.05 * peaks[0], f"peak saved bytes {peaks}"
@@ -80,8 +88,12 @@ def test_noise_level_matches_the_drawn_noise(noise):
     from restorekit.operators.noise import noise_level
 
     x = 0.2 + 0.6 * torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    kw = {"gaussian": dict(noise_sigma=0.05), "poisson": dict(noise_sigma=0.0, poisson=0.01),
-          "poisson-gaussian": dict(noise_sigma=0.03, poisson=0.01), "none": dict(noise_sigma=0.0)}[noise]
+    kw = {
+        "gaussian": dict(noise_sigma=0.05),
+        "poisson": dict(noise_sigma=0.0, poisson=0.01),
+        "poisson-gaussian": dict(noise_sigma=0.03, poisson=0.01),
+        "none": dict(noise_sigma=0.0),
+    }[noise]
     op = denoising(generator=torch.Generator().manual_seed(1), **kw)
     y = op(x)
     drawn = (y - x).pow(2).mean().sqrt().item()
@@ -140,7 +152,9 @@ def test_shape_channel_and_hyperparameter_errors():
     op = inpainting("random", img_size=16, noise_sigma=0.01, generator=torch.Generator().manual_seed(0))
     y = op(torch.rand(1, 1, 16, 16))
     prior = rk.priors.TV(0.01)
-    with pytest.raises(ValueError, match="y of shape .* (does not fit|is not a measurement of) (the|this) operator"):
+    with pytest.raises(
+        ValueError, match="y of shape .* (does not fit|is not a measurement of) (the|this) operator"
+    ):
         rk.solve(torch.rand(1, 1, 12, 12), op, prior, "pnp-pgd")
     with pytest.raises(ValueError, match="x_init must (be shaped|have the shape)"):
         rk.solve(y, op, prior, "pnp-pgd", x_init=torch.rand(1, 3, 16, 16))

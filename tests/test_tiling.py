@@ -1,5 +1,6 @@
 """Tiled priors (restorekit.tiling): exactness for local denoisers, the Gaussian oracle, no
 seams, shifting grids, solve(tile=...), hierarchical restoration and bounded memory."""
+
 import os
 import subprocess
 import sys
@@ -49,8 +50,14 @@ def boundary_gradient_ratio(x: torch.Tensor, prior: TiledDenoiser) -> float:
     """Mean |finite difference| across the edges of the windows' weighted parts (offset 0,
     square image) over the mean |finite difference| everywhere."""
     n = x.shape[-1]
-    lines = sorted({e - 1 for r in starts(n, prior.tile, prior.stride, 0, prior.margin)
-                    for e in (r + prior.margin, r + prior.tile - prior.margin) if 0 < e < n})
+    lines = sorted(
+        {
+            e - 1
+            for r in starts(n, prior.tile, prior.stride, 0, prior.margin)
+            for e in (r + prior.margin, r + prior.tile - prior.margin)
+            if 0 < e < n
+        }
+    )
     dv = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(0, 1, 3))
     dh = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(0, 1, 2))
     return (torch.cat([dv[lines], dh[lines]]).mean() / torch.cat([dv, dh]).mean()).item()
@@ -117,8 +124,13 @@ def test_tiled_refuses_global_priors_and_bad_arguments():
     with pytest.raises(ValueError, match="tile"):
         tiled(DenoiserPrior(lambda z, s: blur5(z)), tile=4)
     with pytest.raises(ValueError, match="tile"):
-        rk.solve(torch.rand(1, 1, 8, 8), rk.operators.denoising(), DenoiserPrior(lambda z, s: blur5(z)), "pnp-pgd",
-                 tile="yes")
+        rk.solve(
+            torch.rand(1, 1, 8, 8),
+            rk.operators.denoising(),
+            DenoiserPrior(lambda z, s: blur5(z)),
+            "pnp-pgd",
+            tile="yes",
+        )
 
 
 def test_solve_tiles_network_priors_above_512_by_default():
@@ -161,8 +173,9 @@ def test_seams_invisible_dds_inpainting():
     without (2.4)."""
     prior = rk.priors.load("diffusion-gray")
     x = rk.data.load_image("moon", size=128)
-    op = rk.operators.inpainting(mask="random", img_size=128, fraction=0.2,
-                                 generator=torch.Generator().manual_seed(0))
+    op = rk.operators.inpainting(
+        mask="random", img_size=128, fraction=0.2, generator=torch.Generator().manual_seed(0)
+    )
     y = op(x)
     for overlap, shift, ok in ((16, True, lambda r: r < 1.1), (0, False, lambda r: r > 1.5)):
         t = tiled(prior, tile=64, overlap=overlap, shift=shift)
@@ -194,8 +207,9 @@ def test_hierarchical_restores_inpainting():
     y itself is below 9 dB) at twice its nfe."""
     prior = rk.priors.load("diffusion-gray")
     x = rk.data.load_image("moon", size=64)
-    op = rk.operators.inpainting(mask="random", img_size=64, fraction=0.3,
-                                 generator=torch.Generator().manual_seed(0))
+    op = rk.operators.inpainting(
+        mask="random", img_size=64, fraction=0.3, generator=torch.Generator().manual_seed(0)
+    )
     y = op(x)
     plain = rk.solve(y, op, prior, "dds", steps=10, tile=32, x_true=x)
     hier = hierarchical(y, op, prior, "dds", factor=2, tile=32, x_true=x, steps=10)
@@ -236,8 +250,13 @@ def test_peak_memory_bounded_by_tiles():
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
     def peak(size: int) -> float:
-        out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(size)], env=env, check=True,
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_SCRIPT, str(size)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return float(out.stdout.split()[-1])
 
     base = peak(256)

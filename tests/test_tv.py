@@ -1,4 +1,5 @@
 """TV prior: finite differences, value, proximal operator against skimage and deepinv."""
+
 import deepinv as dinv
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def test_value_matches_numpy(coupled):
     gh = np.zeros_like(xn)
     gv[:, :-1] = np.diff(xn, axis=1)
     gh[:, :, :-1] = np.diff(xn, axis=2)
-    sq = gv ** 2 + gh ** 2
+    sq = gv**2 + gh**2
     expected = np.sqrt(sq.sum(0)).sum() if coupled else np.sqrt(sq).sum()
     got = TV(0.3, channel_coupled=coupled).value(x)
     assert got.shape == (1,)
@@ -54,12 +55,15 @@ def test_prox_matches_skimage_and_deepinv(color):
     y = noisy("astronaut" if color else "camera", color)
     ours = TV(LAM, max_iter=4000, tol=1e-8).prox(y, 1.0)
     img = y[0].permute(1, 2, 0).numpy() if color else y[0, 0].numpy()
-    sk = denoise_tv_chambolle(img, weight=LAM, eps=1e-14, max_num_iter=6000,
-                              channel_axis=-1 if color else None)
+    sk = denoise_tv_chambolle(
+        img, weight=LAM, eps=1e-14, max_num_iter=6000, channel_axis=-1 if color else None
+    )
     sk = torch.from_numpy(sk).permute(2, 0, 1)[None] if color else torch.from_numpy(sk)[None, None]
     dv = dinv.models.TVDenoiser(crit=1e-10, n_it_max=1500)(y, LAM)
     err_sk, err_dv = (ours - sk).abs().max().item(), (ours - dv).abs().max().item()
-    print(f"TV prox max-abs error ({'colour' if color else 'gray'}): skimage {err_sk:.2e}, deepinv {err_dv:.2e}")
+    print(
+        f"TV prox max-abs error ({'colour' if color else 'gray'}): skimage {err_sk:.2e}, deepinv {err_dv:.2e}"
+    )
     assert err_sk < 1e-4 and err_dv < 1e-4
     assert (ours - y).abs().max() > 10 * max(err_sk, err_dv)  # the prox did something
 
@@ -68,7 +72,7 @@ def test_coupled_tv_on_replicated_gray_is_gray_tv_with_weight_over_sqrt3():
     # ½Σ_c‖z−x‖² + γw·√3·TV(z) = 3·(½‖z−x‖² + γ(w/√3)·TV(z)) for three equal channels
     y = noisy("camera", False)
     coupled = TV(LAM, channel_coupled=True, max_iter=3000, tol=1e-9).prox(y.expand(-1, 3, -1, -1), 1.0)
-    gray = TV(LAM / 3 ** 0.5, max_iter=3000, tol=1e-9).prox(y, 1.0)
+    gray = TV(LAM / 3**0.5, max_iter=3000, tol=1e-9).prox(y, 1.0)
     assert (coupled - gray).abs().max() < 1e-6
     per_channel = TV(LAM, max_iter=3000, tol=1e-9).prox(y, 1.0)
     assert (per_channel - gray).abs().max() > 1e-3  # the two options really differ
@@ -79,13 +83,14 @@ def test_constant_weight_map_equals_scalar_and_zero_weight_keeps_pixels():
     scalar = TV(LAM, max_iter=400).prox(y, 0.7)
     constant = TV(torch.full((SIZE, SIZE), LAM, dtype=torch.float64), max_iter=400).prox(y, 0.7)
     assert (scalar - constant).abs().max() < 1e-12
-    np.testing.assert_allclose(TV(torch.full((SIZE, SIZE), LAM, dtype=torch.float64)).value(y),
-                               TV(LAM).value(y), rtol=1e-12)
+    np.testing.assert_allclose(
+        TV(torch.full((SIZE, SIZE), LAM, dtype=torch.float64)).value(y), TV(LAM).value(y), rtol=1e-12
+    )
     # space-variant: zero weight on the left half leaves those pixels nearly free, the right is smoothed
     w = torch.full((SIZE, SIZE), LAM, dtype=torch.float64)
     w[:, : SIZE // 2] = 0
     z = TV(w, max_iter=2000, tol=1e-8).prox(y, 1.0)
-    left, right = (z - y)[..., : SIZE // 2 - 2].abs().mean(), (z - y)[..., SIZE // 2 + 2:].abs().mean()
+    left, right = (z - y)[..., : SIZE // 2 - 2].abs().mean(), (z - y)[..., SIZE // 2 + 2 :].abs().mean()
     assert left < 0.1 * right
 
 
@@ -110,13 +115,20 @@ def test_denoise_is_prox_at_sigma_squared_and_keeps_dtype():
     tv = TV(20.0, max_iter=300)
     out = tv.denoise(y, 0.05)
     assert out.dtype == torch.float32
-    assert (out - tv.prox(y, 0.05 ** 2)).abs().max() == 0
+    assert (out - tv.prox(y, 0.05**2)).abs().max() == 0
     x = data.load_image("camera", size=SIZE)
     assert ((out - x) ** 2).mean() < ((y - x) ** 2).mean() / 2
 
 
-@pytest.mark.parametrize("bad, err", [(-1.0, ValueError), ("a", TypeError),
-                                      (torch.ones(3, 4, 4), ValueError), (torch.ones(4, 4, dtype=torch.int64), TypeError)])
+@pytest.mark.parametrize(
+    "bad, err",
+    [
+        (-1.0, ValueError),
+        ("a", TypeError),
+        (torch.ones(3, 4, 4), ValueError),
+        (torch.ones(4, 4, dtype=torch.int64), TypeError),
+    ],
+)
 def test_bad_weights_raise(bad, err):
     with pytest.raises(err, match="weight"):
         TV(bad)

@@ -1,5 +1,6 @@
 """Posterior statistics and conformal risk control (RCPS, K-RCPS), on the Gaussian oracle where
 the posterior is exact, so that the guarantee can be checked over many independent trials."""
+
 import math
 
 import pytest
@@ -22,8 +23,13 @@ EPS, DELTA = 0.1, 0.1
 
 def oracle_setup():
     prior = GaussianPrior.power_law(SIZE)
-    op = blur("gaussian", sigma=1.0, noise_sigma=0.05, dtype=torch.float64,
-              generator=torch.Generator().manual_seed(0))
+    op = blur(
+        "gaussian",
+        sigma=1.0,
+        noise_sigma=0.05,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(0),
+    )
     return prior, op
 
 
@@ -61,7 +67,9 @@ def test_hoeffding_bentkus_bound():
         ucb = hoeffding_bentkus_ucb(r, n, DELTA)
         clopper = beta.ppf(1 - DELTA, n * r + 1, n - n * r)
         assert clopper <= ucb <= r + math.sqrt(math.log(1 / DELTA) / (2 * n)) + 1e-9
-    assert hoeffding_bentkus_ucb(0.05, 5000, DELTA) - 0.05 < 0.3 * (hoeffding_bentkus_ucb(0.05, 50, DELTA) - 0.05)
+    assert hoeffding_bentkus_ucb(0.05, 5000, DELTA) - 0.05 < 0.3 * (
+        hoeffding_bentkus_ucb(0.05, 50, DELTA) - 0.05
+    )
 
 
 @pytest.mark.parametrize("method", ["rcps", pytest.param("krcps", marks=pytest.mark.slow)])
@@ -97,8 +105,9 @@ def test_posterior_samples_batches_k_independent_draws():
     op = blur("gaussian", sigma=1.0, noise_sigma=0.05, generator=torch.Generator().manual_seed(0))
     x = prior.sample(2, torch.Generator().manual_seed(3), dtype=torch.float32)
     y = op(x)
-    samples = posterior_samples(y, op, prior, 6, solver="dds", steps=20,
-                                generator=torch.Generator().manual_seed(4))
+    samples = posterior_samples(
+        y, op, prior, 6, solver="dds", steps=20, generator=torch.Generator().manual_seed(4)
+    )
     assert samples.shape == (6, *x.shape)
     assert (samples[0] - samples[1]).abs().mean() > 1e-3
     mean, _ = prior.posterior(y.double(), op)

@@ -1,5 +1,6 @@
 """Volumes (B, C, D, H, W): slice-wise CT and 3D blur, the 3D phantom, 3D TV, dds-3d and
 chambolle-pock-3d."""
+
 import numpy as np
 import pytest
 import torch
@@ -22,8 +23,9 @@ def training_volume(depth: int, size: int) -> torch.Tensor:
     """A window drifting by one pixel per slice across a training image: a volume that varies
     smoothly along z, used to choose the solver settings (never the phantom)."""
     img = rk.data.load_image("brick", size=size + depth + 16)
-    return torch.stack([img[..., 10 + d:10 + d + size, 8 + d // 2:8 + d // 2 + size]
-                        for d in range(depth)], dim=2)
+    return torch.stack(
+        [img[..., 10 + d : 10 + d + size, 8 + d // 2 : 8 + d // 2 + size] for d in range(depth)], dim=2
+    )
 
 
 def test_volume_operators_reject_non_volumes():
@@ -55,7 +57,7 @@ def test_blur3d_adjoint_and_smooths_along_z():
     out = op.A(delta)
     assert abs(out.sum().item() - 1) < 5e-3  # a normalised kernel (cut by the zero boundary)
     # neighbours along z in the ratio of a Gaussian of std 1.5; nothing along x (σ_x = 0)
-    assert abs(out[0, 0, 5, 6, 6] / out[0, 0, 4, 6, 6] - np.exp(-1 / (2 * 1.5 ** 2))) < 1e-6
+    assert abs(out[0, 0, 5, 6, 6] / out[0, 0, 4, 6, 6] - np.exp(-1 / (2 * 1.5**2))) < 1e-6
     assert out[0, 0, 4, 6, 7] == 0
 
 
@@ -84,7 +86,8 @@ def test_tv3d_prox_matches_skimage():
     from skimage.restoration import denoise_tv_chambolle
 
     x = rk.data.phantom3d(4, 16).double() + 0.1 * torch.randn(
-        1, 1, 4, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        1, 1, 4, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     ours = rk.priors.TV3D(0.1, max_iter=1000, tol=1e-8).prox(x, 1.0)
     ref = denoise_tv_chambolle(x[0, 0].numpy(), weight=0.1, eps=1e-10, max_num_iter=2000)
     assert np.abs(ours[0, 0].numpy() - ref).max() < 1e-3
@@ -127,9 +130,32 @@ def test_cli_solves_a_volume_npy(tmp_path, capsys):
     vol = rk.data.phantom3d(3, 24)
     src, out = tmp_path / "vol.npy", tmp_path / "rec.npy"
     np.save(src, vol[0, 0].numpy())
-    assert main(["solve", str(src), "--operator", "ct", "--op-param", "views=12", "--noise-sigma", "0",
-                 "--prior", "tv", "--weight", "0.001", "--solver", "chambolle-pock-3d", "--steps", "100",
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "solve",
+                str(src),
+                "--operator",
+                "ct",
+                "--op-param",
+                "views=12",
+                "--noise-sigma",
+                "0",
+                "--prior",
+                "tv",
+                "--weight",
+                "0.001",
+                "--solver",
+                "chambolle-pock-3d",
+                "--steps",
+                "100",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rec = torch.from_numpy(np.load(out))[None, None]
     assert rec.shape == vol.shape
     op = rk.operators.volume_ct(img_size=24, views=12)
@@ -145,15 +171,20 @@ def test_volume_solver_contract(solver, prior):
     from restorekit.priors.diffusion import conv_unet
 
     torch.manual_seed(0)  # test-only: a reproducible random network
-    priors = {"diffusion": rk.priors.DiffusionPrior(conv_unet(1, (8, 16), sample_size=16),
-                                                    rk.priors.schedule.linear_alphas_cumprod()),
-              "tv3d": rk.priors.TV3D(0.01)}
+    priors = {
+        "diffusion": rk.priors.DiffusionPrior(
+            conv_unet(1, (8, 16), sample_size=16), rk.priors.schedule.linear_alphas_cumprod()
+        ),
+        "tv3d": rk.priors.TV3D(0.01),
+    }
     x = rk.data.phantom3d(3, 16).expand(2, -1, -1, -1, -1).contiguous()
     op = rk.operators.volume_ct(img_size=16, views=8)
     y = op(x)
     params = {"steps": 3} if solver == "dds-3d" else {"max_iter": 5}
-    runs = [rk.solve(y, op, priors[prior], solver, x_true=x, generator=torch.Generator().manual_seed(5),
-                     **params) for _ in range(2)]
+    runs = [
+        rk.solve(y, op, priors[prior], solver, x_true=x, generator=torch.Generator().manual_seed(5), **params)
+        for _ in range(2)
+    ]
     assert runs[0].x.shape == x.shape and torch.equal(runs[0].x, runs[1].x)
     assert runs[0].metrics.psnr.shape == (2,) and len(runs[0].history.psnr) >= 1
     other = priors["tv3d" if prior == "diffusion" else "diffusion"]

@@ -12,6 +12,7 @@ The API is deliberately small:
 
 Everything random takes a ``torch.Generator``; nothing here seeds the global RNG.
 """
+
 from __future__ import annotations
 
 import copy

@@ -37,6 +37,7 @@ flax convolutions are cross-correlations like torch's, so a kernel maps by a tra
 HWIO → OIHW; flax ``BatchNorm`` (epsilon 1e-5) in inference uses the running mean/var, exactly
 torch's ``BatchNorm2d`` in eval mode; ``padding="CIRCULAR"`` is torch's ``padding_mode="circular"``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -115,8 +116,9 @@ def flax_dncnn_to_state_dict(tree: dict) -> tuple[dict, int, int]:
 def convert(raw: bytes, clip_input: bool = False) -> DnCNN:
     """A torch :class:`DnCNN` (eval mode) holding the weights of one scico ``.mpk`` file."""
     sd, depth, channels = flax_dncnn_to_state_dict(read_flax_msgpack(raw))
-    net = DnCNN(depth=depth, features=sd["convs.0.weight"].shape[0], in_channels=channels,
-                clip_input=clip_input)
+    net = DnCNN(
+        depth=depth, features=sd["convs.0.weight"].shape[0], in_channels=channels, clip_input=clip_input
+    )
     net.load_state_dict(sd, strict=True)
     return net.eval()
 
@@ -133,8 +135,14 @@ class Source:
         else:
             self.zip = None
             self.names = [str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()]
-        self.version = next((n.split("/")[0].removesuffix(".dist-info").split("-")[1]
-                             for n in self.names if ".dist-info/" in n), "unknown")
+        self.version = next(
+            (
+                n.split("/")[0].removesuffix(".dist-info").split("-")[1]
+                for n in self.names
+                if ".dist-info/" in n
+            ),
+            "unknown",
+        )
 
     def read(self, suffix: str) -> bytes:
         hits = [n for n in self.names if n.endswith(suffix)]
@@ -156,7 +164,7 @@ def kodim23(source: Source) -> torch.Tensor:
 
 def centre_crop(x: torch.Tensor, size: int = 256) -> torch.Tensor:
     H, W = x.shape[-2:]
-    return x[..., (H - size) // 2:(H + size) // 2, (W - size) // 2:(W + size) // 2]
+    return x[..., (H - size) // 2 : (H + size) // 2, (W - size) // 2 : (W + size) // 2]
 
 
 @torch.no_grad()
@@ -209,45 +217,96 @@ def main(argv=None):
     # 1. convert the three blind 17-layer models and the two noise-input models
     blind = {lv: convert(src.read(f"scico/data/flax/dncnn17{lv}.mpk")) for lv in LEVELS}
     bank = MultiLevelDnCNN(list(blind.values()), list(LEVELS.values()))
-    noise_input = {name: convert(src.read(f"scico/data/flax/{stem}.mpk"), clip_input=True)
-                   for name, stem in NOISE_INPUT.items()}
+    noise_input = {
+        name: convert(src.read(f"scico/data/flax/{stem}.mpk"), clip_input=True)
+        for name, stem in NOISE_INPUT.items()
+    }
 
     # 2. check on scico's own test image before writing anything
-    checked = {**{f"dncnn17{lv}": net for lv, net in blind.items()},
-               **{NOISE_INPUT[n]: net for n, net in noise_input.items()}}
+    checked = {
+        **{f"dncnn17{lv}": net for lv, net in blind.items()},
+        **{NOISE_INPUT[n]: net for n, net in noise_input.items()},
+    }
     kodim = {k: (kodim23_psnr(net, 0.1, crop), kodim23_psnr(net, 0.1, full)) for k, net in checked.items()}
     for name, ((noisy, den), (noisy_full, den_full)) in kodim.items():
-        print(f"kodim23, σ=0.1, {name}: centre 256² crop {den:.2f} dB (noisy {noisy:.2f}), "
-              f"full 512×768 {den_full:.2f} dB (noisy {noisy_full:.2f})")
+        print(
+            f"kodim23, σ=0.1, {name}: centre 256² crop {den:.2f} dB (noisy {noisy:.2f}), "
+            f"full 512×768 {den_full:.2f} dB (noisy {noisy_full:.2f})"
+        )
     for name in ("dncnn17M", "dncnn17N"):
         if kodim[name][0][1] < 32.0:
-            raise RuntimeError(f"converted {name} reaches only {kodim[name][0][1]:.2f} dB on the kodim23 crop "
-                               "at σ=0.1 (expected ≥ 32 dB): the conversion is wrong")
+            raise RuntimeError(
+                f"converted {name} reaches only {kodim[name][0][1]:.2f} dB on the kodim23 crop "
+                "at σ=0.1 (expected ≥ 32 dB): the conversion is wrong"
+            )
 
     # 3. quality on the HELD_OUT images
-    table = heldout_table({"dncnn (17N)": noise_input["dncnn"], "dncnn-6 (6N)": noise_input["dncnn-6"],
-                           "dncnn-blind (17 L/M/H)": bank, **bm3d_column()}, sigmas=SIGMAS)
+    table = heldout_table(
+        {
+            "dncnn (17N)": noise_input["dncnn"],
+            "dncnn-6 (6N)": noise_input["dncnn-6"],
+            "dncnn-blind (17 L/M/H)": bank,
+            **bm3d_column(),
+        },
+        sigmas=SIGMAS,
+    )
     print(markdown_table(table))
-    common = dict(version=src.version, noisy=kodim["dncnn17M"][0][0], table=markdown_table(table),
-                  kodim="\n".join(f"| {k} | {c[1]:.2f} | {f[1]:.2f} |" for k, (c, f) in kodim.items()))
+    common = dict(
+        version=src.version,
+        noisy=kodim["dncnn17M"][0][0],
+        table=markdown_table(table),
+        kodim="\n".join(f"| {k} | {c[1]:.2f} | {f[1]:.2f} |" for k, (c, f) in kodim.items()),
+    )
 
     # 4. write weights, prior.json, LICENSE and the cards
-    write_prior(args.out / "dncnn-blind", licence, {f"dncnn17{lv}.safetensors": n for lv, n in blind.items()},
-                {"kind": "dncnn", "description": "DnCNN-17 from scico, blind, trained at σ = 0.06/0.10/0.20 "
-                 "(the level nearest σ is used), grey", "depth": 17, "features": 64, "in_channels": 1,
-                 "levels": [{"sigma": s, "file": f"dncnn17{lv}.safetensors"} for lv, s in LEVELS.items()]},
-                CARD_HEAD.format(title="dncnn-blind — DnCNN-17 from scico (blind, three noise levels)",
-                                 files="dncnn17*.mpk", depth=17, **common) + BLIND + CARD_TAIL.format(**common))
+    write_prior(
+        args.out / "dncnn-blind",
+        licence,
+        {f"dncnn17{lv}.safetensors": n for lv, n in blind.items()},
+        {
+            "kind": "dncnn",
+            "description": "DnCNN-17 from scico, blind, trained at σ = 0.06/0.10/0.20 "
+            "(the level nearest σ is used), grey",
+            "depth": 17,
+            "features": 64,
+            "in_channels": 1,
+            "levels": [{"sigma": s, "file": f"dncnn17{lv}.safetensors"} for lv, s in LEVELS.items()],
+        },
+        CARD_HEAD.format(
+            title="dncnn-blind — DnCNN-17 from scico (blind, three noise levels)",
+            files="dncnn17*.mpk",
+            depth=17,
+            **common,
+        )
+        + BLIND
+        + CARD_TAIL.format(**common),
+    )
     for name, stem in NOISE_INPUT.items():
         net = noise_input[name]
-        write_prior(args.out / name, licence, {f"{stem}.safetensors": net},
-                    {"kind": "dncnn", "description": f"DnCNN-{net.depth} from scico with a noise-level input "
-                     "(σ ∈ [0, 0.2]), input clipped to [0, 1], grey", "depth": net.depth, "features": 64,
-                     "in_channels": 2, "clip_input": True, "sigma_range": [0.0, 0.2],
-                     "levels": [{"file": f"{stem}.safetensors"}]},
-                    CARD_HEAD.format(title=f"{name} — DnCNN-{net.depth} from scico with a noise-level input",
-                                     files=f"{stem}.mpk", depth=net.depth, **common)
-                    + NOISE_CARD + CARD_TAIL.format(**common))
+        write_prior(
+            args.out / name,
+            licence,
+            {f"{stem}.safetensors": net},
+            {
+                "kind": "dncnn",
+                "description": f"DnCNN-{net.depth} from scico with a noise-level input "
+                "(σ ∈ [0, 0.2]), input clipped to [0, 1], grey",
+                "depth": net.depth,
+                "features": 64,
+                "in_channels": 2,
+                "clip_input": True,
+                "sigma_range": [0.0, 0.2],
+                "levels": [{"file": f"{stem}.safetensors"}],
+            },
+            CARD_HEAD.format(
+                title=f"{name} — DnCNN-{net.depth} from scico with a noise-level input",
+                files=f"{stem}.mpk",
+                depth=net.depth,
+                **common,
+            )
+            + NOISE_CARD
+            + CARD_TAIL.format(**common),
+        )
 
 
 CARD_HEAD = """# {title}

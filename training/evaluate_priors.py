@@ -16,6 +16,7 @@ Usage::
 
     python -m training.evaluate_priors restorekit/weights/diffusion-gray-cond --samples
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,11 +62,17 @@ def main(argv=None) -> None:
         tv = tv_oracle_weight(x, functools.partial(tv_denoise, y))
         p_tv, w_tv = tv.psnr.mean().item(), tv.value
         results["sigmas"][str(sigma)] = {
-            "noisy": float(p_noisy.mean()), "tweedie": float(p_dm.mean()),
+            "noisy": float(p_noisy.mean()),
+            "tweedie": float(p_dm.mean()),
             "tweedie_per_image": [round(float(v), 2) for v in p_dm],
-            "tv_best": p_tv, "tv_weight": w_tv}
-        print(f"sigma={sigma}: noisy {p_noisy.mean():.2f}  tweedie {p_dm.mean():.2f} "
-              f"({', '.join(f'{v:.2f}' for v in p_dm)})  TV {p_tv:.2f} (weight {w_tv:.3f})", flush=True)
+            "tv_best": p_tv,
+            "tv_weight": w_tv,
+        }
+        print(
+            f"sigma={sigma}: noisy {p_noisy.mean():.2f}  tweedie {p_dm.mean():.2f} "
+            f"({', '.join(f'{v:.2f}' for v in p_dm)})  TV {p_tv:.2f} (weight {w_tv:.3f})",
+            flush=True,
+        )
     with open(os.path.join(args.model, "eval.json"), "w") as f:
         json.dump(results, f, indent=2)
     if args.samples:
@@ -73,8 +80,15 @@ def main(argv=None) -> None:
         c = prior.unet.config.in_channels
         rows = [sample(prior, (8, c, 64, 64), steps=50, generator=g)]
         if prior.num_classes is not None:  # second row: two samples per class
-            rows.append(sample(prior, (2 * prior.num_classes, c, 64, 64), steps=50, generator=g,
-                               cond=torch.arange(prior.num_classes).repeat_interleave(2)))
+            rows.append(
+                sample(
+                    prior,
+                    (2 * prior.num_classes, c, 64, 64),
+                    steps=50,
+                    generator=g,
+                    cond=torch.arange(prior.num_classes).repeat_interleave(2),
+                )
+            )
         save_grid(rows, os.path.join(args.model, "samples.png"))
 
 

@@ -15,6 +15,7 @@ markdown table and, with ``--out``, writes the per-image PSNRs as JSON.
 
     python -m training.evaluate_restoration --out restoration.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,15 +31,18 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--tasks", nargs="+", default=list(evaluation.BAR_TASKS))
-    ap.add_argument("--methods", nargs="+", default=None,
-                    help="only the methods whose name contains one of these words (TV is always run)")
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="only the methods whose name contains one of these words (TV is always run)",
+    )
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     x = data.held_out(args.size)
-    results = {"images": list(data.HELD_OUT), "size": args.size, "noise": evaluation.BAR_NOISE,
-               "tasks": {}}
+    results = {"images": list(data.HELD_OUT), "size": args.size, "noise": evaluation.BAR_NOISE, "tasks": {}}
     for task in args.tasks:
         tv = evaluation.bar_tv_oracle(task, x)
         rows = {f"TV + Chambolle-Pock (best λ = {tv.value:.3g})": tv.psnr}
@@ -50,8 +54,12 @@ def main(argv=None) -> dict:
         print("| method | " + " | ".join(data.HELD_OUT) + " | mean | vs TV |")
         print("|---" * (len(data.HELD_OUT) + 3) + "|")
         for k, p in rows.items():
-            print(f"| {k} | " + " | ".join(f"{v:.2f}" for v in p.tolist())
-                  + f" | {p.mean():.2f} | {p.mean() - tv.psnr.mean():+.2f} |", flush=True)
+            print(
+                f"| {k} | "
+                + " | ".join(f"{v:.2f}" for v in p.tolist())
+                + f" | {p.mean():.2f} | {p.mean() - tv.psnr.mean():+.2f} |",
+                flush=True,
+            )
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)

@@ -12,6 +12,7 @@ checkpoint holds model, optimizer, generator state, step and accumulated wall ti
     python training/train_denoiser.py                      # train (resumes from --checkpoint)
     python training/train_denoiser.py --evaluate-only      # re-measure and rewrite the card
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,18 +48,34 @@ def parse_args(argv=None):
     p.add_argument("--features", type=int, default=48)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--sigma-max", type=float, default=1.0)
-    p.add_argument("--low-sigma", type=float, default=0.2,
-                   help="half of every batch draws σ ~ U[0, low-sigma] (where restoration needs detail), "
-                        "the other half σ ~ U[0, sigma-max]")
-    p.add_argument("--init-from", type=Path, default=None,
-                   help="start from these safetensors weights (same architecture) instead of a random init")
-    p.add_argument("--snapshot-every", type=int, default=500,
-                   help="also keep the weights of every N-th step (for held-out training curves)")
+    p.add_argument(
+        "--low-sigma",
+        type=float,
+        default=0.2,
+        help="half of every batch draws σ ~ U[0, low-sigma] (where restoration needs detail), "
+        "the other half σ ~ U[0, sigma-max]",
+    )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from these safetensors weights (same architecture) instead of a random init",
+    )
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=500,
+        help="also keep the weights of every N-th step (for held-out training curves)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--checkpoint-every", type=int, default=50)
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="stop early (and export) once this much training wall time is spent")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop early (and export) once this much training wall time is spent",
+    )
     p.add_argument("--evaluate-only", action="store_true")
     p.add_argument("--card-note", default="", help="a sentence added to the card's training paragraph")
     return p.parse_args(argv)
@@ -87,7 +104,8 @@ def train(args) -> dict:
     net = build(args, g)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+        opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps))
+    )
     step, wall = 0, 0.0
     if args.checkpoint.exists():
         ck = torch.load(args.checkpoint, weights_only=True)
@@ -99,9 +117,17 @@ def train(args) -> dict:
         print(f"resumed at step {step} ({wall / 60:.1f} min so far)", flush=True)
 
     def checkpoint():
-        save_atomic({"model": net.state_dict(), "optimizer": opt.state_dict(),
-                     "scheduler": sched.state_dict(), "generator": g.get_state(),
-                     "step": step, "wall": wall}, args.checkpoint)
+        save_atomic(
+            {
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "generator": g.get_state(),
+                "step": step,
+                "wall": wall,
+            },
+            args.checkpoint,
+        )
 
     net.train()
     bar = tqdm(total=args.steps, initial=step, mininterval=30, file=sys.stdout)
@@ -134,13 +160,27 @@ def train(args) -> dict:
 
     args.out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, args.out / "model.safetensors")
-    meta = {"kind": "denoiser",
-            "description": f"restorekit's bias-free residual CNN, grey, noise-level input, σ ∈ [0, {args.sigma_max:g}]",
-            "architecture": "BiasFreeDenoiser", "depth": args.depth, "features": args.features}
+    meta = {
+        "kind": "denoiser",
+        "description": f"restorekit's bias-free residual CNN, grey, noise-level input, σ ∈ [0, {args.sigma_max:g}]",
+        "architecture": "BiasFreeDenoiser",
+        "depth": args.depth,
+        "features": args.features,
+    }
     (args.out / "prior.json").write_text(json.dumps(meta, indent=2) + "\n")
-    info = {"steps": step, "planned_steps": args.steps, "wall_min": wall / 60, "batch": args.batch, "patch": args.patch,
-            "lr": args.lr, "sigma_max": args.sigma_max, "low_sigma": args.low_sigma,
-            "init_from": None if args.init_from is None else args.init_from.name, "seed": args.seed, "threads": args.threads}
+    info = {
+        "steps": step,
+        "planned_steps": args.steps,
+        "wall_min": wall / 60,
+        "batch": args.batch,
+        "patch": args.patch,
+        "lr": args.lr,
+        "sigma_max": args.sigma_max,
+        "low_sigma": args.low_sigma,
+        "init_from": None if args.init_from is None else args.init_from.name,
+        "seed": args.seed,
+        "threads": args.threads,
+    }
     (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
@@ -160,27 +200,30 @@ def write_card(args):
         pass
     table = heldout_table(nets, sigmas=(0.05, 0.1, 0.2))
     params = sum(p.numel() for p in net.parameters())
-    stopped = ("" if info["steps"] >= info["planned_steps"] else
-               f" (of {info['planned_steps']} planned: stopped by the wall-time limit before the "
-               "learning rate had fully decayed)")
+    stopped = (
+        ""
+        if info["steps"] >= info["planned_steps"]
+        else f" (of {info['planned_steps']} planned: stopped by the wall-time limit before the "
+        "learning rate had fully decayed)"
+    )
     size_kb = (args.out / "model.safetensors").stat().st_size / 1024
     card = f"""# denoiser-gray — restorekit's bias-free CNN denoiser
 
 **What it is.** A bias-free residual CNN D(x, σ) = x − R(x, σ) (Mohan et al., ICLR 2020,
-"Robust and interpretable blind image denoising via bias-free CNNs"): {meta['depth']} 3×3 conv
-layers, {meta['features']} features, ReLU, zero padding, no biases anywhere, and a constant
+"Robust and interpretable blind image denoising via bias-free CNNs"): {meta["depth"]} 3×3 conv
+layers, {meta["features"]} features, ReLU, zero padding, no biases anywhere, and a constant
 noise-level map σ as a second input channel. Grey images (B, 1, H, W) in [0, 1], Gaussian
-noise σ ∈ [0, {info['sigma_max']}] in the same units; colour images are denoised per channel.
+noise σ ∈ [0, {info["sigma_max"]}] in the same units; colour images are denoised per channel.
 Class `restorekit.priors.dncnn.BiasFreeDenoiser`; load with
 `restorekit.priors.registry.load("denoiser-gray")`. {params:,} parameters, float32,
 {size_kb:.0f} KB (safetensors).
 
-**Training** (`training/train_denoiser.py`, seed {info['seed']}): MSE to the clean patch,
-σ ~ U[0, {info['sigma_max']}]; {info['steps']} Adam steps{stopped}, batch {info['batch']} of
-{info['patch']}×{info['patch']} patches from `restorekit.data.random_patches` (scikit-image
+**Training** (`training/train_denoiser.py`, seed {info["seed"]}): MSE to the clean patch,
+σ ~ U[0, {info["sigma_max"]}]; {info["steps"]} Adam steps{stopped}, batch {info["batch"]} of
+{info["patch"]}×{info["patch"]} patches from `restorekit.data.random_patches` (scikit-image
 training images, lfw faces, dead leaves, ellipse phantoms — never the HELD_OUT images),
-lr {info['lr']} with cosine decay to 1 % over {info['planned_steps']} steps. Wall time {info['wall_min']:.0f} min on
-{info['threads']} CPU thread(s) ({platform.processor() or platform.machine()},
+lr {info["lr"]} with cosine decay to 1 % over {info["planned_steps"]} steps. Wall time {info["wall_min"]:.0f} min on
+{info["threads"]} CPU thread(s) ({platform.processor() or platform.machine()},
 shared machine), no GPU. This is a short CPU run: the network is under-trained compared with
 published DnCNN models. {args.card_note}
 

@@ -21,6 +21,7 @@ Example::
 Interrupting (SIGTERM/SIGINT) or hitting ``--max-minutes`` checkpoints and exports the EMA
 weights; running the same command again resumes from ``--ckpt``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,8 @@ def phantom_patches(n: int, size: int, generator: torch.Generator) -> torch.Tens
     for i in range(n):
         scale = (1, 2, 4)[int(torch.randint(3, (1,), generator=generator))]
         img = data.ellipse_phantom(size * scale, generator=generator)[0]
-        top, left = (int(torch.randint(size * (scale - 1) + 1, (1,), generator=generator))
-                     for _ in range(2))
-        out[i] = img[:, top:top + size, left:left + size]
+        top, left = (int(torch.randint(size * (scale - 1) + 1, (1,), generator=generator)) for _ in range(2))
+        out[i] = img[:, top : top + size, left : left + size]
     return out
 
 
@@ -65,11 +65,11 @@ def build_pool(args, generator: torch.Generator) -> PatchPool:
         return PatchPool(data.random_patches(n, p, c, generator=generator))
     counts = [int(round(s * n)) for s in CLASS_SHARES]
     parts = [
-        data.random_patches(counts[0], p, c, generator=generator, images=PHOTO_IMAGES,
-                            synthetic_fraction=0.0),
+        data.random_patches(
+            counts[0], p, c, generator=generator, images=PHOTO_IMAGES, synthetic_fraction=0.0
+        ),
         phantom_patches(counts[1], p, generator).expand(-1, c, -1, -1),
-        data.random_patches(counts[2], p, c, generator=generator, images=TEXT_IMAGES,
-                            synthetic_fraction=0.0),
+        data.random_patches(counts[2], p, c, generator=generator, images=TEXT_IMAGES, synthetic_fraction=0.0),
         dead_leaves_patches(counts[3], p, c, generator),
     ]
     labels = torch.cat([torch.full((k,), i, dtype=torch.long) for i, k in enumerate(counts)])
@@ -81,18 +81,30 @@ def build_model(args):
 
     levels = len(args.block_channels)
     return UNet2DModel(
-        sample_size=args.patch, in_channels=args.channels, out_channels=args.channels,
-        block_out_channels=tuple(args.block_channels), layers_per_block=args.layers_per_block,
-        down_block_types=("DownBlock2D",) * levels, up_block_types=("UpBlock2D",) * levels,
-        add_attention=False, norm_num_groups=8,
-        num_class_embeds=len(CLASSES) + 1 if args.conditional else None)
+        sample_size=args.patch,
+        in_channels=args.channels,
+        out_channels=args.channels,
+        block_out_channels=tuple(args.block_channels),
+        layers_per_block=args.layers_per_block,
+        down_block_types=("DownBlock2D",) * levels,
+        up_block_types=("UpBlock2D",) * levels,
+        add_attention=False,
+        norm_num_groups=8,
+        num_class_embeds=len(CLASSES) + 1 if args.conditional else None,
+    )
 
 
 def build_scheduler():
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
-                         beta_schedule="linear", prediction_type="epsilon", clip_sample=False)
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        prediction_type="epsilon",
+        clip_sample=False,
+    )
 
 
 def export(args, ema: EMA, step: int, seconds: float, loss_ema: float) -> None:
@@ -104,8 +116,13 @@ def export(args, ema: EMA, step: int, seconds: float, loss_ema: float) -> None:
         model = model.half()
     model.save_pretrained(os.path.join(args.out, "unet"), safe_serialization=True)
     build_scheduler().save_pretrained(os.path.join(args.out, "scheduler"))
-    info = {"steps": step, "train_seconds": round(seconds, 1), "final_loss_ema": round(loss_ema, 5),
-            "params": sum(p.numel() for p in model.parameters()), "args": vars(args)}
+    info = {
+        "steps": step,
+        "train_seconds": round(seconds, 1),
+        "final_loss_ema": round(loss_ema, 5),
+        "params": sum(p.numel() for p in model.parameters()),
+        "args": vars(args),
+    }
     if args.conditional:
         info["classes"] = list(CLASSES)
         with open(os.path.join(args.out, "classes.json"), "w") as f:
@@ -132,11 +149,18 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
-    ap.add_argument("--max-minutes", type=float, default=None,
-                    help="stop (checkpoint + export) after this much wall time in this run")
+    ap.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop (checkpoint + export) after this much wall time in this run",
+    )
     ap.add_argument("--fp16", action="store_true", help="export weights as float16")
-    ap.add_argument("--export-only", action="store_true",
-                    help="export the EMA weights of the checkpoint in --ckpt without training")
+    ap.add_argument(
+        "--export-only",
+        action="store_true",
+        help="export the EMA weights of the checkpoint in --ckpt without training",
+    )
     args = ap.parse_args(argv)
 
     from tqdm import tqdm
@@ -156,8 +180,11 @@ def main(argv=None) -> None:
         return
     t0 = time.time()
     pool = build_pool(args, torch.Generator().manual_seed(args.seed + 1))
-    print(f"pool {tuple(pool.patches.shape)} built in {time.time() - t0:.0f}s; "
-          f"params {sum(p.numel() for p in model.parameters())}", flush=True)
+    print(
+        f"pool {tuple(pool.patches.shape)} built in {time.time() - t0:.0f}s; "
+        f"params {sum(p.numel() for p in model.parameters())}",
+        flush=True,
+    )
     step, extra = load_checkpoint(args.ckpt, **parts)
     seconds, loss_ema = float(extra.get("seconds", 0.0)), float(extra.get("loss_ema", 1.0))
     abar = build_scheduler().alphas_cumprod.clone().float()
@@ -172,16 +199,20 @@ def main(argv=None) -> None:
     bar = tqdm(total=args.steps, initial=step, mininterval=10, file=sys.stdout)
 
     def checkpoint():
-        save_checkpoint(args.ckpt, step, {"seconds": seconds + time.time() - run_start,
-                                          "loss_ema": loss_ema}, **parts)
+        save_checkpoint(
+            args.ckpt, step, {"seconds": seconds + time.time() - run_start, "loss_ema": loss_ema}, **parts
+        )
 
     while step < args.steps and not stop["flag"]:
         # 1. batch: pooled patches with dihedral augmentation, mapped to u0 = 2x − 1
         x, labels = pool.sample(args.batch, gen)
         u0 = 2 * x - 1
         if labels is not None:
-            labels = torch.where(torch.rand(args.batch, generator=gen) < args.label_dropout,
-                                 torch.full_like(labels, null), labels)
+            labels = torch.where(
+                torch.rand(args.batch, generator=gen) < args.label_dropout,
+                torch.full_like(labels, null),
+                labels,
+            )
         # 2. forward diffusion u_t = √ᾱ_t u0 + √(1 − ᾱ_t) ε
         t = torch.randint(len(abar), (args.batch,), generator=gen)
         eps = torch.randn(u0.shape, generator=gen)
@@ -213,8 +244,7 @@ def main(argv=None) -> None:
     checkpoint()
     seconds += time.time() - run_start
     export(args, ema, step, seconds, loss_ema)
-    print(f"stopped at step {step}, {seconds / 60:.1f} min of training, loss(EMA) {loss_ema:.4f}",
-          flush=True)
+    print(f"stopped at step {step}, {seconds / 60:.1f} min of training, loss(EMA) {loss_ema:.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ up on restart.
 
     OMP_NUM_THREADS=1 nohup python -m training.train_lpn > training/lpn.log 2>&1 &
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(ROOT / "restorekit" / "weights" / "lpn-gray"))
-    p.add_argument("--checkpoint", default=str(ROOT / "runs" / "lpn"),
-                   help="folder of the resumable training state")
+    p.add_argument(
+        "--checkpoint", default=str(ROOT / "runs" / "lpn"), help="folder of the resumable training state"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sigma", type=float, default=0.1)
     p.add_argument("--hidden", type=int, default=32)
@@ -54,7 +56,7 @@ def parse_args(argv=None):
 
 def schedule(args) -> list[tuple[str, float, float, int]]:
     """(loss, lr, gamma, steps) per stage; gamma is unused by the ℓ1 stage."""
-    n = args.patch ** 2
+    n = args.patch**2
     stages = [("l1", 1e-3, 0.0, args.l1_steps)]
     stages += [("pm", 1e-4, 0.08 * math.sqrt(n) * k, args.pm_steps) for k in (8, 4, 2, 1)]
     return stages
@@ -65,7 +67,7 @@ def loss_fn(kind: str, gamma: float, out: torch.Tensor, x: torch.Tensor) -> torc
         return (out - x).abs().mean()
     # proximal matching: 1 − exp(−‖f(y) − x‖²/γ²) per image, averaged over the batch
     d2 = (out - x).flatten(1).pow(2).sum(1)
-    return (1 - torch.exp(-d2 / gamma ** 2)).mean()
+    return (1 - torch.exp(-d2 / gamma**2)).mean()
 
 
 def main(argv=None):
@@ -90,7 +92,7 @@ def main(argv=None):
 
     bar = tqdm(total=total, initial=step, mininterval=30, desc="lpn")
     t0 = time.time() - elapsed
-    ends = [sum(s[3] for s in stages[:i + 1]) for i in range(len(stages))]
+    ends = [sum(s[3] for s in stages[: i + 1]) for i in range(len(stages))]
     running = 0.0
     while step < total:
         # 2. the stage this step belongs to
@@ -115,24 +117,41 @@ def main(argv=None):
             elapsed = time.time() - t0
             losses.append(running)
             save()
-            bar.write(f"step {step} stage {i} ({kind}, gamma={gamma:.2f}) loss {running:.5f} "
-                      f"elapsed {elapsed / 60:.1f} min")
+            bar.write(
+                f"step {step} stage {i} ({kind}, gamma={gamma:.2f}) loss {running:.5f} "
+                f"elapsed {elapsed / 60:.1f} min"
+            )
     bar.close()
     elapsed = time.time() - t0
     # 5. the shipped weights and a record of how they were made
     out = Path(args.out)
     model.save_pretrained(out)
-    (out / "prior.json").write_text(json.dumps({
-        "kind": "lpn",
-        "description": f"Learned proximal network, grey images, prox of a learned prior at "
-                       f"training noise sigma={args.sigma} (Fang et al. 2024)"}, indent=2) + "\n")
-    (out / "training.json").write_text(json.dumps({
-        "args": vars(args) | {"out": None, "checkpoint": None},
-        "stages": [dict(loss=k, lr=lr, gamma=g, steps=s) for k, lr, g, s in stages],
-        "steps": total, "wall_seconds": round(elapsed, 1),
-        "hardware": f"{platform.processor() or platform.machine()}, 1 CPU thread (torch)",
-        "params": sum(p.numel() for p in model.parameters()),
-        "torch": torch.__version__}, indent=2) + "\n")
+    (out / "prior.json").write_text(
+        json.dumps(
+            {
+                "kind": "lpn",
+                "description": f"Learned proximal network, grey images, prox of a learned prior at "
+                f"training noise sigma={args.sigma} (Fang et al. 2024)",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    (out / "training.json").write_text(
+        json.dumps(
+            {
+                "args": vars(args) | {"out": None, "checkpoint": None},
+                "stages": [dict(loss=k, lr=lr, gamma=g, steps=s) for k, lr, g, s in stages],
+                "steps": total,
+                "wall_seconds": round(elapsed, 1),
+                "hardware": f"{platform.processor() or platform.machine()}, 1 CPU thread (torch)",
+                "params": sum(p.numel() for p in model.parameters()),
+                "torch": torch.__version__,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"done: {total} steps in {elapsed / 60:.1f} min, saved to {out}", flush=True)
 
 

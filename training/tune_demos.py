@@ -10,6 +10,7 @@ parameter — and scores it by :func:`restorekit.evaluation.grid_search` (mean P
 synthetic phantoms; held-out images are refused. The chosen value is written into
 ``restorekit/demo.py`` by hand (it may differ from the best one; the note says why).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,16 @@ from restorekit.demo import TASKS, Method, Task, degrade, run_method
 from restorekit.evaluation import TUNING_IMAGES, GridSearch, grid_search, tuning_batch
 
 
-def tune(task: Task, label: str, name: str, grid, *, images: tuple | None = None,
-         size: int = 128, quick: bool = False) -> GridSearch:
+def tune(
+    task: Task,
+    label: str,
+    name: str,
+    grid,
+    *,
+    images: tuple | None = None,
+    size: int = 128,
+    quick: bool = False,
+) -> GridSearch:
     """Grid-search the setting ``name`` of the method ``label`` of ``task`` on training images.
 
     ``name`` is ``"weight"`` (the TV λ) or a solver parameter; ``images`` are names of training
@@ -67,21 +76,47 @@ class Search:
 
 TV = "TV + Chambolle-Pock"
 SEARCHES = (
-    Search("deblurring", TV, "weight",
-           {0.0005: 11.4, 0.001: 17.4, 0.002: 31.04, 0.004: 30.90, 0.007: 30.45, 0.01: 30.14}, 0.004,
-           note="below 0.002 Chambolle–Pock does not converge in 500 iterations; 0.004 keeps a "
-                "margin from that cliff for 0.14 dB"),
-    Search("inpainting", TV, "weight",
-           {0.002: 23.98, 0.005: 33.84, 0.01: 33.37, 0.02: 32.15, 0.04: 30.27}, 0.005,
-           note="0.002 has not converged"),
+    Search(
+        "deblurring",
+        TV,
+        "weight",
+        {0.0005: 11.4, 0.001: 17.4, 0.002: 31.04, 0.004: 30.90, 0.007: 30.45, 0.01: 30.14},
+        0.004,
+        note="below 0.002 Chambolle–Pock does not converge in 500 iterations; 0.004 keeps a "
+        "margin from that cliff for 0.14 dB",
+    ),
+    Search(
+        "inpainting",
+        TV,
+        "weight",
+        {0.002: 23.98, 0.005: 33.84, 0.01: 33.37, 0.02: 32.15, 0.04: 30.27},
+        0.005,
+        note="0.002 has not converged",
+    ),
     Search("super_resolution", TV, "weight", {0.002: 32.88, 0.005: 32.18, 0.01: 30.98, 0.02: 29.17}, 0.002),
     Search("denoising", TV, "weight", {0.03: 24.38, 0.05: 27.05, 0.07: 28.90, 0.1: 29.55, 0.14: 28.72}, 0.1),
-    Search("ct", TV, "weight", {0.0005: 24.33, 0.001: 24.79, 0.002: 24.92, 0.005: 23.91}, 0.002,
-           size=64, quick=True, phantoms=4),
-    Search("mri", TV, "weight", {0.0005: 30.27, 0.001: 30.85, 0.002: 31.75, 0.005: 32.54, 0.01: 32.20}, 0.005),
-    Search("super_resolution", "our CNN + PnP-HQS", "sigma_max",
-           {0.03: 32.72, 0.06: 32.59, 0.1: 32.50, 0.19: 32.54}, 0.03, quick=True,
-           note="the first HQS level σ_1 for ×2 SR, instead of DPIR's 49/255"),
+    Search(
+        "ct",
+        TV,
+        "weight",
+        {0.0005: 24.33, 0.001: 24.79, 0.002: 24.92, 0.005: 23.91},
+        0.002,
+        size=64,
+        quick=True,
+        phantoms=4,
+    ),
+    Search(
+        "mri", TV, "weight", {0.0005: 30.27, 0.001: 30.85, 0.002: 31.75, 0.005: 32.54, 0.01: 32.20}, 0.005
+    ),
+    Search(
+        "super_resolution",
+        "our CNN + PnP-HQS",
+        "sigma_max",
+        {0.03: 32.72, 0.06: 32.59, 0.1: 32.50, 0.19: 32.54},
+        0.03,
+        quick=True,
+        note="the first HQS level σ_1 for ×2 SR, instead of DPIR's 49/255",
+    ),
 )
 
 
@@ -89,10 +124,19 @@ def rerun(search: Search) -> GridSearch:
     """:func:`tune` with the arguments of a recorded search."""
     images = None
     if search.phantoms:
-        images = tuple(data.ellipse_phantom(search.size, generator=torch.Generator().manual_seed(k))
-                       for k in range(search.phantoms))
-    return tune(TASKS[search.task], search.label, search.name, tuple(search.recorded),
-                images=images, size=search.size, quick=search.quick)
+        images = tuple(
+            data.ellipse_phantom(search.size, generator=torch.Generator().manual_seed(k))
+            for k in range(search.phantoms)
+        )
+    return tune(
+        TASKS[search.task],
+        search.label,
+        search.name,
+        tuple(search.recorded),
+        images=images,
+        size=search.size,
+        quick=search.quick,
+    )
 
 
 def main(argv=None) -> None:
@@ -104,8 +148,9 @@ def main(argv=None) -> None:
         if args.only is not None and search.task not in args.only:
             continue
         found = rerun(search)
-        print(f"{search.task} / {search.label} / {search.name}: best {found.value:g}, "
-              f"shipped {search.chosen:g}")
+        print(
+            f"{search.task} / {search.label} / {search.name}: best {found.value:g}, shipped {search.chosen:g}"
+        )
         for value, score in found.scores.items():
             print(f"  {value:g}: {score:.2f} dB (recorded {search.recorded[value]:.2f})", flush=True)
 

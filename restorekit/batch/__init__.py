@@ -9,8 +9,19 @@
 Rerunning the same call resumes: items whose output and ``done`` manifest line exist are
 skipped, missing or failed ones are redone. One bad item never stops the batch.
 """
+
 from .runner import ENGINES, Summary, default_output, list_items, read_manifest, run
 from .task import Task, item_seed, load_prior, restore_item
 
-__all__ = ["ENGINES", "Summary", "Task", "default_output", "item_seed", "list_items", "load_prior",
-           "read_manifest", "restore_item", "run"]
+__all__ = [
+    "ENGINES",
+    "Summary",
+    "Task",
+    "default_output",
+    "item_seed",
+    "list_items",
+    "load_prior",
+    "read_manifest",
+    "restore_item",
+    "run",
+]

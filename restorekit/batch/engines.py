@@ -6,6 +6,7 @@ only its own item, which is retried up to :data:`~restorekit.batch.runner.RETRIE
 item that merely fails (bad file, NaN result) comes back as a ``failed`` result and is not
 retried.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,13 @@ from .runner import RETRIES, attempt
 def _died(item, task, attempts: int, error: str) -> dict:
     from .task import item_seed
 
-    return {"status": "failed", "error": f"worker died {attempts} times under this item ({error})",
-            "seed": item_seed(item.name, task.seed), "seconds": None, "attempts": attempts}
+    return {
+        "status": "failed",
+        "error": f"worker died {attempts} times under this item ({error})",
+        "seed": item_seed(item.name, task.seed),
+        "seconds": None,
+        "attempts": attempts,
+    }
 
 
 def _init_worker(threads: int) -> None:
@@ -44,8 +50,12 @@ def local(items, task, workers: int, record, *, address=None) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     pending, tries = deque(items), {}
     while pending:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(threads,)) as pool:
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(threads,),
+        ) as pool:
             inflight = {}
             while pending or inflight:
                 while pending and len(inflight) < workers:
@@ -96,11 +106,15 @@ def ray(items, task, workers: int, record, *, address=None) -> None:
         raise ValueError("engine='ray' needs Ray: pip install 'restorekit[distributed]'") from None
     started = not rayl.is_initialized()
     if started:
-        rayl.init(address=address, num_cpus=workers if address is None else None,
-                  include_dashboard=False, log_to_driver=False, configure_logging=False)
+        rayl.init(
+            address=address,
+            num_cpus=workers if address is None else None,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     gpus = 1 if str(task.device).startswith("cuda") else 0
-    actor = rayl.remote(num_cpus=1, num_gpus=gpus, max_restarts=RETRIES,
-                        max_task_retries=RETRIES)(_RayWorker)
+    actor = rayl.remote(num_cpus=1, num_gpus=gpus, max_restarts=RETRIES, max_task_retries=RETRIES)(_RayWorker)
     actors = [actor.remote(task) for _ in range(workers)]
     try:
         pending, idle, inflight = deque(items), list(actors), {}

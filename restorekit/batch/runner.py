@@ -6,6 +6,7 @@ fsynced). Outputs are written by the workers themselves through
 :func:`restorekit.io.write_image` (temporary file + rename), so with the Ray engine the input
 and output folders must be on a file system every node sees.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,23 +57,29 @@ def list_items(inputs) -> list[Path]:
     if isinstance(inputs, (list, tuple)):
         paths = [Path(p) for p in inputs]
     elif isinstance(inputs, (str, os.PathLike)) and Path(inputs).is_dir():
-        paths = sorted(p for p in Path(inputs).iterdir()
-                       if p.is_file() and p.suffix.lower() in READ_EXTENSIONS and not p.name.startswith("."))
+        paths = sorted(
+            p
+            for p in Path(inputs).iterdir()
+            if p.is_file() and p.suffix.lower() in READ_EXTENSIONS and not p.name.startswith(".")
+        )
     elif isinstance(inputs, (str, os.PathLike)) and Path(inputs).suffix.lower() in _LIST_SUFFIXES:
         if not Path(inputs).is_file():
             raise ValueError(f"inputs list {str(inputs)!r} does not exist")
         lines = [ln.strip() for ln in Path(inputs).read_text().splitlines()]
         paths = [Path(inputs).parent / ln for ln in lines if ln and not ln.startswith("#")]
     else:
-        raise ValueError(f"inputs must be a folder, a .txt/.lst list of paths or a list of paths, "
-                         f"got {inputs!r}")
+        raise ValueError(
+            f"inputs must be a folder, a .txt/.lst list of paths or a list of paths, got {inputs!r}"
+        )
     if not paths:
         raise ValueError(f"inputs {str(inputs)!r} holds no measured files")
     names = [p.name for p in paths]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"inputs must have distinct file names (they name outputs and seeds), "
-                         f"repeated: {', '.join(dupes[:5])}")
+        raise ValueError(
+            f"inputs must have distinct file names (they name outputs and seeds), "
+            f"repeated: {', '.join(dupes[:5])}"
+        )
     return paths
 
 
@@ -129,9 +136,11 @@ def _check_same_task(previous: dict, described: dict, manifest: Path) -> None:
             continue
         differ = [k for k in _TASK_FIELDS if record.get(k) != described[k]]
         if differ:
-            raise ValueError(f"output_dir already holds results of another task (manifest {str(manifest)!r}: "
-                             f"{', '.join(f'{k}={record.get(k)!r}' for k in differ)}); use a new output "
-                             "folder, or delete the manifest to redo everything")
+            raise ValueError(
+                f"output_dir already holds results of another task (manifest {str(manifest)!r}: "
+                f"{', '.join(f'{k}={record.get(k)!r}' for k in differ)}); use a new output "
+                "folder, or delete the manifest to redo everything"
+            )
 
 
 def attempt(task: Task, item: Item) -> dict:
@@ -141,8 +150,12 @@ def attempt(task: Task, item: Item) -> dict:
         result = restore_item(task, item.source, item.output, name=item.name, reference=item.reference)
         result["status"], result["error"] = "done", None
     except Exception as e:  # one bad item must not stop the batch: recorded as failed
-        result = {"status": "failed", "error": f"{type(e).__name__}: {e}",
-                  "seed": item_seed(item.name, task.seed), "seconds": round(time.perf_counter() - start, 4)}
+        result = {
+            "status": "failed",
+            "error": f"{type(e).__name__}: {e}",
+            "seed": item_seed(item.name, task.seed),
+            "seconds": round(time.perf_counter() - start, 4),
+        }
     result["worker"] = f"{os.getpid()}@{socket.gethostname()}"
     return result
 
@@ -162,14 +175,26 @@ def _items(inputs, output_dir: Path, task: Task, reference, out_ext) -> list[Ite
     outputs = [i.output for i in items]
     clash = sorted({o for o in outputs if outputs.count(o) > 1})
     if clash:
-        raise ValueError(f"inputs with the same stem would share an output: {', '.join(clash[:5])}; "
-                         "rename them or pass distinct folders")
+        raise ValueError(
+            f"inputs with the same stem would share an output: {', '.join(clash[:5])}; "
+            "rename them or pass distinct folders"
+        )
     return items
 
 
-def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int = 1,
-        address: str | None = None, reference=None, out_ext: str | None = None,
-        manifest=None, progress: bool | None = None) -> Summary:
+def run(
+    inputs,
+    output_dir,
+    task: Task,
+    *,
+    engine: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    reference=None,
+    out_ext: str | None = None,
+    manifest=None,
+    progress: bool | None = None,
+) -> Summary:
     """Restore every measured file of ``inputs`` into ``output_dir`` with ``task``.
 
     Parameters
@@ -213,11 +238,17 @@ def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int =
     try:
         json.dumps(described)
     except TypeError as e:
-        raise TypeError(f"task fields must be JSON values (file paths as str, numbers), for the "
-                        f"manifest: {e}") from None
+        raise TypeError(
+            f"task fields must be JSON values (file paths as str, numbers), for the manifest: {e}"
+        ) from None
     _check_same_task(previous, described, manifest)
-    finished = {i.name for i in items if previous.get(i.name, {}).get("status") == "done"
-                and Path(i.output).exists() and previous[i.name]["seed"] == item_seed(i.name, task.seed)}
+    finished = {
+        i.name
+        for i in items
+        if previous.get(i.name, {}).get("status") == "done"
+        and Path(i.output).exists()
+        and previous[i.name]["seed"] == item_seed(i.name, task.seed)
+    }
     todo = [i for i in items if i.name not in finished]
     for tmp in stale_temporaries(output_dir):
         tmp.unlink(missing_ok=True)
@@ -226,10 +257,16 @@ def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int =
     log, records, failures, start = _Manifest(manifest), [], [0], time.perf_counter()
 
     def record(item: Item, result: dict) -> None:
-        line = {"item": item.name, "input": item.source, "output": item.output, **result,
-                "engine": engine, **{k: described[k] for k in _TASK_FIELDS},
-                "reference": item.reference,
-                "finished": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+        line = {
+            "item": item.name,
+            "input": item.source,
+            "output": item.output,
+            **result,
+            "engine": engine,
+            **{k: described[k] for k in _TASK_FIELDS},
+            "reference": item.reference,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        }
         log.append(line)
         records.append(line)
         failures[0] += line["status"] == "failed"
@@ -244,5 +281,11 @@ def run(inputs, output_dir, task: Task, *, engine: str = "local", workers: int =
     finally:
         bar.close()
         log.close()
-    return Summary(done=len(records) - failures[0], skipped=len(finished), failed=failures[0], manifest=manifest,
-                   seconds=time.perf_counter() - start, records=records)
+    return Summary(
+        done=len(records) - failures[0],
+        skipped=len(finished),
+        failed=failures[0],
+        manifest=manifest,
+        seconds=time.perf_counter() - start,
+        records=records,
+    )

@@ -9,6 +9,7 @@ Ray actors unchanged; :func:`restore_item` is the whole per-item work:
    here: the solver raises FloatingPointError);
 4. with a reference image, measure PSNR/SSIM against it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,8 +81,16 @@ def load_prior(name: str, weight: float | None = None, device="cpu"):
     return _PRIORS[key]
 
 
-def restore_item(task: Task, source, output, *, name: str | None = None, reference=None,
-                 overwrite: bool = True, progress: bool = False) -> dict:
+def restore_item(
+    task: Task,
+    source,
+    output,
+    *,
+    name: str | None = None,
+    reference=None,
+    overwrite: bool = True,
+    progress: bool = False,
+) -> dict:
     """Restore the measured file ``source`` into ``output``; returns the manifest fields
     (seed, seconds, nfe, noise_sigma, notes, psnr/ssim with ``reference``). Errors propagate."""
     from .. import solve
@@ -96,23 +105,31 @@ def restore_item(task: Task, source, output, *, name: str | None = None, referen
     prior = load_prior(task.prior, task.weight, task.device)
     # 2. the solve, with the item's own generator
     gen = torch.Generator(device=m.y.device).manual_seed(seed)
-    result = solve(m.y, m.operator, prior, solver=task.solver, generator=gen, progress=progress,
-                   **task.params)
+    result = solve(
+        m.y, m.operator, prior, solver=task.solver, generator=gen, progress=progress, **task.params
+    )
     # 3. the output, written atomically: the input's bit depth, or for a sinogram or k-space
     #    (no input bit depth) the most precise the format holds
     bit_depth = task.bit_depth
     if bit_depth is None and m.info is None:
         bit_depth = max(WRITE_BIT_DEPTHS.get(Path(output).suffix.lower(), (8,)))
     write_image(output, result.x, like=m.info, bit_depth=bit_depth, overwrite=overwrite)
-    record = {"seed": seed, "seconds": round(time.perf_counter() - start, 4), "solve_seconds":
-              round(result.seconds, 4), "nfe": result.nfe, "noise_sigma": m.noise_sigma,
-              "noise_estimated": m.noise_estimated, "notes": list(m.notes)}
+    record = {
+        "seed": seed,
+        "seconds": round(time.perf_counter() - start, 4),
+        "solve_seconds": round(result.seconds, 4),
+        "nfe": result.nfe,
+        "noise_sigma": m.noise_sigma,
+        "noise_estimated": m.noise_estimated,
+        "notes": list(m.notes),
+    }
     # 4. quality against a reference, when there is one
     if reference is not None:
         ref, _ = read_image(reference)
         x = result.x.clamp(0, 1).cpu()
         if ref.shape != x.shape:
-            raise ValueError(f"reference {str(reference)!r} has shape {tuple(ref.shape)}, the result "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"reference {str(reference)!r} has shape {tuple(ref.shape)}, the result {tuple(x.shape)}"
+            )
         record.update(psnr=round(psnr(x, ref).item(), 4), ssim=round(ssim(x, ref).item(), 5))
     return record

@@ -1,5 +1,6 @@
 """The noise model and random draws shared by every operator builder; their argument checks
 come from :mod:`restorekit.checks` (imported here for the builders)."""
+
 from __future__ import annotations
 
 import torch
@@ -7,8 +8,16 @@ from deepinv.physics import GaussianNoise, PoissonGaussianNoise, PoissonNoise, Z
 
 from ..checks import as_device, check_dtype, check_generator, image_size, positive_int, real_number
 
-__all__ = ["as_device", "check_dtype", "check_generator", "draw", "image_size", "noise_model",
-           "positive_int", "real_number"]
+__all__ = [
+    "as_device",
+    "check_dtype",
+    "check_generator",
+    "draw",
+    "image_size",
+    "noise_model",
+    "positive_int",
+    "real_number",
+]
 
 
 def draw(fn, shape, generator, *, device, dtype, **kwargs) -> torch.Tensor:
@@ -34,9 +43,11 @@ def noise_model(noise_sigma, poisson, generator, device):
     sigma = real_number(noise_sigma, "noise_sigma", low=0.0, high=1.0)
     random = sigma > 0 or poisson is not None
     if random and generator is not None and generator.device.type != torch.device(device).type:
-        raise ValueError(f"generator is on {generator.device} but the operator is on {device}: the "
-                         "measurement noise is drawn on the operator's device, pass "
-                         f"torch.Generator(device={str(device)!r})")
+        raise ValueError(
+            f"generator is on {generator.device} but the operator is on {device}: the "
+            "measurement noise is drawn on the operator's device, pass "
+            f"torch.Generator(device={str(device)!r})"
+        )
     if poisson is not None:
         gain = real_number(poisson, "poisson", low=0.0, low_open=True)
         if sigma > 0:

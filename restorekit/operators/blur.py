@@ -1,4 +1,5 @@
 """Convolution (blur) operators: Gaussian, random motion, or a user kernel."""
+
 from __future__ import annotations
 
 import math
@@ -83,8 +84,9 @@ def gaussian_kernel(sigma: float = 2.0, size: int | None = None, *, dtype=torch.
     return gaussian_blur(psf_size=(size, size), sigma=(sigma, sigma), dtype=check_dtype(dtype))[0, 0]
 
 
-def motion_kernel(size: int = MOTION_SIZE, *, generator: torch.Generator | None = None,
-                  dtype=torch.float32) -> torch.Tensor:
+def motion_kernel(
+    size: int = MOTION_SIZE, *, generator: torch.Generator | None = None, dtype=torch.float32
+) -> torch.Tensor:
     """Random camera-shake kernel (size, size): a smooth random-walk trajectory, summing to 1.
 
     The camera moves along a path of length ≈ size with a unit velocity whose direction
@@ -129,14 +131,26 @@ def check_kernel(kernel, dtype=torch.float32) -> torch.Tensor:
         raise ValueError("kernel must be finite and non-negative")
     total = kernel.sum().item()
     if abs(total - 1.0) > 1e-2:
-        raise ValueError(f"kernel must sum to 1 (a blur keeps the mean intensity), got sum {total:.4g};"
-                         " pass kernel / kernel.sum()")
+        raise ValueError(
+            f"kernel must sum to 1 (a blur keeps the mean intensity), got sum {total:.4g};"
+            " pass kernel / kernel.sum()"
+        )
     return (kernel / total).to(check_dtype(dtype))
 
 
-def blur(kind="gaussian", *, sigma: float | None = None, size: int | None = None,
-         circular: bool = True, img_size=None, noise_sigma: float = 0.0, poisson: float | None = None,
-         generator: torch.Generator | None = None, device=None, dtype=torch.float32):
+def blur(
+    kind="gaussian",
+    *,
+    sigma: float | None = None,
+    size: int | None = None,
+    circular: bool = True,
+    img_size=None,
+    noise_sigma: float = 0.0,
+    poisson: float | None = None,
+    generator: torch.Generator | None = None,
+    device=None,
+    dtype=torch.float32,
+):
     r"""Blur operator y = k ∗ x + n.
 
     Parameters

@@ -1,4 +1,5 @@
 """Parallel-beam computed tomography: y = R x / ‖R‖ + n, sparse-view and limited-angle."""
+
 from __future__ import annotations
 
 import torch
@@ -26,11 +27,20 @@ class ParallelBeamCT(Tomography):
     """
 
     def __init__(self, angles: torch.Tensor, img_width: int, *, device, dtype, **kwargs):
-        super().__init__(angles=angles, img_width=img_width, circle=False, adjoint_via_backprop=True,
-                         fbp_interpolate_boundary=True, normalize=False, device=device, dtype=dtype,
-                         **kwargs)
-        norm = power_iteration(self, (1, img_width, img_width), max_iter=30, tol=1e-3,
-                               dtype=dtype, device=device)
+        super().__init__(
+            angles=angles,
+            img_width=img_width,
+            circle=False,
+            adjoint_via_backprop=True,
+            fbp_interpolate_boundary=True,
+            normalize=False,
+            device=device,
+            dtype=dtype,
+            **kwargs,
+        )
+        norm = power_iteration(
+            self, (1, img_width, img_width), max_iter=30, tol=1e-3, dtype=dtype, device=device
+        )
         # the attributes deepinv's Tomography uses for a normalised operator
         self.register_buffer("operator_norm", torch.tensor(norm, dtype=dtype, device=device))
         self.normalize = True
@@ -42,9 +52,17 @@ class ParallelBeamCT(Tomography):
         return self.fbp(y)
 
 
-def ct(*, img_size, views: int | None = None, angle_range: float = 180.0, noise_sigma: float = 0.0,
-       poisson: float | None = None, generator: torch.Generator | None = None, device=None,
-       dtype=torch.float32):
+def ct(
+    *,
+    img_size,
+    views: int | None = None,
+    angle_range: float = 180.0,
+    noise_sigma: float = 0.0,
+    poisson: float | None = None,
+    generator: torch.Generator | None = None,
+    device=None,
+    dtype=torch.float32,
+):
     r"""Parallel-beam CT operator y = R x / ‖R‖₂ + n on square (N, N) gray images.
 
     The sinogram has ``views`` projections at angles θ_k = k·angle_range/views degrees,
@@ -67,13 +85,20 @@ def ct(*, img_size, views: int | None = None, angle_range: float = 180.0, noise_
     views = h if views is None else positive_int(views, "views")
     angle_range = real_number(angle_range, "angle_range", low=0.0, high=180.0, low_open=True)
     angles = torch.arange(views, dtype=dtype, device=device) * (angle_range / views)
-    return ParallelBeamCT(angles, h, device=device, dtype=dtype,
-                          noise_model=noise_model(noise_sigma, poisson, generator, device))
+    return ParallelBeamCT(
+        angles,
+        h,
+        device=device,
+        dtype=dtype,
+        noise_model=noise_model(noise_sigma, poisson, generator, device),
+    )
 
 
 def fbp(operator, y: torch.Tensor) -> torch.Tensor:
     """Filtered back-projection of the sinogram ``y`` by the CT ``operator`` (from :func:`ct`)."""
     if not isinstance(operator, Tomography):
-        raise TypeError(f"operator must be a CT operator (deepinv Tomography, e.g. from ct()), "
-                        f"got {type(operator).__name__}")
+        raise TypeError(
+            f"operator must be a CT operator (deepinv Tomography, e.g. from ct()), "
+            f"got {type(operator).__name__}"
+        )
     return operator.fbp(y)

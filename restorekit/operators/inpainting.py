@@ -1,4 +1,5 @@
 """Inpainting: keep the pixels of a binary mask, y = m ⊙ x + m ⊙ n."""
+
 from __future__ import annotations
 
 import torch
@@ -39,10 +40,11 @@ def box_mask(img_size, box_size=None, *, generator=None, dtype=torch.float32) ->
     for side, box in ((h, bh), (w, bw)):
         margin = min(side // 8, (side - box) // 2)
         span = side - box - 2 * margin + 1
-        corner.append(margin + int(draw(torch.randint, (span, (1,)), generator, device="cpu",
-                                        dtype=torch.int64).item()))
+        corner.append(
+            margin + int(draw(torch.randint, (span, (1,)), generator, device="cpu", dtype=torch.int64).item())
+        )
     mask = torch.ones(h, w, dtype=dtype)
-    mask[corner[0]:corner[0] + bh, corner[1]:corner[1] + bw] = 0
+    mask[corner[0] : corner[0] + bh, corner[1] : corner[1] + bw] = 0
     return mask
 
 
@@ -53,20 +55,34 @@ def check_mask(mask, img_size, channels: int, dtype=torch.float32) -> torch.Tens
     h, w = image_size(img_size)
     ok_shapes = [(h, w), (1, h, w), (channels, h, w), (1, 1, h, w), (1, channels, h, w)]
     if tuple(mask.shape) not in ok_shapes:
-        raise ValueError(f"mask must have shape (H, W), (c, H, W) or (1, c, H, W) with H, W = {(h, w)} "
-                         f"and c in (1, {channels}), got {tuple(mask.shape)}")
+        raise ValueError(
+            f"mask must have shape (H, W), (c, H, W) or (1, c, H, W) with H, W = {(h, w)} "
+            f"and c in (1, {channels}), got {tuple(mask.shape)}"
+        )
     mask = mask.to(dtype)
     if not ((mask == 0) | (mask == 1)).all():
         raise ValueError("mask must be binary (0 = missing pixel, 1 = observed pixel)")
     if not mask.any() or mask.all():
-        raise ValueError(f"mask must keep some pixels and drop others, got all {int(mask.flatten()[0])}s "
-                         "(all zeros observe nothing; all ones is denoising: operators.denoising)")
+        raise ValueError(
+            f"mask must keep some pixels and drop others, got all {int(mask.flatten()[0])}s "
+            "(all zeros observe nothing; all ones is denoising: operators.denoising)"
+        )
     return mask.reshape(-1, h, w)
 
 
-def inpainting(mask="random", *, img_size, channels: int = 1, fraction: float = 0.5, box_size=None,
-               noise_sigma: float = 0.0, poisson: float | None = None,
-               generator: torch.Generator | None = None, device=None, dtype=torch.float32):
+def inpainting(
+    mask="random",
+    *,
+    img_size,
+    channels: int = 1,
+    fraction: float = 0.5,
+    box_size=None,
+    noise_sigma: float = 0.0,
+    poisson: float | None = None,
+    generator: torch.Generator | None = None,
+    device=None,
+    dtype=torch.float32,
+):
     r"""Inpainting operator y = m ⊙ (x + n) (deepinv :class:`~deepinv.physics.Inpainting`).
 
     Parameters
@@ -96,5 +112,9 @@ def inpainting(mask="random", *, img_size, channels: int = 1, fraction: float = 
         m = check_mask(mask, (h, w), channels, dtype)
     else:
         raise ValueError(f"mask must be one of {MASKS} or a binary tensor, got {mask!r}")
-    return Inpainting(img_size=(m.shape[0], h, w), mask=m.to(device),
-                      noise_model=noise_model(noise_sigma, poisson, generator, device), device=device)
+    return Inpainting(
+        img_size=(m.shape[0], h, w),
+        mask=m.to(device),
+        noise_model=noise_model(noise_sigma, poisson, generator, device),
+        device=device,
+    )

@@ -22,6 +22,7 @@ optimization", IEEE TIP 2010, eq. (21)).
 This module reads the gain g straight from the operator's deepinv noise model (``gain``),
 until ``operators/noise.py`` is the one reader of noise levels.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,11 @@ RATE_FLOOR = 1e-6
 
 def check_background(background) -> float:
     """``background`` as a float if it is a finite number ≥ 0, else a ValueError naming it."""
-    if isinstance(background, bool) or not isinstance(background, (int, float)) \
-            or not 0 <= background < math.inf:
+    if (
+        isinstance(background, bool)
+        or not isinstance(background, (int, float))
+        or not 0 <= background < math.inf
+    ):
         raise ValueError(f"background must be a finite number >= 0, got {background!r}")
     return float(background)
 
@@ -48,9 +52,11 @@ def poisson_gain(operator) -> float:
     model = getattr(operator, "noise_model", None)
     gain = getattr(model, "gain", None)
     if gain is None:
-        raise ValueError(f"the operator's noise model {type(model).__name__} is not Poisson; build "
-                         "the operator with poisson=<gain> (e.g. denoising(noise_sigma=0, "
-                         "poisson=0.1)) or pass gain= explicitly")
+        raise ValueError(
+            f"the operator's noise model {type(model).__name__} is not Poisson; build "
+            "the operator with poisson=<gain> (e.g. denoising(noise_sigma=0, "
+            "poisson=0.1)) or pass gain= explicitly"
+        )
     return float(torch.as_tensor(gain).max())
 
 
@@ -68,7 +74,7 @@ def inverse_anscombe(a: torch.Tensor, gain: float) -> torch.Tensor:
     """
     a = a.clamp_min(0.8)  # the expansion holds for a ≳ 1; below, the inverse is ≈ 0 anyway
     r = math.sqrt(1.5)
-    k = a ** 2 / 4 + r / 4 / a - 11 / 8 / a ** 2 + 5 * r / 8 / a ** 3 - 1 / 8
+    k = a**2 / 4 + r / 4 / a - 11 / 8 / a**2 + 5 * r / 8 / a**3 - 1 / 8
     return gain * k.clamp_min(0)
 
 
@@ -90,8 +96,12 @@ class PoissonLikelihood:
     """
 
     def __init__(self, gain: float, background: float | torch.Tensor = 0.0):
-        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain > 0 \
-                or not math.isfinite(gain):
+        if (
+            isinstance(gain, bool)
+            or not isinstance(gain, (int, float))
+            or not gain > 0
+            or not math.isfinite(gain)
+        ):
             raise ValueError(f"gain must be a positive number, got {gain!r}")
         if isinstance(background, torch.Tensor):
             if (background < 0).any() or not torch.isfinite(background).all():
@@ -167,8 +177,17 @@ class PoissonProx:
     inner iterations per outer step suffice. State lives on this object: make one per solve.
     """
 
-    def __init__(self, likelihood: PoissonLikelihood, operator, y: torch.Tensor, *,
-                 inner_iter: int = 5, beta: float = 1.0, cg_iter: int = 30, cg_tol: float = 1e-6):
+    def __init__(
+        self,
+        likelihood: PoissonLikelihood,
+        operator,
+        y: torch.Tensor,
+        *,
+        inner_iter: int = 5,
+        beta: float = 1.0,
+        cg_iter: int = 30,
+        cg_tol: float = 1e-6,
+    ):
         from deepinv.physics import Denoising
 
         self.likelihood, self.operator, self.y = likelihood, operator, y

@@ -1,4 +1,5 @@
 """The shared linear-algebra helpers: batched CG for (shift·I + gamma·AᴴA) x = b, and ‖A‖₂."""
+
 from __future__ import annotations
 
 import numbers
@@ -22,8 +23,10 @@ def _per_sample(value, name: str, b: torch.Tensor) -> float | torch.Tensor:
     """A non-negative float, or a (B,) tensor reshaped to broadcast over b's sample dims."""
     if isinstance(value, torch.Tensor):
         if value.ndim != 1 or value.shape[0] != b.shape[0]:
-            raise ValueError(f"{name} must be a float or a ({b.shape[0]},) tensor (one per sample), "
-                             f"got shape {tuple(value.shape)}")
+            raise ValueError(
+                f"{name} must be a float or a ({b.shape[0]},) tensor (one per sample), "
+                f"got shape {tuple(value.shape)}"
+            )
         if (value < 0).any() or not torch.isfinite(value).all():
             raise ValueError(f"{name} must be finite and non-negative")
         return value.to(b.device, b.real.dtype).view(-1, *([1] * (b.ndim - 1)))
@@ -32,8 +35,16 @@ def _per_sample(value, name: str, b: torch.Tensor) -> float | torch.Tensor:
     return real_number(value, name, low=0.0)
 
 
-def cg_solve(operator, b: torch.Tensor, *, gamma=1.0, shift=1.0, x0: torch.Tensor | None = None,
-             max_iter: int = 50, tol: float = 1e-6) -> torch.Tensor:
+def cg_solve(
+    operator,
+    b: torch.Tensor,
+    *,
+    gamma=1.0,
+    shift=1.0,
+    x0: torch.Tensor | None = None,
+    max_iter: int = 50,
+    tol: float = 1e-6,
+) -> torch.Tensor:
     r"""Solve (shift·I + gamma·AᴴA) x = b for every sample of the batch by conjugate gradients.
 
     This is the data-consistency step of PnP-HQS/ADMM, DDS and the other solvers: with
@@ -74,8 +85,10 @@ def cg_solve(operator, b: torch.Tensor, *, gamma=1.0, shift=1.0, x0: torch.Tenso
     max_iter = positive_int(max_iter, "max_iter")
     tol = real_number(tol, "tol", low=0.0, low_open=True)
     if x0 is not None and (not isinstance(x0, torch.Tensor) or x0.shape != b.shape):
-        raise ValueError(f"x0 must be a tensor shaped like b {tuple(b.shape)}, got "
-                         f"{tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}")
+        raise ValueError(
+            f"x0 must be a tensor shaped like b {tuple(b.shape)}, got "
+            f"{tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__}"
+        )
 
     def normal(x):
         return s * x + g * operator.A_adjoint_A(x)
@@ -86,8 +99,9 @@ def cg_solve(operator, b: torch.Tensor, *, gamma=1.0, shift=1.0, x0: torch.Tenso
     return conjugate_gradient(normal, b, max_iter=max_iter, tol=tol, eps=eps, parallel_dim=0, init=x0)
 
 
-def operator_norm(operator, x_shape, *, max_iter: int = 200, tol: float = 1e-7,
-                  dtype=torch.float32, device=None) -> float:
+def operator_norm(
+    operator, x_shape, *, max_iter: int = 200, tol: float = 1e-7, dtype=torch.float32, device=None
+) -> float:
     r"""‖A‖₂, the largest singular value of A on images of shape ``x_shape``, by power iteration.
 
     Iterates v ← AᴴA v / ‖AᴴA v‖ from a fixed pseudo-random start (a local generator seeded
@@ -112,13 +126,15 @@ def operator_norm(operator, x_shape, *, max_iter: int = 200, tol: float = 1e-7,
     key = (shape, dtype, torch.device(device))
     cache = _NORMS.setdefault(operator, {})
     if key not in cache:
-        cache[key] = power_iteration(operator, shape, max_iter=positive_int(max_iter, "max_iter"),
-                                     tol=tol, dtype=dtype, device=device)
+        cache[key] = power_iteration(
+            operator, shape, max_iter=positive_int(max_iter, "max_iter"), tol=tol, dtype=dtype, device=device
+        )
     return cache[key]
 
 
-def power_iteration(operator, shape, *, max_iter: int = 200, tol: float = 1e-7,
-                    dtype=torch.float32, device="cpu") -> float:
+def power_iteration(
+    operator, shape, *, max_iter: int = 200, tol: float = 1e-7, dtype=torch.float32, device="cpu"
+) -> float:
     """‖A‖₂ on one image of ``shape`` (C, H, W), uncached (see :func:`operator_norm`)."""
     v = torch.randn((1,) + tuple(shape), generator=torch.Generator().manual_seed(0), dtype=dtype)
     v = v.to(device) / v.norm()

@@ -1,4 +1,5 @@
 """Cartesian accelerated MRI (single or multi-coil) on real images."""
+
 from __future__ import annotations
 
 import math
@@ -78,8 +79,14 @@ def _mirror(t: torch.Tensor) -> torch.Tensor:
     return t[..., rows[:, None], cols[None, :]]
 
 
-def cartesian_mask(img_size, acceleration: float = 4.0, center_fraction: float = 0.08, *,
-                   generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
+def cartesian_mask(
+    img_size,
+    acceleration: float = 4.0,
+    center_fraction: float = 0.08,
+    *,
+    generator: torch.Generator | None = None,
+    dtype=torch.float32,
+) -> torch.Tensor:
     """(H, W) Cartesian mask of sampled k-space columns (phase encodes), centred spectrum.
 
     The ⌈center_fraction·W⌉ central columns are all kept; the other columns are drawn at
@@ -93,15 +100,17 @@ def cartesian_mask(img_size, acceleration: float = 4.0, center_fraction: float =
     n_keep = max(1, round(w / acceleration))
     n_center = min(w, math.ceil(center_fraction * w))
     if n_center > n_keep:
-        raise ValueError(f"center_fraction must be at most 1/acceleration so that the centre fits in "
-                         f"the {n_keep} sampled columns, got center_fraction={center_fraction:g} with "
-                         f"acceleration={acceleration:g}")
+        raise ValueError(
+            f"center_fraction must be at most 1/acceleration so that the centre fits in "
+            f"the {n_keep} sampled columns, got center_fraction={center_fraction:g} with "
+            f"acceleration={acceleration:g}"
+        )
     keep = torch.zeros(w, dtype=torch.bool)
     start = w // 2 - n_center // 2
-    keep[start:start + n_center] = True
+    keep[start : start + n_center] = True
     others = torch.nonzero(~keep).flatten()
     order = draw(torch.randperm, (len(others),), generator, device="cpu", dtype=torch.int64)
-    keep[others[order[:n_keep - n_center]]] = True
+    keep[others[order[: n_keep - n_center]]] = True
     return keep.to(dtype).expand(h, w).clone()
 
 
@@ -131,8 +140,17 @@ def coil_maps(img_size, coils: int, *, dtype=torch.float32) -> torch.Tensor:
     return maps.to(torch.complex128 if check_dtype(dtype) == torch.float64 else torch.complex64)
 
 
-def mri(*, img_size, acceleration: float = 4.0, center_fraction: float = 0.08, coils: int = 1,
-        noise_sigma: float = 0.0, generator: torch.Generator | None = None, device=None, dtype=torch.float32):
+def mri(
+    *,
+    img_size,
+    acceleration: float = 4.0,
+    center_fraction: float = 0.08,
+    coils: int = 1,
+    noise_sigma: float = 0.0,
+    generator: torch.Generator | None = None,
+    device=None,
+    dtype=torch.float32,
+):
     r"""Accelerated Cartesian MRI on real gray images: y_c = M F (S_c x) + M n_c.
 
     F is the orthonormal centred 2D DFT, M the column mask of :func:`cartesian_mask`, S_c the
@@ -154,11 +172,13 @@ def mri(*, img_size, acceleration: float = 4.0, center_fraction: float = 0.08, c
     check_generator(generator)
     device, dtype = as_device(device), check_dtype(dtype)
     coils = positive_int(coils, "coils")
-    mask = cartesian_mask(img_size, acceleration, center_fraction, generator=generator,
-                          dtype=dtype).to(device)
+    mask = cartesian_mask(img_size, acceleration, center_fraction, generator=generator, dtype=dtype).to(
+        device
+    )
     if coils == 1:
         physics = MRI(mask=mask, device=device)
     else:
-        physics = MultiCoilMRI(mask=mask, coil_maps=coil_maps(img_size, coils, dtype=dtype).to(device),
-                               device=device)
+        physics = MultiCoilMRI(
+            mask=mask, coil_maps=coil_maps(img_size, coils, dtype=dtype).to(device), device=device
+        )
     return RealMRI(physics, noise_model(noise_sigma, None, generator, device), device)

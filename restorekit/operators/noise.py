@@ -18,6 +18,7 @@ pixels and the batch, √mean(var): the σ of the Gaussian noise with the same e
 which is what a quadratic data term ½‖Ax − y‖² weighs. Other noise models raise a ValueError
 naming the model (pass the solver's noise-dependent parameters by hand for them).
 """
+
 from __future__ import annotations
 
 import torch
@@ -46,9 +47,11 @@ def noise_variance(operator, y: torch.Tensor) -> torch.Tensor:
         normalised = bool(torch.as_tensor(getattr(model, "normalize", True)))
         counts = y.real.clamp_min(0)
         return _scalar(model.gain) * counts if normalised else counts
-    raise ValueError(f"noise model {type(model).__name__} of operator {type(operator).__name__} "
-                     "is not one restorekit can read (Gaussian, Poisson, Poisson-Gaussian or "
-                     "none); set the solver's noise-dependent parameters by hand")
+    raise ValueError(
+        f"noise model {type(model).__name__} of operator {type(operator).__name__} "
+        "is not one restorekit can read (Gaussian, Poisson, Poisson-Gaussian or "
+        "none); set the solver's noise-dependent parameters by hand"
+    )
 
 
 def noise_level(operator, y: torch.Tensor) -> float:

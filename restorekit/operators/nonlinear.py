@@ -17,6 +17,7 @@ direction (oversampling ≥ 2 makes the problem generically unique up to trivial
 shifts within the padded grid, the 180° rotation and, for real x, the conjugate), F the
 orthonormal 2-D DFT.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,16 @@ class PhaseRetrieval(Physics):
 
     linear = False
 
-    def __init__(self, img_size, *, channels: int = 1, oversampling: float = 2.0,
-                 noise_sigma: float = 0.0, generator: torch.Generator | None = None, device=None):
+    def __init__(
+        self,
+        img_size,
+        *,
+        channels: int = 1,
+        oversampling: float = 2.0,
+        noise_sigma: float = 0.0,
+        generator: torch.Generator | None = None,
+        device=None,
+    ):
         check_generator(generator)
         device = as_device(device)
         h, w = image_size(img_size)
@@ -60,8 +69,10 @@ class PhaseRetrieval(Physics):
         return torch.fft.fft2(self.pad(x), norm="ortho").abs()
 
     def A_adjoint(self, y, **kwargs):
-        raise TypeError(f"{type(self).__name__} is non-linear: it has no adjoint (solvers that need "
-                        "Aᴴ or A† refuse it; use dps, which needs a differentiable A only)")
+        raise TypeError(
+            f"{type(self).__name__} is non-linear: it has no adjoint (solvers that need "
+            "Aᴴ or A† refuse it; use dps, which needs a differentiable A only)"
+        )
 
     A_dagger = A_adjoint
 
@@ -83,15 +94,23 @@ class SpatiallyVaryingBlur(LinearPhysics):
     Boundary: zero padding (so the adjoint is the exact transpose).
     """
 
-    def __init__(self, kernels: torch.Tensor, weights: torch.Tensor, *, noise_sigma: float = 0.0,
-                 generator: torch.Generator | None = None, device=None):
+    def __init__(
+        self,
+        kernels: torch.Tensor,
+        weights: torch.Tensor,
+        *,
+        noise_sigma: float = 0.0,
+        generator: torch.Generator | None = None,
+        device=None,
+    ):
         check_generator(generator)
         device = as_device(device)
         if kernels.ndim != 3 or kernels.shape[-1] != kernels.shape[-2] or kernels.shape[-1] % 2 == 0:
             raise ValueError(f"kernels must be shaped (K, k, k) with k odd, got {tuple(kernels.shape)}")
         if weights.ndim != 3 or weights.shape[0] != kernels.shape[0]:
-            raise ValueError(f"weights must be shaped (K, H, W) with K = {kernels.shape[0]}, got "
-                             f"{tuple(weights.shape)}")
+            raise ValueError(
+                f"weights must be shaped (K, H, W) with K = {kernels.shape[0]}, got {tuple(weights.shape)}"
+            )
         if (kernels < 0).any() or (weights < 0).any():
             raise ValueError("kernels and weights must be non-negative")
         super().__init__(noise_model=noise_model(noise_sigma, None, generator, device))
@@ -126,13 +145,20 @@ def linear_ramp_weights(k: int, img_size) -> torch.Tensor:
 def support_projection(z: torch.Tensor, img_shape) -> torch.Tensor:
     """Zero outside the image support (top-left ``img_shape``) of a padded image."""
     mask = torch.zeros(z.shape[-2:], dtype=torch.bool, device=z.device)
-    mask[:img_shape[-2], :img_shape[-1]] = True
+    mask[: img_shape[-2], : img_shape[-1]] = True
     return z * mask
 
 
-def fienup(y: torch.Tensor, operator: PhaseRetrieval, *, iters: int = 500, beta: float = 0.9,
-           er_every: int = 0, generator: torch.Generator | None = None,
-           x_init: torch.Tensor | None = None) -> torch.Tensor:
+def fienup(
+    y: torch.Tensor,
+    operator: PhaseRetrieval,
+    *,
+    iters: int = 500,
+    beta: float = 0.9,
+    er_every: int = 0,
+    generator: torch.Generator | None = None,
+    x_init: torch.Tensor | None = None,
+) -> torch.Tensor:
     r"""Error reduction (``beta = 0``) or hybrid input–output (Fienup 1982, eqs. (9)–(11),
     (36)): with g' = F⁻¹[y·F g/|F g|] (impose the measured magnitudes) and the object-domain
     constraint set S = {support = the image rectangle, g ≥ 0},
@@ -146,8 +172,7 @@ def fienup(y: torch.Tensor, operator: PhaseRetrieval, *, iters: int = 500, beta:
     """
     c, h, w = operator.img_shape
     if x_init is None:
-        g = operator.pad(torch.rand((y.shape[0], c, h, w), generator=generator, dtype=y.dtype)
-                         .to(y.device))
+        g = operator.pad(torch.rand((y.shape[0], c, h, w), generator=generator, dtype=y.dtype).to(y.device))
     else:
         g = operator.pad(x_init)
     inside = support_projection(torch.ones_like(g), operator.img_shape).bool()
@@ -174,8 +199,9 @@ def register_solutions(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         c = torch.nn.functional.pad(cand, pad)
         corr = torch.fft.ifft2(r * torch.fft.fft2(c).conj()).real.sum(1)  # (B, 2H, 2W)
         score, idx = corr.flatten(1).max(1)
-        moved = torch.stack([torch.roll(c[b], (int(i) // (2 * w), int(i) % (2 * w)), (-2, -1))
-                             for b, i in enumerate(idx)])[..., :h, :w]
+        moved = torch.stack(
+            [torch.roll(c[b], (int(i) // (2 * w), int(i) % (2 * w)), (-2, -1)) for b, i in enumerate(idx)]
+        )[..., :h, :w]
         if best is None:
             best, best_score = moved, score
         else:

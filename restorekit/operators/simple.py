@@ -1,4 +1,5 @@
 """Super-resolution (filtered decimation) and denoising (identity) operators."""
+
 from __future__ import annotations
 
 import torch
@@ -11,9 +12,18 @@ FACTORS = (2, 4)
 FILTERS = ("bicubic", "gaussian")
 
 
-def super_resolution(factor: int = 4, *, img_size, channels: int = 1, filter: str = "bicubic",
-                     noise_sigma: float = 0.0, poisson: float | None = None,
-                     generator: torch.Generator | None = None, device=None, dtype=torch.float32):
+def super_resolution(
+    factor: int = 4,
+    *,
+    img_size,
+    channels: int = 1,
+    filter: str = "bicubic",
+    noise_sigma: float = 0.0,
+    poisson: float | None = None,
+    generator: torch.Generator | None = None,
+    device=None,
+    dtype=torch.float32,
+):
     r"""Super-resolution operator y = S(h ∗ x) + n (deepinv :class:`~deepinv.physics.Downsampling`).
 
     ``h`` is the antialiasing filter, ``"bicubic"`` (Keys' cubic kernel scaled by ``factor``)
@@ -43,12 +53,23 @@ def super_resolution(factor: int = 4, *, img_size, channels: int = 1, filter: st
     else:
         raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
     noise = noise_model(noise_sigma, poisson, generator, device)
-    return Downsampling(img_size=(channels, h, w), filter=kernel.to(device, dtype), factor=factor,
-                        padding="circular", noise_model=noise, device=device)
+    return Downsampling(
+        img_size=(channels, h, w),
+        filter=kernel.to(device, dtype),
+        factor=factor,
+        padding="circular",
+        noise_model=noise,
+        device=device,
+    )
 
 
-def denoising(*, noise_sigma: float = 0.1, poisson: float | None = None,
-              generator: torch.Generator | None = None, device=None):
+def denoising(
+    *,
+    noise_sigma: float = 0.1,
+    poisson: float | None = None,
+    generator: torch.Generator | None = None,
+    device=None,
+):
     """Denoising operator y = x + n (deepinv :class:`~deepinv.physics.Denoising`), by default
     Gaussian noise of std 0.1."""
     check_generator(generator)

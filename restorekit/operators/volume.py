@@ -9,6 +9,7 @@ index d of the third axis. :func:`volume_ct` is parallel-beam CT of a volume (sp
 limited-angle, the 2D :func:`~restorekit.operators.ct` on every axial slice); :class:`Blur3D`
 a separable Gaussian blur along z, y, x with zero boundary (self-adjoint).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,10 @@ def check_volume(x, name: str = "x") -> None:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor (e.g. float32), got {x.dtype}")
     if x.ndim != 5:
-        raise ValueError(f"{name} must be a volume shaped (B, C, D, H, W), got shape {tuple(x.shape)}"
-                         " (add the depth axis, e.g. x[:, :, None] for one slice)")
+        raise ValueError(
+            f"{name} must be a volume shaped (B, C, D, H, W), got shape {tuple(x.shape)}"
+            " (add the depth axis, e.g. x[:, :, None] for one slice)"
+        )
 
 
 def to_slices(x: torch.Tensor) -> torch.Tensor:
@@ -49,7 +52,7 @@ def map_slices(fn, x: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
     check_volume(x)
     s = to_slices(x)
     n = s.shape[0] if chunk is None else chunk
-    return from_slices(torch.cat([fn(s[i:i + n]) for i in range(0, s.shape[0], n)]), x.shape[2])
+    return from_slices(torch.cat([fn(s[i : i + n]) for i in range(0, s.shape[0], n)]), x.shape[2])
 
 
 class SliceWise(LinearPhysics):
@@ -85,15 +88,30 @@ class SliceWise(LinearPhysics):
         return map_slices(self.slice_operator.A_dagger, y, self.chunk)
 
 
-def volume_ct(*, img_size, views: int | None = None, angle_range: float = 180.0,
-              noise_sigma: float = 0.0, generator: torch.Generator | None = None,
-              chunk: int | None = None, device=None, dtype=torch.float32) -> SliceWise:
+def volume_ct(
+    *,
+    img_size,
+    views: int | None = None,
+    angle_range: float = 180.0,
+    noise_sigma: float = 0.0,
+    generator: torch.Generator | None = None,
+    chunk: int | None = None,
+    device=None,
+    dtype=torch.float32,
+) -> SliceWise:
     """Parallel-beam CT of a volume: the 2D :func:`~restorekit.operators.ct` (unit norm,
     ``views`` angles over ``angle_range`` degrees: sparse-view when few, limited-angle below
     180) on every axial slice of (B, 1, D, N, N) volumes; sinograms are (B, 1, D, views,
     detectors). ``A_dagger`` is the slice-wise filtered back-projection."""
-    op = ct(img_size=img_size, views=views, angle_range=angle_range, noise_sigma=noise_sigma,
-            generator=generator, device=device, dtype=dtype)
+    op = ct(
+        img_size=img_size,
+        views=views,
+        angle_range=angle_range,
+        noise_sigma=noise_sigma,
+        generator=generator,
+        device=device,
+        dtype=dtype,
+    )
     return SliceWise(op, chunk=chunk)
 
 
@@ -101,7 +119,7 @@ def gaussian_kernel_1d(sigma: float, *, dtype=torch.float32, device=None) -> tor
     """Normalised 1-D Gaussian of std ``sigma`` pixels on ±⌈3σ⌉ (a single 1 when sigma is 0)."""
     r = math.ceil(3 * sigma)
     t = torch.arange(-r, r + 1, dtype=torch.float64)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2)) if sigma > 0 else torch.ones(1, dtype=torch.float64)
+    k = torch.exp(-(t**2) / (2 * sigma**2)) if sigma > 0 else torch.ones(1, dtype=torch.float64)
     return (k / k.sum()).to(device=device, dtype=dtype)
 
 
@@ -111,11 +129,20 @@ class Blur3D(LinearPhysics):
 
     volumes = True
 
-    def __init__(self, sigma: tuple[float, float, float], *, noise_sigma: float = 0.0,
-                 generator: torch.Generator | None = None, device=None, dtype=torch.float32):
+    def __init__(
+        self,
+        sigma: tuple[float, float, float],
+        *,
+        noise_sigma: float = 0.0,
+        generator: torch.Generator | None = None,
+        device=None,
+        dtype=torch.float32,
+    ):
         check_generator(generator)
         if not (isinstance(sigma, (tuple, list)) and len(sigma) == 3):
-            raise TypeError(f"sigma must be a triple (sigma_z, sigma_y, sigma_x) of stds in pixels, got {sigma!r}")
+            raise TypeError(
+                f"sigma must be a triple (sigma_z, sigma_y, sigma_x) of stds in pixels, got {sigma!r}"
+            )
         sig = [real_number(s, "sigma", low=0.0) for s in sigma]
         device = torch.device("cpu" if device is None else device)
         super().__init__(noise_model=noise_model(noise_sigma, None, generator, device))
@@ -138,7 +165,8 @@ class Blur3D(LinearPhysics):
         return self.A(y)
 
 
-def blur3d(sigma=(1.0, 1.0, 1.0), *, noise_sigma: float = 0.0, generator=None, device=None,
-           dtype=torch.float32) -> Blur3D:
+def blur3d(
+    sigma=(1.0, 1.0, 1.0), *, noise_sigma: float = 0.0, generator=None, device=None, dtype=torch.float32
+) -> Blur3D:
     """A 3D Gaussian blur operator (see :class:`Blur3D`) with measurement noise std ``noise_sigma``."""
     return Blur3D(tuple(sigma), noise_sigma=noise_sigma, generator=generator, device=device, dtype=dtype)

@@ -1,4 +1,5 @@
 """Priors: every prior is a Denoiser; see :mod:`.base` for the capability protocols."""
+
 from .base import Denoiser, Diffusion, Energy, Prediction, Proximal, require
 from .channels import PerChannel
 from .composite import CompositePrior, composite
@@ -11,6 +12,26 @@ from .registry import available, load
 from .tv import TV
 from .tv3d import TV3D
 
-__all__ = ["Denoiser", "Diffusion", "Energy", "Prediction", "Proximal", "require", "DenoiserPrior",
-           "DiffusionPrior", "GaussianPrior", "APG", "CFG", "CFGpp", "LPN", "TV", "available", "load",
-           "PerChannel", "TV3D", "CompositePrior", "composite", "Decorrelated"]
+__all__ = [
+    "Denoiser",
+    "Diffusion",
+    "Energy",
+    "Prediction",
+    "Proximal",
+    "require",
+    "DenoiserPrior",
+    "DiffusionPrior",
+    "GaussianPrior",
+    "APG",
+    "CFG",
+    "CFGpp",
+    "LPN",
+    "TV",
+    "available",
+    "load",
+    "PerChannel",
+    "TV3D",
+    "CompositePrior",
+    "composite",
+    "Decorrelated",
+]

@@ -28,6 +28,7 @@ Conventions: images ``x`` are (B, C, H, W) in [0, 1]; ``sigma`` is a noise stand
 in those units, a float or a (B,) tensor. Diffusion priors work on u = 2x − 1 internally and
 expose exactly one conversion pair, ``to_model`` / ``to_image``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -137,9 +138,13 @@ def reset(prior) -> None:
 def require(prior, capability: type, solver: str) -> None:
     """Raise a TypeError unless ``prior`` has ``capability`` (one of the protocols above)."""
     if not isinstance(prior, capability):
-        have = [c.__name__ for c in (Denoiser, Proximal, Energy, Diffusion, GradientSparse)
-                if isinstance(prior, c)]
+        have = [
+            c.__name__
+            for c in (Denoiser, Proximal, Energy, Diffusion, GradientSparse)
+            if isinstance(prior, c)
+        ]
         example = {GradientSparse: " (total variation, restorekit.priors.TV)"}.get(capability, "")
         raise TypeError(
             f"solver {solver!r} needs a prior with the {capability.__name__} capability{example}, "
-            f"but {type(prior).__name__} has only: {', '.join(have) or 'none'}")
+            f"but {type(prior).__name__} has only: {', '.join(have) or 'none'}"
+        )

@@ -13,6 +13,7 @@ which is free for non-commercial use only; restorekit therefore never depends on
 it with ``pip install 'restorekit[peers]'``. Everything here imports it lazily and raises an
 ImportError naming the extra when it is missing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,10 @@ import contextlib
 import numpy as np
 import torch
 
-EXTRA_HINT = ("BM3D needs the optional package 'bm3d' (free for non-commercial use only, "
-              "Tampere University): pip install 'restorekit[peers]'")
+EXTRA_HINT = (
+    "BM3D needs the optional package 'bm3d' (free for non-commercial use only, "
+    "Tampere University): pip install 'restorekit[peers]'"
+)
 
 
 def import_bm3d():
@@ -51,9 +54,14 @@ def _numpy_trapz():
 def _per_sample(x: torch.Tensor, sigma, fn) -> torch.Tensor:
     """Apply ``fn(image (H, W, C) float64, σ)`` to every sample of x (B, C, H, W)."""
     s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1).expand(x.shape[0])
-    out = [torch.from_numpy(np.ascontiguousarray(
-        fn(xi.detach().cpu().double().permute(1, 2, 0).numpy(), float(si))).reshape(*xi.shape[1:], -1))
-        .permute(2, 0, 1) for xi, si in zip(x, s)]
+    out = [
+        torch.from_numpy(
+            np.ascontiguousarray(fn(xi.detach().cpu().double().permute(1, 2, 0).numpy(), float(si))).reshape(
+                *xi.shape[1:], -1
+            )
+        ).permute(2, 0, 1)
+        for xi, si in zip(x, s)
+    ]
     return torch.stack(out).to(device=x.device, dtype=x.dtype)
 
 

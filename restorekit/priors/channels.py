@@ -5,6 +5,7 @@ and list the choices: convert the image to luminance, use a colour prior, or wra
 in :class:`PerChannel`, which restores each channel as an independent gray image (no coupling
 between channels, so colour edges may misalign).
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -82,9 +83,16 @@ class PerChannel:
     def __new__(cls, prior):
         from .base import Denoiser, Diffusion, Energy, Proximal
 
-        parts = tuple(mixin for cap, mixin in ((Denoiser, _Denoise), (Proximal, _Prox),
-                                               (Energy, _Value), (Diffusion, _Diffusion))
-                      if isinstance(prior, cap))
+        parts = tuple(
+            mixin
+            for cap, mixin in (
+                (Denoiser, _Denoise),
+                (Proximal, _Prox),
+                (Energy, _Value),
+                (Diffusion, _Diffusion),
+            )
+            if isinstance(prior, cap)
+        )
         if parts not in cls._classes:
             cls._classes[parts] = type(cls.__name__, (cls, *parts), {})
         return super().__new__(cls._classes[parts])
@@ -93,8 +101,7 @@ class PerChannel:
         from ..validate import prior_channels
 
         if prior_channels(prior) not in (1, None):
-            raise ValueError(f"PerChannel wraps a gray prior, got one with {prior_channels(prior)} "
-                             "channels")
+            raise ValueError(f"PerChannel wraps a gray prior, got one with {prior_channels(prior)} channels")
         self.prior = prior
         self.name = f"per-channel {getattr(prior, 'name', type(prior).__name__)}"
 

@@ -14,6 +14,7 @@ patches is strongest) and the diffusion network ``high`` above, so every diffusi
 (DDS, DPS, RED-Diff, MCG, DDRM, DiffPIR) uses both. A composite of two exact MMSE denoisers of
 the same distribution is the exact diffusion model of that distribution.
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,8 +37,10 @@ class CompositePrior:
 
     def __init__(self, high, low, switch_sigma: float):
         if not isinstance(high, Diffusion):
-            raise TypeError(f"high must be a Diffusion prior (alphas_cumprod, predict, to_model, "
-                            f"to_image, reset), got {type(high).__name__}")
+            raise TypeError(
+                f"high must be a Diffusion prior (alphas_cumprod, predict, to_model, "
+                f"to_image, reset), got {type(high).__name__}"
+            )
         if not isinstance(low, Denoiser):
             raise TypeError(f"low must be a Denoiser (denoise(x, sigma)), got {type(low).__name__}")
         if not isinstance(switch_sigma, (int, float)) or not switch_sigma > 0:
@@ -87,8 +90,9 @@ class CompositePrior:
             return low
         high = self.high.predict(u_t, t, cond)
         m = use_low.to(u_t.device).reshape(-1, *([1] * (u_t.ndim - 1)))
-        return Prediction(**{f: torch.where(m, getattr(low, f), getattr(high, f))
-                             for f in ("x0", "eps", "eps_renoise")})
+        return Prediction(
+            **{f: torch.where(m, getattr(low, f), getattr(high, f)) for f in ("x0", "eps", "eps_renoise")}
+        )
 
     def denoise(self, x: torch.Tensor, sigma, cond=None) -> torch.Tensor:
         """D(x, σ) from ``low`` for σ ≤ switch_sigma, from ``high`` above (per sample)."""

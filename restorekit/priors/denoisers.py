@@ -1,4 +1,5 @@
 """Any denoising network as a prior: ``DenoiserPrior(net)`` with ``net(x, sigma)``."""
+
 from __future__ import annotations
 
 import torch
@@ -44,8 +45,10 @@ class DenoiserPrior:
         run_dtype = x.dtype
         if ref is not None:
             if ref.device != x.device:
-                raise ValueError(f"denoiser {self.name!r} is on {ref.device} but x is on {x.device}; "
-                                 "move the network with .to()")
+                raise ValueError(
+                    f"denoiser {self.name!r} is on {ref.device} but x is on {x.device}; "
+                    "move the network with .to()"
+                )
             run_dtype = ref.dtype
         if isinstance(sigma, torch.Tensor):
             sigma = sigma.to(device=x.device, dtype=run_dtype)
@@ -59,9 +62,11 @@ class DenoiserPrior:
 
 #: Orthonormal opponent colour transform (rows: luminance, red–blue, green–magenta); BM3D's
 #: colour path uses the same directions (Dabov et al., ICIP 2007).
-OPPONENT = ((1 / 3 ** 0.5, 1 / 3 ** 0.5, 1 / 3 ** 0.5),
-            (1 / 2 ** 0.5, 0.0, -1 / 2 ** 0.5),
-            (1 / 6 ** 0.5, -2 / 6 ** 0.5, 1 / 6 ** 0.5))
+OPPONENT = (
+    (1 / 3**0.5, 1 / 3**0.5, 1 / 3**0.5),
+    (1 / 2**0.5, 0.0, -1 / 2**0.5),
+    (1 / 6**0.5, -2 / 6**0.5, 1 / 6**0.5),
+)
 
 
 class Decorrelated:

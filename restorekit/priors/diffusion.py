@@ -9,6 +9,7 @@ with our training script: labels 0 … K − 2 are the ``num_classes = K − 1``
 last index ``null_class = K − 1`` is the "no class" label used for unconditional predictions
 (classifier-free guidance trains it by label dropout). ``cond=None`` means the null class.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,9 @@ class DiffusionPrior(torch.nn.Module):
     The prior does not count network evaluations; solvers do (``Result.nfe``).
     """
 
-    def __init__(self, unet: torch.nn.Module, scheduler_or_alphas_cumprod, *,
-                 prediction_type: str | None = None):
+    def __init__(
+        self, unet: torch.nn.Module, scheduler_or_alphas_cumprod, *, prediction_type: str | None = None
+    ):
         super().__init__()
         if isinstance(scheduler_or_alphas_cumprod, torch.Tensor):
             alphas_cumprod = scheduler_or_alphas_cumprod
@@ -52,12 +54,16 @@ class DiffusionPrior(torch.nn.Module):
             alphas_cumprod = scheduler_or_alphas_cumprod.alphas_cumprod
             default_type = scheduler_or_alphas_cumprod.config.prediction_type
         else:
-            raise TypeError("scheduler_or_alphas_cumprod must be a diffusers scheduler or a tensor "
-                            f"of ā_t, got {type(scheduler_or_alphas_cumprod).__name__}")
+            raise TypeError(
+                "scheduler_or_alphas_cumprod must be a diffusers scheduler or a tensor "
+                f"of ā_t, got {type(scheduler_or_alphas_cumprod).__name__}"
+            )
         alphas_cumprod = torch.as_tensor(alphas_cumprod).detach().to("cpu", torch.float64)
         if alphas_cumprod.ndim != 1 or not ((alphas_cumprod > 0) & (alphas_cumprod < 1)).all():
-            raise ValueError("alphas_cumprod must be a 1-D tensor with values in (0, 1), got shape "
-                             f"{tuple(alphas_cumprod.shape)}")
+            raise ValueError(
+                "alphas_cumprod must be a 1-D tensor with values in (0, 1), got shape "
+                f"{tuple(alphas_cumprod.shape)}"
+            )
         prediction_type = prediction_type or default_type
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
@@ -75,9 +81,16 @@ class DiffusionPrior(torch.nn.Module):
         return self.alphas_cumprod.numel()
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str, subfolder: str | None = None, *, device=None,
-                        dtype: torch.dtype | None = None, prediction_type: str | None = None,
-                        **hub_kwargs) -> DiffusionPrior:
+    def from_pretrained(
+        cls,
+        path_or_id: str,
+        subfolder: str | None = None,
+        *,
+        device=None,
+        dtype: torch.dtype | None = None,
+        prediction_type: str | None = None,
+        **hub_kwargs,
+    ) -> DiffusionPrior:
         """Load with diffusers' own ``from_pretrained``, from a local directory or a hub id.
 
         Layouts: a saved pipeline (``unet/`` and ``scheduler/`` subfolders, as written by
@@ -89,17 +102,27 @@ class DiffusionPrior(torch.nn.Module):
         """
 
         if not isinstance(path_or_id, (str, os.PathLike)):
-            raise TypeError(f"path_or_id must be a directory or a hub id string, got {type(path_or_id).__name__}")
+            raise TypeError(
+                f"path_or_id must be a directory or a hub id string, got {type(path_or_id).__name__}"
+            )
         path_or_id = os.fspath(path_or_id)
         if (os.path.isabs(path_or_id) or path_or_id.startswith(".")) and not os.path.isdir(path_or_id):
             raise ValueError(f"path_or_id {path_or_id!r} is not a directory")
         try:
-            return cls._from_pretrained(path_or_id, subfolder, device=device, dtype=dtype,
-                                        prediction_type=prediction_type, **hub_kwargs)
+            return cls._from_pretrained(
+                path_or_id,
+                subfolder,
+                device=device,
+                dtype=dtype,
+                prediction_type=prediction_type,
+                **hub_kwargs,
+            )
         except (OSError, ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"path_or_id {path_or_id!r}: not a loadable diffusers UNet + scheduler "
-                             f"(corrupt or incomplete checkpoint?): {first}") from None
+            raise ValueError(
+                f"path_or_id {path_or_id!r}: not a loadable diffusers UNet + scheduler "
+                f"(corrupt or incomplete checkpoint?): {first}"
+            ) from None
 
     @classmethod
     def _from_pretrained(cls, path_or_id, subfolder, *, device, dtype, prediction_type, **hub_kwargs):
@@ -111,8 +134,11 @@ class DiffusionPrior(torch.nn.Module):
             subfolder = "unet"
         # the dtype is given to diffusers (it knows which modules must stay float32); without
         # accelerate, low_cpu_mem_usage=False is what diffusers falls back to anyway
-        unet_kwargs = {"low_cpu_mem_usage": False, **({"torch_dtype": dtype} if dtype is not None else {}),
-                       **hub_kwargs}
+        unet_kwargs = {
+            "low_cpu_mem_usage": False,
+            **({"torch_dtype": dtype} if dtype is not None else {}),
+            **hub_kwargs,
+        }
         try:
             unet = UNet2DModel.from_pretrained(path_or_id, subfolder=subfolder, **unet_kwargs)
         except OSError:
@@ -146,15 +172,16 @@ class DiffusionPrior(torch.nn.Module):
         """``cond`` (None, an int or a (B,) tensor of class indices) → LongTensor (B,) or None."""
         if self.num_classes is None:
             if cond is not None:
-                raise ValueError("cond must be None for an unconditional diffusion prior, got "
-                                 f"{cond!r}")
+                raise ValueError(f"cond must be None for an unconditional diffusion prior, got {cond!r}")
             return None
         if cond is None:
             cond = self.null_class
         labels = torch.as_tensor(cond, device=device).long().reshape(-1).expand(batch)
         if ((labels < 0) | (labels > self.null_class)).any():
-            raise ValueError(f"class labels must be in [0, {self.null_class}] (the last index is "
-                             f"the null class), got {labels.tolist()}")
+            raise ValueError(
+                f"class labels must be in [0, {self.null_class}] (the last index is "
+                f"the null class), got {labels.tolist()}"
+            )
         return labels
 
     def model_eps(self, u_t: torch.Tensor, t, class_labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -204,19 +231,32 @@ def tweedie_denoise(prior, x: torch.Tensor, sigma, cond=None) -> torch.Tensor:
     return schedule.to_image(prior.predict(u_t, t, cond).x0)
 
 
-def conv_unet(channels: int = 1, widths: tuple[int, ...] = (32, 64), *, layers_per_block: int = 1,
-              num_class_embeds: int | None = None, sample_size: int = 64) -> torch.nn.Module:
+def conv_unet(
+    channels: int = 1,
+    widths: tuple[int, ...] = (32, 64),
+    *,
+    layers_per_block: int = 1,
+    num_class_embeds: int | None = None,
+    sample_size: int = 64,
+) -> torch.nn.Module:
     """A fully convolutional diffusers ``UNet2DModel`` (no attention anywhere, DownBlock2D /
     UpBlock2D), the architecture of the house priors; randomly initialised from torch's global
     generator (seed it in the calling script for a reproducible network)."""
     from diffusers import UNet2DModel
 
     n = len(widths)
-    return UNet2DModel(sample_size=sample_size, in_channels=channels, out_channels=channels,
-                       block_out_channels=tuple(widths), down_block_types=("DownBlock2D",) * n,
-                       up_block_types=("UpBlock2D",) * n, layers_per_block=layers_per_block,
-                       norm_num_groups=min(8, widths[0]), add_attention=False,
-                       num_class_embeds=num_class_embeds)
+    return UNet2DModel(
+        sample_size=sample_size,
+        in_channels=channels,
+        out_channels=channels,
+        block_out_channels=tuple(widths),
+        down_block_types=("DownBlock2D",) * n,
+        up_block_types=("UpBlock2D",) * n,
+        layers_per_block=layers_per_block,
+        norm_num_groups=min(8, widths[0]),
+        add_attention=False,
+        num_class_embeds=num_class_embeds,
+    )
 
 
 def _as_t(t, like: torch.Tensor):

@@ -29,6 +29,7 @@
 Both take (B, 1, H, W) tensors in [0, 1] and a noise level sigma (float or (B,) tensor) in
 the same units; colour images are denoised channel by channel.
 """
+
 from __future__ import annotations
 
 import torch
@@ -73,9 +74,12 @@ class DnCNN(nn.Module):
         self.clip_input = bool(clip_input)
         self.convs = nn.ModuleList(
             [nn.Conv2d(in_channels, features, 3, padding=1, padding_mode="circular", bias=False)]
-            + [nn.Conv2d(features, features, 3, padding=1, padding_mode="circular", bias=False)
-               for _ in range(depth - 2)]
-            + [nn.Conv2d(features, in_channels, 3, padding=1, padding_mode="circular", bias=False)])
+            + [
+                nn.Conv2d(features, features, 3, padding=1, padding_mode="circular", bias=False)
+                for _ in range(depth - 2)
+            ]
+            + [nn.Conv2d(features, in_channels, 3, padding=1, padding_mode="circular", bias=False)]
+        )
         self.norms = nn.ModuleList([nn.BatchNorm2d(features, eps=1e-5) for _ in range(depth - 2)])
         self.eval()
 
@@ -110,8 +114,9 @@ class BiasFreeDenoiser(nn.Module):
             raise ValueError(f"depth must be >= 2, got {depth}")
         self.depth, self.features = depth, features
         chans = [2] + [features] * (depth - 1) + [1]
-        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1, bias=False)
-                                   for a, b in zip(chans[:-1], chans[1:]))
+        self.convs = nn.ModuleList(
+            nn.Conv2d(a, b, 3, padding=1, bias=False) for a, b in zip(chans[:-1], chans[1:])
+        )
 
     def _forward1(self, x: torch.Tensor, sigma) -> torch.Tensor:
         h = torch.cat([x, _sigma_map(x, sigma)], 1)
@@ -139,7 +144,9 @@ class MultiLevelDnCNN(nn.Module):
     def __init__(self, nets, sigmas):
         super().__init__()
         if len(nets) != len(sigmas) or not nets:
-            raise ValueError(f"nets and sigmas must be non-empty and of equal length, got {len(nets)} and {len(sigmas)}")
+            raise ValueError(
+                f"nets and sigmas must be non-empty and of equal length, got {len(nets)} and {len(sigmas)}"
+            )
         if any(s <= 0 for s in sigmas):
             raise ValueError(f"sigmas must be positive, got {list(sigmas)}")
         self.nets = nn.ModuleList(nets)

@@ -12,6 +12,7 @@ power per frequency). It is the test oracle of the diffusion samplers:
 - Posterior for y = A x + σ_y n with A diagonal in the same basis (circular blur, denoising):
   mean m + F⁻¹[S/(|H|²S + σ_y²)·F(Aᴴ(y − A m))], variance S·σ_y²/(|H|²S + σ_y²) per frequency.
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,24 +53,36 @@ class GaussianPrior:
         if len(shape) == 2:
             shape = (1, *shape)
         if len(shape) != 3:
-            raise ValueError(f"mean {tuple(mean.shape)} and spectrum {tuple(spectrum.shape)} must "
-                             "broadcast to (C, H, W)")
+            raise ValueError(
+                f"mean {tuple(mean.shape)} and spectrum {tuple(spectrum.shape)} must broadcast to (C, H, W)"
+            )
         self.shape = tuple(shape)
         self.mean = mean.expand(shape).clone()
         self.spectrum = spectrum.expand(shape).clone()
-        self.alphas_cumprod = (linear_alphas_cumprod() if alphas_cumprod is None
-                               else torch.as_tensor(alphas_cumprod).to("cpu", torch.float64))
+        self.alphas_cumprod = (
+            linear_alphas_cumprod()
+            if alphas_cumprod is None
+            else torch.as_tensor(alphas_cumprod).to("cpu", torch.float64)
+        )
 
     @classmethod
-    def power_law(cls, size: int | tuple[int, int], channels: int = 1, *, mean: float = 0.5,
-                  variance: float = 0.02, corner: float = 0.1, exponent: float = 3.0,
-                  alphas_cumprod: torch.Tensor | None = None) -> GaussianPrior:
+    def power_law(
+        cls,
+        size: int | tuple[int, int],
+        channels: int = 1,
+        *,
+        mean: float = 0.5,
+        variance: float = 0.02,
+        corner: float = 0.1,
+        exponent: float = 3.0,
+        alphas_cumprod: torch.Tensor | None = None,
+    ) -> GaussianPrior:
         """A smooth natural-image-like oracle: S(k) ∝ (1 + |k|²/corner²)^(−exponent/2) (k in
         cycles per pixel), scaled so that the pixel variance is ``variance``."""
         h, w = (size, size) if isinstance(size, int) else size
         fy = torch.fft.fftfreq(h, dtype=torch.float64)
         fx = torch.fft.fftfreq(w, dtype=torch.float64)
-        S = (1 + (fy[:, None] ** 2 + fx[None, :] ** 2) / corner ** 2) ** (-exponent / 2)
+        S = (1 + (fy[:, None] ** 2 + fx[None, :] ** 2) / corner**2) ** (-exponent / 2)
         S = S * (h * w) * variance / S.sum()
         return cls(mean, S.expand(channels, h, w), alphas_cumprod=alphas_cumprod)
 
@@ -89,8 +102,10 @@ class GaussianPrior:
     # ----- helpers ------------------------------------------------------------------------
     def _check(self, x: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != self.shape:
-            raise ValueError(f"x must be shaped (B, {', '.join(map(str, self.shape))}) for this "
-                             f"GaussianPrior, got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must be shaped (B, {', '.join(map(str, self.shape))}) for this "
+                f"GaussianPrior, got {tuple(x.shape)}"
+            )
 
     def _like(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return v.to(device=x.device, dtype=x.dtype)
@@ -136,11 +151,21 @@ class GaussianPrior:
         eps = eps_from_x0(u_t, x0, abar_at(self.alphas_cumprod, t, u_t))
         return Prediction(x0=x0, eps=eps, eps_renoise=eps)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, *,
-               dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        *,
+        dtype: torch.dtype = torch.float64,
+        device=None,
+    ) -> torch.Tensor:
         """n independent draws m + F⁻¹[sqrt(S)·F w], w ~ N(0, I), shaped (n, C, H, W)."""
-        w = torch.randn((n, *self.shape), generator=generator, dtype=torch.float64,
-                        device=device if device is not None else "cpu")
+        w = torch.randn(
+            (n, *self.shape),
+            generator=generator,
+            dtype=torch.float64,
+            device=device if device is not None else "cpu",
+        )
         x = self.mean.to(w.device) + self.filter(w, self.spectrum.to(w.device).sqrt())
         return x.to(dtype)
 
@@ -154,11 +179,11 @@ class GaussianPrior:
         transfer = self._transfer(operator, like)
         sigma = _gaussian_sigma(operator, y)
         S, m = self._like(self.spectrum, like), self._like(self.mean, like)
-        denom = transfer * S + sigma ** 2
+        denom = transfer * S + sigma**2
         gain = torch.where(denom > 0, S / denom.clamp_min(1e-300), 0.0)
         residual = operator.A_adjoint(y - operator.A(m.expand_as(like)))
         mean = m + self.filter(residual, gain)
-        variance = torch.where(denom > 0, S * sigma ** 2 / denom.clamp_min(1e-300), S)
+        variance = torch.where(denom > 0, S * sigma**2 / denom.clamp_min(1e-300), S)
         return mean, variance
 
     def posterior_dense(self, y: torch.Tensor, operator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,13 +204,12 @@ class GaussianPrior:
         A = operator.A(basis.to(like.dtype)).reshape(n, -1).T.double()  # (m, n)
         Sig = self.covariance().to(y.device)
         m = self.mean.to(y.device).reshape(-1)
-        noise = sigma ** 2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+        noise = sigma**2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
         gain = Sig @ A.T @ torch.linalg.pinv(A @ Sig @ A.T + noise, hermitian=True)
         residual = y.reshape(y.shape[0], -1).double() - (A @ m)[None]
         mean = m[None] + residual @ gain.T
         cov = Sig - gain @ A @ Sig
-        return (mean.reshape(like.shape).to(like.dtype),
-                cov.diagonal().reshape(self.shape).to(like.dtype))
+        return (mean.reshape(like.shape).to(like.dtype), cov.diagonal().reshape(self.shape).to(like.dtype))
 
     def _transfer(self, operator, like: torch.Tensor) -> torch.Tensor:
         """|H(k)|² of AᴴA per channel, from its impulse response; checks Fourier-diagonality."""
@@ -198,15 +222,19 @@ class GaussianPrior:
         err = (direct - self.filter(z, transfer)).norm() / direct.norm().clamp_min(1e-30)
         tol = 1e4 * torch.finfo(like.dtype).eps
         if err > tol or (transfer.imag.abs() > tol * transfer.real.abs().max()).any():
-            raise ValueError(f"operator {type(operator).__name__} is not diagonal in the Fourier "
-                             f"basis (relative error {err:.2g}); GaussianPrior.posterior needs a "
-                             "circular blur or denoising")
+            raise ValueError(
+                f"operator {type(operator).__name__} is not diagonal in the Fourier "
+                f"basis (relative error {err:.2g}); GaussianPrior.posterior needs a "
+                "circular blur or denoising"
+            )
         return transfer.real
 
 
 def _gaussian_sigma(operator, y: torch.Tensor) -> float:
     """σ_y of an operator with Gaussian (or no) noise; a ValueError for any other noise."""
     if not is_gaussian(operator):
-        raise ValueError(f"the exact posterior needs Gaussian noise, but the operator's noise model "
-                         f"is {type(operator.noise_model).__name__}")
+        raise ValueError(
+            f"the exact posterior needs Gaussian noise, but the operator's noise model "
+            f"is {type(operator.noise_model).__name__}"
+        )
     return noise_level(operator, y)

@@ -24,6 +24,7 @@ Each wrapper's ``predict`` returns a :class:`~restorekit.priors.base.Prediction`
   scales in diffusion models", Alg. 1): guidance in x0 space with the update split into the
   parts parallel and orthogonal to D_c, norm clipping and a (negative) momentum.
 """
+
 from __future__ import annotations
 
 import torch
@@ -42,11 +43,15 @@ class _Guided:
 
     def __init__(self, prior, cond):
         if not isinstance(prior, ClassConditional):
-            raise TypeError(f"{type(self).__name__} wraps a class-conditional DiffusionPrior (with "
-                            f"model_eps and null_class), got {type(prior).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} wraps a class-conditional DiffusionPrior (with "
+                f"model_eps and null_class), got {type(prior).__name__}"
+            )
         if getattr(prior, "num_classes", None) is None:
-            raise ValueError(f"{type(self).__name__} needs a class-conditional prior, but "
-                             f"{type(prior).__name__} is unconditional (num_classes is None)")
+            raise ValueError(
+                f"{type(self).__name__} needs a class-conditional prior, but "
+                f"{type(prior).__name__} is unconditional (num_classes is None)"
+            )
         self.prior = prior
         self.cond = self._check_cond(cond)
 
@@ -71,16 +76,20 @@ class _Guided:
         """``cond``: an int class label, or a 1-D LongTensor of labels (one per batch item)."""
         k, null = self.prior.num_classes, self.prior.null_class
         if isinstance(cond, bool) or not isinstance(cond, (int, torch.Tensor)):
-            raise TypeError(f"cond must be an int class label or a LongTensor of labels, got "
-                            f"{type(cond).__name__}")
+            raise TypeError(
+                f"cond must be an int class label or a LongTensor of labels, got {type(cond).__name__}"
+            )
         labels = torch.as_tensor(cond)
         if labels.dtype != torch.long or labels.ndim > 1:
-            raise TypeError(f"cond must be an int or a 1-D LongTensor, got dtype {labels.dtype} "
-                            f"with shape {tuple(labels.shape)}")
+            raise TypeError(
+                f"cond must be an int or a 1-D LongTensor, got dtype {labels.dtype} "
+                f"with shape {tuple(labels.shape)}"
+            )
         bad = [int(c) for c in labels.flatten() if not 0 <= int(c) < k or int(c) == null]
         if bad:
-            raise ValueError(f"cond must be class labels in [0, {k}) other than the null class "
-                             f"{null}, got {bad}")
+            raise ValueError(
+                f"cond must be class labels in [0, {k}) other than the null class {null}, got {bad}"
+            )
         return labels
 
     def _labels(self, cond, batch: int, device) -> torch.Tensor:
@@ -120,8 +129,9 @@ class _Guided:
         raise NotImplementedError
 
     def __repr__(self):
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
-                           if k != "prior" and not k.startswith("_"))
+        params = ", ".join(
+            f"{k}={v!r}" for k, v in vars(self).items() if k != "prior" and not k.startswith("_")
+        )
         return f"{type(self).__name__}({type(self.prior).__name__}, {params})"
 
 
@@ -210,16 +220,23 @@ class APG(_Guided):
     momentum : β ∈ (−1, 1); 0 disables the running average.
     """
 
-    def __init__(self, prior, cond, scale: float, *, eta: float = 0.0,
-                 norm_threshold: float | None = 15.0, momentum: float = -0.5):
+    def __init__(
+        self,
+        prior,
+        cond,
+        scale: float,
+        *,
+        eta: float = 0.0,
+        norm_threshold: float | None = 15.0,
+        momentum: float = -0.5,
+    ):
         super().__init__(prior, cond)
         self.scale = real_number(scale, "scale", low=0.0)
         self.eta = real_number(eta, "eta", low=0.0, high=1.0)
         if norm_threshold is not None:  # None: no clipping
             norm_threshold = real_number(norm_threshold, "norm_threshold", low=0.0, low_open=True)
         self.norm_threshold = norm_threshold
-        self.momentum = real_number(momentum, "momentum", low=-1.0, high=1.0, low_open=True,
-                                    high_open=True)
+        self.momentum = real_number(momentum, "momentum", low=-1.0, high=1.0, low_open=True, high_open=True)
         self._average = None
 
     def reset(self) -> None:
@@ -236,7 +253,8 @@ class APG(_Guided):
                 if self._average.shape != delta.shape:
                     raise ValueError(
                         f"APG momentum holds a {tuple(self._average.shape)} average but this step "
-                        f"is {tuple(delta.shape)}: call reset() before a new sampling run")
+                        f"is {tuple(delta.shape)}: call reset() before a new sampling run"
+                    )
                 delta = delta + self.momentum * self._average
             self._average = delta.detach()
         # 2. clip the norm to r

@@ -16,6 +16,7 @@ and y* = argmin_y ψ_θ(y) − ⟨x, y⟩ is a convex problem (the convex conjug
 The prox holds at the single scale the network was trained at: ``prox(x, gamma)`` accepts only
 gamma = 1 (scaling R by gamma ≠ 1 would need a different network).
 """
+
 from __future__ import annotations
 
 import copy
@@ -101,8 +102,15 @@ class LPN(nn.Module):
     #: The one prox weight the network is the prox at (see :func:`~restorekit.priors.base.fixed_prox_weight`).
     prox_gamma = 1.0
 
-    def __init__(self, channels: int = 1, hidden: int = 32, layers: int = 5, beta: float = 100.0,
-                 alpha: float = 1e-6, sigma: float = 0.1):
+    def __init__(
+        self,
+        channels: int = 1,
+        hidden: int = 32,
+        layers: int = 5,
+        beta: float = 100.0,
+        alpha: float = 1e-6,
+        sigma: float = 0.1,
+    ):
         super().__init__()
         if layers < 2:
             raise ValueError(f"layers must be >= 2, got {layers}")
@@ -110,8 +118,14 @@ class LPN(nn.Module):
             raise ValueError(f"channels and hidden must be >= 1, got {channels} and {hidden}")
         if beta <= 0 or alpha < 0:
             raise ValueError(f"beta must be > 0 and alpha >= 0, got beta={beta}, alpha={alpha}")
-        self.config = dict(channels=channels, hidden=hidden, layers=layers, beta=float(beta),
-                           alpha=float(alpha), sigma=float(sigma))
+        self.config = dict(
+            channels=channels,
+            hidden=hidden,
+            layers=layers,
+            beta=float(beta),
+            alpha=float(alpha),
+            sigma=float(sigma),
+        )
         self.beta, self.alpha, self.sigma = float(beta), float(alpha), float(sigma)
         conv = dict(kernel_size=3, padding=1, padding_mode="reflect")
         self.H = nn.ModuleList([nn.Conv2d(channels, hidden, bias=True, **conv) for _ in range(layers)])
@@ -167,7 +181,8 @@ class LPN(nn.Module):
             raise ValueError(
                 f"gamma must be 1 for an LPN (it is the prox of R at its trained scale, "
                 f"sigma={self.sigma}); got gamma={gamma}. The PnP solvers keep it at 1 by "
-                "default (pnp-admm: leave rho unset or 1).")
+                "default (pnp-admm: leave rho unset or 1)."
+            )
         return self(x)
 
     def denoise(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:
@@ -184,8 +199,10 @@ class LPN(nn.Module):
             return self(x)
         s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
         if (s < self.sigma * (1 - 1e-6)).any():
-            raise ValueError(f"this LPN was trained at sigma={self.sigma} and can denoise only at "
-                             f"sigma >= {self.sigma} (by rescaling); got sigma={s.tolist()}")
+            raise ValueError(
+                f"this LPN was trained at sigma={self.sigma} and can denoise only at "
+                f"sigma >= {self.sigma} (by rescaling); got sigma={s.tolist()}"
+            )
         k = (self.sigma / s).reshape(-1, *([1] * (x.ndim - 1)))
         return 0.5 + (self(0.5 + k * (x - 0.5)) - 0.5) / k
 
@@ -193,8 +210,9 @@ class LPN(nn.Module):
         """R(x) per sample (up to a constant); see :meth:`value_with_info`."""
         return self.value_with_info(x).value
 
-    def value_with_info(self, x: torch.Tensor, *, init: torch.Tensor | None = None,
-                        max_iter: int = 300, tol: float = 1e-4) -> ValueResult:
+    def value_with_info(
+        self, x: torch.Tensor, *, init: torch.Tensor | None = None, max_iter: int = 300, tol: float = 1e-4
+    ) -> ValueResult:
         """R(x) = ⟨x, y*⟩ − ψ(y*) − ½‖x‖² with y* = argmin_y ψ(y) − ⟨x, y⟩.
 
         The convex inner problem is solved in float64 (in float32 the line search stalls once
@@ -207,17 +225,32 @@ class LPN(nn.Module):
         if max_iter < 1 or tol <= 0:
             raise ValueError(f"max_iter must be >= 1 and tol > 0, got {max_iter} and {tol}")
         if self.a.dtype != torch.float64:
-            out = copy.deepcopy(self).double().value_with_info(
-                x.double(), init=None if init is None else init.double(), max_iter=max_iter, tol=tol)
-            return ValueResult(value=out.value.to(x.dtype), y=out.y.to(x.dtype),
-                               residual=out.residual.to(x.dtype), iterations=out.iterations,
-                               converged=out.converged)
+            out = (
+                copy.deepcopy(self)
+                .double()
+                .value_with_info(
+                    x.double(), init=None if init is None else init.double(), max_iter=max_iter, tol=tol
+                )
+            )
+            return ValueResult(
+                value=out.value.to(x.dtype),
+                y=out.y.to(x.dtype),
+                residual=out.residual.to(x.dtype),
+                iterations=out.iterations,
+                converged=out.converged,
+            )
         x = x.detach()
         x_norm = x.flatten(1).norm(dim=1).clamp_min(1e-12)
         y = (x if init is None else init).detach().clone().requires_grad_(True)
-        opt = torch.optim.LBFGS([y], lr=1, max_iter=max_iter, history_size=20,
-                                tolerance_grad=0.0, tolerance_change=0.0,
-                                line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(
+            [y],
+            lr=1,
+            max_iter=max_iter,
+            history_size=20,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            line_search_fn="strong_wolfe",
+        )
         iterations = 0
 
         def residual() -> torch.Tensor:
@@ -241,10 +274,8 @@ class LPN(nn.Module):
         y_star = y.detach()
         with torch.no_grad():
             r = residual()
-            value = ((x * y_star).flatten(1).sum(1) - self.potential(y_star)
-                     - 0.5 * x.flatten(1).pow(2).sum(1))
-        return ValueResult(value=value, y=y_star, residual=r, iterations=iterations,
-                           converged=r <= tol)
+            value = (x * y_star).flatten(1).sum(1) - self.potential(y_star) - 0.5 * x.flatten(1).pow(2).sum(1)
+        return ValueResult(value=value, y=y_star, residual=r, iterations=iterations, converged=r <= tol)
 
     # ---------------------------------------------------------------- saving and loading
     def save_pretrained(self, directory: str | Path) -> None:
@@ -254,8 +285,9 @@ class LPN(nn.Module):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         (d / CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n")
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
-                  str(d / WEIGHTS_NAME))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(d / WEIGHTS_NAME)
+        )
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device=None) -> LPN:

@@ -19,6 +19,7 @@ shipped prior, named after the directory. ``prior.json`` has at least ``{"kind":
 
 Weights are read with safetensors only (no pickles); nothing is fetched from the network.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,12 @@ def _state(path: Path, device) -> dict:
 def _dncnn(directory: Path, meta: dict, device) -> torch.nn.Module:
     nets = []
     for level in meta["levels"]:
-        net = DnCNN(depth=meta["depth"], features=meta["features"], in_channels=meta["in_channels"],
-                    clip_input=meta.get("clip_input", False))
+        net = DnCNN(
+            depth=meta["depth"],
+            features=meta["features"],
+            in_channels=meta["in_channels"],
+            clip_input=meta.get("clip_input", False),
+        )
         net.load_state_dict(_state(directory / level["file"], device))
         nets.append(net)
     if len(nets) == 1:
@@ -120,8 +125,10 @@ def _intact(name: str):
         yield
     except (OSError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"prior {name!r} in {WEIGHTS / name}: corrupt or incomplete checkpoint "
-                         f"({type(e).__name__}: {first}); reinstall restorekit") from None
+        raise ValueError(
+            f"prior {name!r} in {WEIGHTS / name}: corrupt or incomplete checkpoint "
+            f"({type(e).__name__}: {first}); reinstall restorekit"
+        ) from None
 
 
 def load_network(name: str, device=None) -> torch.nn.Module:
@@ -135,8 +142,10 @@ def load_network(name: str, device=None) -> torch.nn.Module:
 def _load_network(name: str, directory: Path, device) -> torch.nn.Module:
     meta = _meta(directory)
     if meta["kind"] not in _NETWORKS:
-        raise ValueError(f"prior {name!r} is of kind {meta['kind']!r}, not a plain denoiser network "
-                         f"({', '.join(_NETWORKS)}); use load({name!r})")
+        raise ValueError(
+            f"prior {name!r} is of kind {meta['kind']!r}, not a plain denoiser network "
+            f"({', '.join(_NETWORKS)}); use load({name!r})"
+        )
     net = _NETWORKS[meta["kind"]](directory, meta, device)
     return net.to(device if device is not None else "cpu").eval().requires_grad_(False)
 
@@ -175,7 +184,10 @@ def _load(name: str, directory: Path, device):
     if kind == "composite":
         from .composite import composite
 
-        return composite(high=load(meta["high"], device), low=load(meta["low"], device),
-                         switch_sigma=meta["switch_sigma"])
-    raise ValueError(f"prior {name!r} has unknown kind {kind!r} in {directory / 'prior.json'}; "
-                     f"expected one of dncnn, denoiser, diffusion, lpn, decorrelated, composite")
+        return composite(
+            high=load(meta["high"], device), low=load(meta["low"], device), switch_sigma=meta["switch_sigma"]
+        )
+    raise ValueError(
+        f"prior {name!r} has unknown kind {kind!r} in {directory / 'prior.json'}; "
+        f"expected one of dncnn, denoiser, diffusion, lpn, decorrelated, composite"
+    )

@@ -22,6 +22,7 @@ s_t = sqrt(1 − ā_t), and a noisy sample is u_t = a_t·u0 + s_t·ε with ε ~ 
 This module is the only place where the factor 2 between image and model units appears
 (``to_model``, ``to_image``, ``image_sigma``/``model_sigma`` and ``model_residual``).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,9 @@ import math
 import torch
 
 
-def linear_alphas_cumprod(num_train: int = 1000, beta_start: float = 1e-4,
-                          beta_end: float = 0.02) -> torch.Tensor:
+def linear_alphas_cumprod(
+    num_train: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> torch.Tensor:
     """ā_t = Π_{k≤t}(1 − β_k) for the linear β schedule of DDPM (Ho et al. 2020), float64."""
     betas = torch.linspace(beta_start, beta_end, num_train, dtype=torch.float64)
     return torch.cumprod(1.0 - betas, dim=0)
@@ -136,8 +138,14 @@ def timesteps(num_train: int, steps: int, kind: str = "leading") -> list[int]:
     raise ValueError(f"kind must be 'leading' or 'uniform', got {kind!r}")
 
 
-def ddpm_step(u_t: torch.Tensor, x0: torch.Tensor, abar_t, abar_prev, noise: torch.Tensor,
-              eps_shift: torch.Tensor | None = None):
+def ddpm_step(
+    u_t: torch.Tensor,
+    x0: torch.Tensor,
+    abar_t,
+    abar_prev,
+    noise: torch.Tensor,
+    eps_shift: torch.Tensor | None = None,
+):
     """One ancestral step from the posterior q(u_prev | u_t, û0) (Ho et al. 2020, eq. 6–7),
     written for any pair of levels (strided schedules): with α = ā_t/ā_prev, β = 1 − α,
 
@@ -153,8 +161,9 @@ def ddpm_step(u_t: torch.Tensor, x0: torch.Tensor, abar_t, abar_prev, noise: tor
     """
     alpha = abar_t / abar_prev
     beta = 1 - alpha
-    mean = (_sqrt(abar_prev) * beta / (1 - abar_t)) * x0 \
-        + (_sqrt(alpha) * (1 - abar_prev) / (1 - abar_t)) * u_t
+    mean = (_sqrt(abar_prev) * beta / (1 - abar_t)) * x0 + (
+        _sqrt(alpha) * (1 - abar_prev) / (1 - abar_t)
+    ) * u_t
     var = (1 - abar_prev) / (1 - abar_t) * beta
     if eps_shift is not None:
         mean = mean + _sqrt(alpha) * (1 - abar_prev) / _sqrt(1 - abar_t) * eps_shift
@@ -165,7 +174,7 @@ def ddim_step(x0: torch.Tensor, eps: torch.Tensor, abar_next, eta: float, noise:
     """u_next = a_next·û0 + s_next·(η·ξ + sqrt(1 − η²)·ε̂) — the DDIM step with η read as the
     share of fresh noise ξ (the form of the DDS authors; η = 0 is deterministic DDIM; the
     textbook DDIM σ_t(η) injects far less noise for the same η)."""
-    return _sqrt(abar_next) * x0 + _sqrt(1 - abar_next) * (eta * noise + math.sqrt(1 - eta ** 2) * eps)
+    return _sqrt(abar_next) * x0 + _sqrt(1 - abar_next) * (eta * noise + math.sqrt(1 - eta**2) * eps)
 
 
 def randn(shape, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ scalar ``weight`` or a per-pixel weight map (space-variant TV).
 The adjoint of the gradient is ∇ᴴ = −div, with :func:`divergence` the exact negative adjoint of
 :func:`gradient` (⟨∇x, p⟩ = −⟨x, div p⟩ for every x, p).
 """
+
 from __future__ import annotations
 
 import math
@@ -92,19 +93,29 @@ class TV:
     True
     """
 
-    def __init__(self, weight: float | torch.Tensor = 0.1, *, channel_coupled: bool = False,
-                 max_iter: int = 500, tol: float = 1e-5):
+    def __init__(
+        self,
+        weight: float | torch.Tensor = 0.1,
+        *,
+        channel_coupled: bool = False,
+        max_iter: int = 500,
+        tol: float = 1e-5,
+    ):
         if isinstance(weight, torch.Tensor):
             if not weight.is_floating_point():
                 raise TypeError(f"weight map must be a floating-point tensor, got {weight.dtype}")
             if weight.ndim == 2:
                 weight = weight[None, None]
             if weight.ndim != 4:
-                raise ValueError("weight map must be shaped (H, W), (1, 1, H, W), (B, 1, H, W) or "
-                                 f"(B, C, H, W), got shape {tuple(weight.shape)}")
+                raise ValueError(
+                    "weight map must be shaped (H, W), (1, 1, H, W), (B, 1, H, W) or "
+                    f"(B, C, H, W), got shape {tuple(weight.shape)}"
+                )
             if channel_coupled and weight.shape[1] != 1:
-                raise ValueError("with channel_coupled=True the weight map must have one channel, "
-                                 f"got shape {tuple(weight.shape)}")
+                raise ValueError(
+                    "with channel_coupled=True the weight map must have one channel, "
+                    f"got shape {tuple(weight.shape)}"
+                )
             if not torch.isfinite(weight).all() or (weight < 0).any():
                 raise ValueError("weight map must be finite and non-negative")
         elif isinstance(weight, (int, float)) and not isinstance(weight, bool):
@@ -137,8 +148,9 @@ class TV:
         if isinstance(w, torch.Tensor):
             B, C, H, W = x.shape
             if w.shape[-2:] != (H, W) or w.shape[0] not in (1, B) or w.shape[1] not in (1, C):
-                raise ValueError(f"TV weight map of shape {tuple(w.shape)} does not fit images of "
-                                 f"shape {tuple(x.shape)}")
+                raise ValueError(
+                    f"TV weight map of shape {tuple(w.shape)} does not fit images of shape {tuple(x.shape)}"
+                )
             w = w.to(device=x.device, dtype=x.dtype)[:, :, None]
         if isinstance(gamma, torch.Tensor):
             gamma = gamma.to(device=x.device, dtype=x.dtype).reshape(-1, 1, 1, 1, 1)
@@ -188,9 +200,11 @@ class TV:
 
     def denoise(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         """MAP denoiser for p(x) ∝ exp(−weight·TV(x)): ``prox(x, sigma²)`` (see the class notes)."""
-        return self.prox(x, sigma ** 2)
+        return self.prox(x, sigma**2)
 
     def __repr__(self):
         w = f"map{tuple(self.weight.shape)}" if isinstance(self.weight, torch.Tensor) else self.weight
-        return (f"TV(weight={w}, channel_coupled={self.channel_coupled}, max_iter={self.max_iter}, "
-                f"tol={self.tol})")
+        return (
+            f"TV(weight={w}, channel_coupled={self.channel_coupled}, max_iter={self.max_iter}, "
+            f"tol={self.tol})"
+        )

@@ -8,6 +8,7 @@ row or column is zero. :func:`divergence3d` is the exact negative adjoint of
 :func:`gradient3d` (⟨∇x, p⟩ = −⟨x, div p⟩), and :func:`dz_adjoint` the adjoint of :func:`dz`.
 ‖∇₃‖² ≤ 12 (4 per axis).
 """
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,12 @@ class TV3D:
     """
 
     def __init__(self, weight: float = 0.01, *, max_iter: int = 200, tol: float = 1e-5):
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
-                or weight < 0:
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, (int, float))
+            or not math.isfinite(weight)
+            or weight < 0
+        ):
             raise ValueError(f"weight must be a finite non-negative number, got {weight!r}")
         if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
             raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
@@ -111,7 +116,7 @@ class TV3D:
         return x + d_prev
 
     def denoise(self, x: torch.Tensor, sigma) -> torch.Tensor:
-        return self.prox(x, sigma ** 2)
+        return self.prox(x, sigma**2)
 
     def __repr__(self):
         return f"TV3D(weight={self.weight}, max_iter={self.max_iter}, tol={self.tol})"

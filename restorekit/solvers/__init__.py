@@ -1,4 +1,5 @@
 """Iterative solvers; each is reachable by name through :func:`solve`."""
+
 from __future__ import annotations
 
 import inspect
@@ -19,8 +20,20 @@ from .red_diff import REDDiff
 from .spiral_tap import L1, SpiralTAP
 
 
-def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true=None, x_init=None,
-          generator=None, callback=None, progress: bool | None = None, tile="auto", **params) -> Result:
+def solve(
+    y,
+    operator,
+    prior,
+    solver: str | Solver = "chambolle-pock",
+    *,
+    x_true=None,
+    x_init=None,
+    generator=None,
+    callback=None,
+    progress: bool | None = None,
+    tile="auto",
+    **params,
+) -> Result:
     """Solve y = A(x) + noise for x with ``prior``, by the solver named ``solver``.
 
     ``params`` are the solver's hyperparameters (see each solver class); an unknown name
@@ -48,8 +61,10 @@ def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true
     prior = for_solve(prior, operator, y, tile)
     if isinstance(solver, Solver):
         if params:
-            raise TypeError("pass hyperparameters to the solver object, not to solve(), when "
-                            "solver is already constructed")
+            raise TypeError(
+                "pass hyperparameters to the solver object, not to solve(), when "
+                "solver is already constructed"
+            )
         method = solver
     else:
         if solver not in SOLVERS:
@@ -58,15 +73,45 @@ def solve(y, operator, prior, solver: str | Solver = "chambolle-pock", *, x_true
         accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
         unknown = sorted(set(params) - set(accepted))
         if unknown:
-            raise TypeError(f"solver {solver!r} has no hyperparameter {', '.join(unknown)}; "
-                            f"it accepts {', '.join(accepted)}")
+            raise TypeError(
+                f"solver {solver!r} has no hyperparameter {', '.join(unknown)}; "
+                f"it accepts {', '.join(accepted)}"
+            )
         method = cls(**params)
-    return method(y, operator, prior, x_init=x_init, x_true=x_true, generator=generator,
-                  callback=callback, progress=progress)
+    return method(
+        y,
+        operator,
+        prior,
+        x_init=x_init,
+        x_true=x_true,
+        generator=generator,
+        callback=callback,
+        progress=progress,
+    )
 
 
-__all__ = ["ChambollePock", "DDS", "DPS", "ImplicitPrior", "MCG", "REDDiff", "PnPADMM", "PnPHQS", "PnPPGD", "RED",
-           "SOLVERS", "History", "Loop", "Metrics", "Result", "Solver", "data_fit", "register", "solve",
-           "DDS3D", "ChambollePock3D"]
+__all__ = [
+    "ChambollePock",
+    "DDS",
+    "DPS",
+    "ImplicitPrior",
+    "MCG",
+    "REDDiff",
+    "PnPADMM",
+    "PnPHQS",
+    "PnPPGD",
+    "RED",
+    "SOLVERS",
+    "History",
+    "Loop",
+    "Metrics",
+    "Result",
+    "Solver",
+    "data_fit",
+    "register",
+    "solve",
+    "DDS3D",
+    "ChambollePock3D",
+]
 __all__ += ["L1", "SpiralTAP"]
 __all__ += ["DDRM", "DiffPIR", "Diverged"]

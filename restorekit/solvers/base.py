@@ -27,6 +27,7 @@ Callback keys (a dict, always the same set): ``i`` (iteration), ``x`` (current i
 ``sigma`` (current noise level in image units, or None), ``data_fit`` (½‖A x − y‖² per
 sample, a (B,) tensor).
 """
+
 from __future__ import annotations
 
 import math
@@ -89,8 +90,10 @@ class Diverged(FloatingPointError):
     the last finite iterate (None if the first already failed)."""
 
     def __init__(self, iteration: int, last_finite: torch.Tensor | None, solver: str = "?"):
-        super().__init__(f"solver {solver!r} diverged at iteration {iteration} (NaN/Inf iterate); "
-                         "the last finite iterate is in .last_finite; try a smaller step size")
+        super().__init__(
+            f"solver {solver!r} diverged at iteration {iteration} (NaN/Inf iterate); "
+            "the last finite iterate is in .last_finite; try a smaller step size"
+        )
         self.iteration, self.last_finite, self.solver = iteration, last_finite, solver
 
 
@@ -140,25 +143,34 @@ class Loop:
             if self.x_true is not None:
                 self.history.psnr.append(psnr(x, self.x_true).mean().item())
         if self.callback is not None:
-            self.callback({"i": i, "x": x, "x0_hat": x if x0_hat is None else x0_hat,
-                           "sigma": sigma, "data_fit": fit})
+            self.callback(
+                {"i": i, "x": x, "x0_hat": x if x0_hat is None else x0_hat, "sigma": sigma, "data_fit": fit}
+            )
 
 
 def progress_bar(iterable, desc: str, progress: bool | None = None, **kwargs):
     """The one tqdm bar of the project: on when ``progress`` is True, or None and stderr is a
     terminal (quiet in tests and pipes); appears after 2 s, so short runs print nothing."""
     on = sys.stderr.isatty() if progress is None else bool(progress)
-    return tqdm(iterable, desc=desc, disable=not on, delay=2.0, leave=True, dynamic_ncols=True,
-                **kwargs)
+    return tqdm(iterable, desc=desc, disable=not on, delay=2.0, leave=True, dynamic_ncols=True, **kwargs)
 
 
 class Solver:
     name: ClassVar[str]
     needs: ClassVar[type]
 
-    def __call__(self, y: torch.Tensor, operator, prior, *, x_init: torch.Tensor | None = None,
-                 x_true: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                 callback: Callable[[dict], None] | None = None, progress: bool | None = None) -> Result:
+    def __call__(
+        self,
+        y: torch.Tensor,
+        operator,
+        prior,
+        *,
+        x_init: torch.Tensor | None = None,
+        x_true: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        callback: Callable[[dict], None] | None = None,
+        progress: bool | None = None,
+    ) -> Result:
         from ..operators.noise import noise_level
         from ..priors.base import require, reset
 
@@ -166,8 +178,7 @@ class Solver:
         check_problem(y, operator, x_init=x_init, x_true=x_true, generator=generator, prior=prior)
         if generator is None:
             generator = torch.Generator(device=y.device).manual_seed(0)
-        loop = Loop(y, operator, x_true, generator, callback, progress, self.name,
-                    noise_level(operator, y))
+        loop = Loop(y, operator, x_true, generator, callback, progress, self.name, noise_level(operator, y))
         reset(prior)
         start = time.perf_counter()
         with torch.no_grad():
@@ -182,8 +193,7 @@ class Solver:
         if x_true is not None:
             with torch.no_grad():  # of the image as saved and shown: clamped to [0, 1]
                 metrics = Metrics(psnr(x.clamp(0, 1), x_true), ssim(x.clamp(0, 1), x_true))
-        return Result(x=x.detach(), history=loop.history, seconds=seconds, nfe=loop.nfe,
-                      metrics=metrics)
+        return Result(x=x.detach(), history=loop.history, seconds=seconds, nfe=loop.nfe, metrics=metrics)
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
         raise NotImplementedError

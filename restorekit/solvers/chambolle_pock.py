@@ -1,4 +1,5 @@
 """TV-regularised reconstruction by the Chambolle–Pock primal–dual algorithm."""
+
 from __future__ import annotations
 
 import math
@@ -52,7 +53,7 @@ class ChambollePock(Solver):
     def _run(self, y, operator, prior, x_init, loop):
         x = initial_estimate(y, operator, x_init)
         norm_a = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device)
-        tau = sigma = self.step / math.sqrt(norm_a ** 2 + prior.grad_norm_sq)
+        tau = sigma = self.step / math.sqrt(norm_a**2 + prior.grad_norm_sq)
         lam = prior.lam(x)
         x_bar, p = x, torch.zeros_like(y)
         q = torch.zeros_like(prior.gradient(x))

@@ -1,4 +1,5 @@
 """3D-TV reconstruction of volumes by the Chambolle–Pock primal–dual algorithm."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """DDRM: denoising diffusion restoration models (Kawar, Elad, Ermon & Song, NeurIPS 2022)."""
+
 from __future__ import annotations
 
 import math
@@ -58,9 +59,11 @@ def spectral(operator, y: torch.Tensor) -> Spectral:
         V = lambda z: MRI.ifft(z[:, 0]).real[:, None]
         s = s.expand_as(x_dagger)
         return Spectral(V_adjoint, V, s, torch.where(s > 0, V_adjoint(x_dagger), 0.0))
-    raise ValueError(f"solver 'ddrm' needs an operator with a closed-form SVD (periodic blur, "
-                     f"inpainting, denoising, single-coil MRI), got {type(operator).__name__}; "
-                     "use 'diffpir' or 'dds', which take any linear operator")
+    raise ValueError(
+        f"solver 'ddrm' needs an operator with a closed-form SVD (periodic blur, "
+        f"inpainting, denoising, single-coil MRI), got {type(operator).__name__}; "
+        "use 'diffpir' or 'dds', which take any linear operator"
+    )
 
 
 def informative(sp: Spectral, sigma_y: float) -> Spectral:
@@ -82,9 +85,17 @@ def complex_of(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
-def ddrm_update(xbar: torch.Tensor, x0bar: torch.Tensor, sp: Spectral, sigma: float,
-                sigma_next: float, sigma_y: float, eta: float, eta_b: float,
-                noise: torch.Tensor) -> torch.Tensor:
+def ddrm_update(
+    xbar: torch.Tensor,
+    x0bar: torch.Tensor,
+    sp: Spectral,
+    sigma: float,
+    sigma_next: float,
+    sigma_y: float,
+    eta: float,
+    eta_b: float,
+    noise: torch.Tensor,
+) -> torch.Tensor:
     """x̄_{t−1} from x̄_t, the spectral x̂0 and fresh spectral noise ε̄ (DDRM eq. (8), per
     component i with singular value s_i; c = sqrt(1 − η²)):
 
@@ -93,7 +104,7 @@ def ddrm_update(xbar: torch.Tensor, x0bar: torch.Tensor, sp: Spectral, sigma: fl
         σ'·s_i ≥ σ_y:            (1 − η_b)·x̂0_i + η_b·ȳ_i + sqrt(σ'² − η_b²σ_y²/s_i²)·ε̄_i
 
     with σ = σ_t, σ' = σ_{t−1} (image units)."""
-    c = math.sqrt(1 - eta ** 2)
+    c = math.sqrt(1 - eta**2)
     s = sp.s
     observed = s > 0
     fresh = eta * sigma_next * noise
@@ -103,7 +114,7 @@ def ddrm_update(xbar: torch.Tensor, x0bar: torch.Tensor, sp: Spectral, sigma: fl
     else:
         noisy = unobserved  # never selected: σ'·s ≥ 0 = σ_y
     nsr = sigma_y / torch.where(observed, s, 1.0)
-    spread = (sigma_next ** 2 - (eta_b * nsr) ** 2).clamp_min(0).sqrt()
+    spread = (sigma_next**2 - (eta_b * nsr) ** 2).clamp_min(0).sqrt()
     clean = (1 - eta_b) * x0bar + eta_b * sp.ybar + spread * noise
     return torch.where(observed, torch.where(sigma_next * s >= sigma_y, clean, noisy), unobserved)
 
@@ -148,8 +159,14 @@ class DDRM(Solver):
     name = "ddrm"
     needs = Diffusion
 
-    def __init__(self, steps: int = 20, eta: float = 0.85, eta_b: float = 1.0, sigma_max: float = 1.0,
-                 clip_x0: bool = True):
+    def __init__(
+        self,
+        steps: int = 20,
+        eta: float = 0.85,
+        eta_b: float = 1.0,
+        sigma_max: float = 1.0,
+        clip_x0: bool = True,
+    ):
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
         if not 0 < eta_b <= 1:
@@ -185,8 +202,17 @@ class DDRM(Solver):
             if self.clip_x0:
                 x0 = x0.clamp(0, 1)
             # 2. the spectral update to level t_prev
-            xbar = ddrm_update(sp.V_adjoint(x), sp.V_adjoint(x0), sp, image_sigma(t), image_sigma(t_prev),
-                               sigma_y, self.eta, self.eta_b, noise_bar())
+            xbar = ddrm_update(
+                sp.V_adjoint(x),
+                sp.V_adjoint(x0),
+                sp,
+                image_sigma(t),
+                image_sigma(t_prev),
+                sigma_y,
+                self.eta,
+                self.eta_b,
+                noise_bar(),
+            )
             x = sp.V(xbar)
             last = t_prev < 0
             log_step(loop, i, x if last else x0, abar_at(ac, t_prev, x))

@@ -1,4 +1,5 @@
 """DDS: decomposed diffusion sampler (Chung, Lee & Ye, ICLR 2024, Algorithm 1)."""
+
 from __future__ import annotations
 
 import torch
@@ -51,8 +52,16 @@ class DDS(Solver):
     name = "dds"
     needs = Diffusion
 
-    def __init__(self, *, steps: int = 50, eta: float = 0.85, cg_steps: int = 5, gamma: float = 10.0,
-                 noisy: bool | None = None, clip_x0: bool = True):
+    def __init__(
+        self,
+        *,
+        steps: int = 50,
+        eta: float = 0.85,
+        cg_steps: int = 5,
+        gamma: float = 10.0,
+        noisy: bool | None = None,
+        clip_x0: bool = True,
+    ):
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
         if not isinstance(cg_steps, int) or cg_steps < 0:
@@ -79,11 +88,16 @@ class DDS(Solver):
             # 2. data consistency: M CG steps started at x̂0, in image space
             if self.cg_steps:
                 if noisy:
-                    x0 = cg_solve(operator, x0 + self.gamma * aty, gamma=self.gamma, shift=1.0,
-                                  x0=x0, max_iter=self.cg_steps)
+                    x0 = cg_solve(
+                        operator,
+                        x0 + self.gamma * aty,
+                        gamma=self.gamma,
+                        shift=1.0,
+                        x0=x0,
+                        max_iter=self.cg_steps,
+                    )
                 else:
-                    x0 = cg_solve(operator, aty, gamma=1.0, shift=0.0, x0=x0,
-                                  max_iter=self.cg_steps)
+                    x0 = cg_solve(operator, aty, gamma=1.0, shift=0.0, x0=x0, max_iter=self.cg_steps)
             abar_prev = abar_at(ac, t_prev, u)
             log_step(loop, i, x0, abar_prev)
             if t_prev < 0:

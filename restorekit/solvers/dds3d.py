@@ -1,6 +1,7 @@
 """DDS-3D: a 2D diffusion prior slice by slice, coupled along z by ADMM-TV with CG data
 consistency (Chung, Lee & Ye, "Decomposed diffusion sampler for accelerating large-scale
 inverse problems", ICLR 2024, Sec. 4 / App.; after DiffusionMBIR, Chung et al., CVPR 2023)."""
+
 from __future__ import annotations
 
 import torch
@@ -79,9 +80,18 @@ class DDS3D(VolumeSolver):
     name = "dds-3d"
     needs = Diffusion
 
-    def __init__(self, steps: int = 50, eta: float = 0.85, cg_steps: int = 5, rho: float = 0.01,
-                 lam: float = 4e-5, gamma: float = 10.0, noisy: bool | None = None,
-                 clip_x0: bool = True, chunk: int = 16):
+    def __init__(
+        self,
+        steps: int = 50,
+        eta: float = 0.85,
+        cg_steps: int = 5,
+        rho: float = 0.01,
+        lam: float = 4e-5,
+        gamma: float = 10.0,
+        noisy: bool | None = None,
+        clip_x0: bool = True,
+        chunk: int = 16,
+    ):
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
         if isinstance(cg_steps, bool) or not isinstance(cg_steps, int) or cg_steps < 1:
@@ -102,7 +112,7 @@ class DDS3D(VolumeSolver):
         x0, eps = [], []
         with torch.no_grad():
             for i in range(0, s.shape[0], self.chunk):
-                pred = prior.predict(s[i:i + self.chunk], t)
+                pred = prior.predict(s[i : i + self.chunk], t)
                 x0.append(pred.x0)
                 eps.append(pred.eps_renoise)
         x0 = prior.to_image(from_slices(torch.cat(x0), u.shape[2]))

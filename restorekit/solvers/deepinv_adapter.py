@@ -11,6 +11,7 @@ DDRM and DiffPIR draw from torch's global generator; :func:`run_deepinv` runs th
 ``torch.random.fork_rng`` seeded from the given generator, so the caller's global state is
 untouched. deepinv's DPS takes the generator directly.
 """
+
 from __future__ import annotations
 
 import time
@@ -45,8 +46,16 @@ class PriorDenoiser(Denoiser):
         return self.prior.denoise(x, sigma)
 
 
-def run_deepinv(method: str, y: torch.Tensor, operator, prior, steps: int, *,
-                generator: torch.Generator | None = None, **params) -> Result:
+def run_deepinv(
+    method: str,
+    y: torch.Tensor,
+    operator,
+    prior,
+    steps: int,
+    *,
+    generator: torch.Generator | None = None,
+    **params,
+) -> Result:
     """Run deepinv's ``method`` ("dps", "ddrm" or "diffpir") with ``prior`` as its denoiser.
 
     ``params`` go to the deepinv class: ``weight`` for DPS (deepinv's default 1.0 is much
@@ -67,25 +76,38 @@ def run_deepinv(method: str, y: torch.Tensor, operator, prior, steps: int, *,
         raise ValueError(
             f"deepinv's DDRM needs an operator with an SVD (a deepinv DecomposablePhysics: "
             f"inpainting, denoising, periodic blur such as restorekit's 'gaussian-blur'); "
-            f"{type(operator).__name__} has none. Use restorekit's 'dds' or 'dps', or 'diffpir'")
+            f"{type(operator).__name__} has none. Use restorekit's 'dds' or 'dps', or 'diffpir'"
+        )
     net = PriorDenoiser(prior)
     generator = generator if generator is not None else torch.Generator(device=y.device).manual_seed(0)
     start = time.perf_counter()
     if method == "dps":
-        model = dinv.sampling.DPS(net, num_steps=steps, weight=params.pop("weight", 1.0),
-                                  dtype=y.dtype, device=y.device, rng=generator, **params)
+        model = dinv.sampling.DPS(
+            net,
+            num_steps=steps,
+            weight=params.pop("weight", 1.0),
+            dtype=y.dtype,
+            device=y.device,
+            rng=generator,
+            **params,
+        )
         x = model(y, operator)
     else:
-        seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=generator.device))
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
         devices = [y.device] if y.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             if method == "ddrm":
                 model = dinv.sampling.DDRM(net, sigmas=np.linspace(1, 0, steps), **params)
             else:
-                model = dinv.sampling.DiffPIR(net, dinv.optim.data_fidelity.L2(),
-                                              sigma=max(noise_level(operator, y), 1e-3),
-                                              max_iter=steps, device=y.device, **params)
+                model = dinv.sampling.DiffPIR(
+                    net,
+                    dinv.optim.data_fidelity.L2(),
+                    sigma=max(noise_level(operator, y), 1e-3),
+                    max_iter=steps,
+                    device=y.device,
+                    **params,
+                )
             with torch.no_grad():
                 x = model(y, operator)
     seconds = time.perf_counter() - start

@@ -1,5 +1,6 @@
 """DiffPIR: denoising diffusion models for plug-and-play image restoration (Zhu, Zhang, Liang,
 Cao, Wen, Timofte & Van Gool, CVPR Workshops 2023, Algorithm 1)."""
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,7 @@ def quadratic_levels(num_train: int, steps: int) -> list[tuple[int, int]]:
     (t = 999, 898, 857, … for 100 of 1000; 999, …, 0 for steps = num_train)."""
     if not isinstance(steps, int) or not 1 <= steps <= num_train:
         raise ValueError(f"steps must be an int in [1, {num_train}], got {steps!r}")
-    grid = [int(math.sqrt(num_train ** 2 * k / max(steps - 1, 1))) for k in range(steps)]
+    grid = [int(math.sqrt(num_train**2 * k / max(steps - 1, 1))) for k in range(steps)]
     ts = [max(num_train - 1 - g, 0) for g in grid]
     ts = sorted(set(ts), reverse=True)
     return list(zip(ts, ts[1:] + [-1]))
@@ -56,8 +57,15 @@ class DiffPIR(Solver):
     name = "diffpir"
     needs = Diffusion
 
-    def __init__(self, steps: int = 100, lam: float = 7.0, zeta: float = 0.3, clip_x0: bool = True,
-                 cg_iter: int = 20, cg_tol: float = 1e-6):
+    def __init__(
+        self,
+        steps: int = 100,
+        lam: float = 7.0,
+        zeta: float = 0.3,
+        clip_x0: bool = True,
+        cg_iter: int = 20,
+        cg_tol: float = 1e-6,
+    ):
         if not 0 <= zeta <= 1:
             raise ValueError(f"zeta must be in [0, 1], got {zeta!r}")
         self.steps = positive(steps, "steps", integer=True)
@@ -81,7 +89,7 @@ class DiffPIR(Solver):
             if self.clip_x0:
                 x0 = x0.clamp(0, 1)
             # 2. data proximal step with ρ_t = λσ_y²/σ̄_t²
-            rho = self.lam * sigma_y ** 2 / float(sigma_of(abar.max())) ** 2
+            rho = self.lam * sigma_y**2 / float(sigma_of(abar.max())) ** 2
             x0 = data_prox(operator, x0, y, 1 / rho, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
             log_step(loop, i, x0, abar_prev)
             if t_prev < 0:

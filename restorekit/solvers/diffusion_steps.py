@@ -4,6 +4,7 @@ Model-space maths (ā_t, Tweedie, DDPM/DDIM steps, the factor 2 between image an
 lives in :mod:`restorekit.priors.schedule`; this module holds what solvers do with it: the
 levels they walk, the DPS guidance gradient, projections onto the measurements and logging.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,9 @@ def start_noise(y: torch.Tensor, operator, loop) -> torch.Tensor:
 def no_x_init(solver: str, x_init) -> None:
     """Samplers start from pure noise: a ValueError when ``x_init`` is given."""
     if x_init is not None:
-        raise ValueError(f"solver {solver!r} starts from pure noise u_T ~ N(0, I) and takes no "
-                         "x_init; pass x_init=None")
+        raise ValueError(
+            f"solver {solver!r} starts from pure noise u_T ~ N(0, I) and takes no x_init; pass x_init=None"
+        )
 
 
 def step_levels(prior, steps: int, kind: str = "leading"):
@@ -65,12 +67,14 @@ def pinv(operator, r: torch.Tensor, *, cg_iter: int, cg_tol: float) -> torch.Ten
     if isinstance(operator, DecomposablePhysics):
         return operator.A_dagger(r)
     aty = operator.A_adjoint(r)
-    return cg_solve(operator, aty, gamma=1.0, shift=0.0, x0=torch.zeros_like(aty),
-                    max_iter=cg_iter, tol=cg_tol)
+    return cg_solve(
+        operator, aty, gamma=1.0, shift=0.0, x0=torch.zeros_like(aty), max_iter=cg_iter, tol=cg_tol
+    )
 
 
-def project_measurements(operator, u: torch.Tensor, y_t: torch.Tensor, delta: float, *,
-                         cg_iter: int, cg_tol: float) -> torch.Tensor:
+def project_measurements(
+    operator, u: torch.Tensor, y_t: torch.Tensor, delta: float, *, cg_iter: int, cg_tol: float
+) -> torch.Tensor:
     """u moved onto the measurements y_t (model units: y_t ≈ A u).
 
     δ = 0: the orthogonal projection onto {u : A u = y_t}, u − A†(A u − y_t).

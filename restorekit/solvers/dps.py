@@ -1,4 +1,5 @@
 """DPS: diffusion posterior sampling (Chung, Kim, Mccann, Klasky & Ye, ICLR 2023, Algorithm 1)."""
+
 from __future__ import annotations
 
 import warnings
@@ -55,8 +56,9 @@ class DPS(Solver):
     name = "dps"
     needs = Diffusion
 
-    def __init__(self, *, steps: int = 200, zeta: float = 1.5, likelihood: str = "gaussian",
-                 background: float = 0.0):
+    def __init__(
+        self, *, steps: int = 200, zeta: float = 1.5, likelihood: str = "gaussian", background: float = 0.0
+    ):
         from ..operators.likelihood import check_background
 
         self.steps = positive(steps, "steps", integer=True)
@@ -70,10 +72,13 @@ class DPS(Solver):
 
         no_x_init(self.name, x_init)
         if isinstance(operator, LinearPhysics):
-            warnings.warn("solver 'dps' does not beat the truncated-CG start on linear inverse "
-                          "problems with the shipped priors (benchmarks/defaults_results.md); "
-                          "use 'ddrm' (operators with an SVD), 'diffpir' or 'dds' instead",
-                          UserWarning, stacklevel=4)
+            warnings.warn(
+                "solver 'dps' does not beat the truncated-CG start on linear inverse "
+                "problems with the shipped priors (benchmarks/defaults_results.md); "
+                "use 'ddrm' (operators with an SVD), 'diffpir' or 'dds' instead",
+                UserWarning,
+                stacklevel=4,
+            )
         ac = prior.alphas_cumprod
         u = start_noise(y, operator, loop)
         y_fit, op_fit = y, operator

@@ -1,5 +1,6 @@
 """Solving linear inverse problems with the implicit prior of a denoiser (Kadkhodaie & Simoncelli,
 "Solving linear inverse problems using the prior implicit in a denoiser", NeurIPS 2021)."""
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,16 @@ class ImplicitPrior(Solver):
     name = "implicit-prior"
     needs = Denoiser
 
-    def __init__(self, *, h0: float = 0.01, beta: float = 0.01, sigma0: float = 1.0,
-                 sigma_min: float = 0.01, max_iter: int = 5000, cg_iter: int = 30):
+    def __init__(
+        self,
+        *,
+        h0: float = 0.01,
+        beta: float = 0.01,
+        sigma0: float = 1.0,
+        sigma_min: float = 0.01,
+        max_iter: int = 5000,
+        cg_iter: int = 30,
+    ):
         if not (isinstance(h0, (int, float)) and 0 < h0 <= 1):
             raise ValueError(f"h0 must be in (0, 1], got {h0!r}")
         if not (isinstance(beta, (int, float)) and 0 < beta <= 1):

@@ -1,4 +1,5 @@
 """MCG: manifold-constrained gradient (Chung, Sim, Ryu & Ye, NeurIPS 2022, Algorithm 1)."""
+
 from __future__ import annotations
 
 import torch
@@ -60,8 +61,15 @@ class MCG(Solver):
     name = "mcg"
     needs = Diffusion
 
-    def __init__(self, *, steps: int = 1000, alpha: float = 1.0, relax: float = 30.0,
-                 cg_iter: int = 100, cg_tol: float = 1e-7):
+    def __init__(
+        self,
+        *,
+        steps: int = 1000,
+        alpha: float = 1.0,
+        relax: float = 30.0,
+        cg_iter: int = 100,
+        cg_tol: float = 1e-7,
+    ):
         if not 0 <= alpha < float("inf"):
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
         self.steps = positive(steps, "steps", integer=True)

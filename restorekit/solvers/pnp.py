@@ -16,6 +16,7 @@ A Proximal prior whose prox exists at one weight γ* only (an LPN, see
 keep every prox weight at γ* and weigh the data term instead: they minimise
 (λ/2)‖A x − y‖² + R(x) with λ from :func:`~restorekit.solvers.steps.data_weight`.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,9 +78,18 @@ class PnPHQS(Solver):
     #: Per-task defaults (DPIR): iterations and whether the last level is max(sf/255, σ_y).
     TASKS: ClassVar[dict] = {"blur": {"max_iter": 8}, "sr": {"max_iter": 24}, "other": {"max_iter": 24}}
 
-    def __init__(self, *, max_iter: int | None = None, lam: float = 0.23, sigma_max: float = 49 / 255,
-                 sigma_min: float | None = None, data_weight: float | None = None,
-                 ensemble: bool = False, cg_iter: int = 30, cg_tol: float = 1e-6):
+    def __init__(
+        self,
+        *,
+        max_iter: int | None = None,
+        lam: float = 0.23,
+        sigma_max: float = 49 / 255,
+        sigma_min: float | None = None,
+        data_weight: float | None = None,
+        ensemble: bool = False,
+        cg_iter: int = 30,
+        cg_tol: float = 1e-6,
+    ):
         self.max_iter = positive(max_iter, "max_iter", integer=True, allow_none=True)
         self.lam = positive(lam, "lam")
         self.data_weight = positive(data_weight, "data_weight", allow_none=True)
@@ -91,7 +101,7 @@ class PnPHQS(Solver):
 
     @staticmethod
     def task(operator) -> str:
-        """"blur" (a deepinv Blur/BlurFFT), "sr" (a deepinv Downsampling) or "other"."""
+        """ "blur" (a deepinv Blur/BlurFFT), "sr" (a deepinv Downsampling) or "other"."""
         from deepinv.physics import Blur, BlurFFT, Downsampling
 
         if isinstance(operator, Downsampling):
@@ -163,7 +173,7 @@ class PnPHQS(Solver):
             z = initial_estimate(y, operator, x_init)
         for i in loop.range(len(sigmas)):
             sigma = sigmas[i]
-            alpha = lam * sigma_y ** 2 / sigma ** 2 if gamma_fixed is None else 1 / gamma_fixed
+            alpha = lam * sigma_y**2 / sigma**2 if gamma_fixed is None else 1 / gamma_fixed
             # 1. data step: x = argmin (λ_d/2)‖Ax − y‖² + (α/2)‖x − z‖²
             x = data_prox(operator, z, y, lam_d / alpha, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
             # 2. prior step at level σ_k (prox with γ = 1/α_k for a Proximal prior)
@@ -218,10 +228,21 @@ class PnPADMM(Solver):
     name = "pnp-admm"
     needs = Denoiser
 
-    def __init__(self, *, max_iter: int = 100, rho: float | None = None, sigma: float | None = None,
-                 data_weight: float | None = None, tol: float = 1e-5, clip: bool = True,
-                 cg_iter: int = 30, cg_tol: float = 1e-6, data_term: str = "gaussian",
-                 background: float = 0.0, inner_iter: int = 5):
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        rho: float | None = None,
+        sigma: float | None = None,
+        data_weight: float | None = None,
+        tol: float = 1e-5,
+        clip: bool = True,
+        cg_iter: int = 30,
+        cg_tol: float = 1e-6,
+        data_term: str = "gaussian",
+        background: float = 0.0,
+        inner_iter: int = 5,
+    ):
         from ..operators.likelihood import check_background
 
         if data_term not in ("gaussian", "poisson"):
@@ -251,9 +272,10 @@ class PnPADMM(Solver):
             lik = PoissonLikelihood(poisson_gain(operator), self.background)
             sigma_eq = equivalent_sigma(y, lik.gain, self.background)
             sigma = (2 * sigma_eq).clamp_min(0.02) if self.sigma is None else sigma
-            weight = weight * sigma_eq ** 2
-            poisson_step = PoissonProx(lik, operator, y, inner_iter=self.inner_iter,
-                                       cg_iter=self.cg_iter, cg_tol=self.cg_tol)
+            weight = weight * sigma_eq**2
+            poisson_step = PoissonProx(
+                lik, operator, y, inner_iter=self.inner_iter, cg_iter=self.cg_iter, cg_tol=self.cg_tol
+            )
         for i in loop.range(self.max_iter):
             # 1. data step on the scaled-form augmented Lagrangian
             if self.data_term == "poisson":
@@ -296,8 +318,9 @@ class PnPPGD(Solver):
     name = "pnp-pgd"
     needs = Denoiser
 
-    def __init__(self, *, max_iter: int = 100, step: float = 1.0, sigma: float | None = None,
-                 tol: float = 1e-5):
+    def __init__(
+        self, *, max_iter: int = 100, step: float = 1.0, sigma: float | None = None, tol: float = 1e-5
+    ):
         self.max_iter = positive(max_iter, "max_iter", integer=True)
         self.step = positive(step, "step")
         self.sigma = positive(sigma, "sigma", allow_none=True)

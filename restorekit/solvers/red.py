@@ -1,4 +1,5 @@
 """Regularisation by denoising (RED)."""
+
 from __future__ import annotations
 
 from ..operators import operator_norm
@@ -49,8 +50,15 @@ class RED(Solver):
     #: λ_R (pixels in [0, 255]); Romano et al. use 0.02 with a fixed denoiser level, see above.
     LAM_RED = 0.005
 
-    def __init__(self, *, max_iter: int = 100, lam: float | None = None, sigma: float | None = None,
-                 step: float = 1.0, tol: float = 1e-5):
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        lam: float | None = None,
+        sigma: float | None = None,
+        step: float = 1.0,
+        tol: float = 1e-5,
+    ):
         self.max_iter = positive(max_iter, "max_iter", integer=True)
         self.lam = positive(lam, "lam", allow_none=True)
         self.sigma = positive(sigma, "sigma", allow_none=True)
@@ -69,7 +77,7 @@ class RED(Solver):
         lam = self.default_lam(loop.sigma_y) if self.lam is None else self.lam
         x = initial_estimate(y, operator, x_init)
         norm_a = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device)
-        mu = self.step / (norm_a ** 2 + lam)
+        mu = self.step / (norm_a**2 + lam)
         for i in loop.range(self.max_iter):
             # 1. denoiser residual
             residual = x - loop.evaluate(prior.denoise, x, sigma)

@@ -1,4 +1,5 @@
 """RED-Diff: variational diffusion regularisation (Mardani, Song, Kautz & Vahdat, ICLR 2024)."""
+
 from __future__ import annotations
 
 import warnings
@@ -65,8 +66,15 @@ class REDDiff(Solver):
     #: λ per unit of σ_y (chosen on training images, see above).
     LAM_PER_SIGMA = 5.0
 
-    def __init__(self, *, steps: int = 50, lr: float = 0.1, lam: float | None = None,
-                 betas: tuple[float, float] = (0.9, 0.99), init: str = "cg"):
+    def __init__(
+        self,
+        *,
+        steps: int = 50,
+        lr: float = 0.1,
+        lam: float | None = None,
+        betas: tuple[float, float] = (0.9, 0.99),
+        init: str = "cg",
+    ):
         if lam is not None and not 0 <= lam < float("inf"):
             raise ValueError(f"lam must be >= 0, got {lam!r}")
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
@@ -86,10 +94,14 @@ class REDDiff(Solver):
         from deepinv.physics import Denoising, Inpainting
 
         if not isinstance(operator, (Denoising, Inpainting)):
-            warnings.warn("solver 'red-diff' at its defaults does not beat the truncated-CG start "
-                          "on blur, super-resolution, CT or MRI with the shipped priors "
-                          "(benchmarks/defaults_results.md); use 'ddrm' (periodic blur) or 'dds' "
-                          "instead", UserWarning, stacklevel=4)
+            warnings.warn(
+                "solver 'red-diff' at its defaults does not beat the truncated-CG start "
+                "on blur, super-resolution, CT or MRI with the shipped priors "
+                "(benchmarks/defaults_results.md); use 'ddrm' (periodic blur) or 'dds' "
+                "instead",
+                UserWarning,
+                stacklevel=4,
+            )
         ac = prior.alphas_cumprod
         lam = self.default_lam(loop.sigma_y) if self.lam is None else self.lam
         x_start = x_init if x_init is not None else initial_guess(y, operator, self.init)

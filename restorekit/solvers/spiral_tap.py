@@ -1,6 +1,7 @@
 """SPIRAL-TAP: Poisson reconstruction by separable quadratic approximations (Harmany, Marcia &
 Willett, "This is SPIRAL-TAP: Sparse Poisson Intensity Reconstruction ALgorithms — Theory and
 Practice", IEEE TIP 2012)."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,7 @@ from .steps import initial_estimate
 
 class _PenaltyMeta(type):
     def __instancecheck__(cls, prior) -> bool:
-        return (isinstance(prior, Proximal) and isinstance(prior, Energy)
-                and fixed_prox_weight(prior) is None)
+        return isinstance(prior, Proximal) and isinstance(prior, Energy) and fixed_prox_weight(prior) is None
 
 
 class ScalableProximal(metaclass=_PenaltyMeta):
@@ -44,14 +44,15 @@ class L1:
         return x.sign() * (x.abs() - gamma * self.weight).clamp_min(0)
 
     def denoise(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
-        return self.prox(x, sigma ** 2)
+        return self.prox(x, sigma**2)
 
     def __repr__(self):
         return f"L1(weight={self.weight:g})"
 
 
-def tv_prox_nonnegative(tv: TV, x: torch.Tensor, gamma, q: torch.Tensor, *, max_iter: int,
-                        tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+def tv_prox_nonnegative(
+    tv: TV, x: torch.Tensor, gamma, q: torch.Tensor, *, max_iter: int, tol: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """argmin_{z ≥ 0} ½‖z − x‖² + γ·TV(z) by FGP with the constraint (Beck & Teboulle, "Fast
     gradient-based algorithms for constrained total variation image denoising and deblurring
     problems", IEEE TIP 2009, Algorithm GP/FGP with C = [0, ∞)):
@@ -121,11 +122,23 @@ class SpiralTAP(Solver):
     name = "spiral-tap"
     needs = ScalableProximal
 
-    def __init__(self, *, max_iter: int = 100, tol: float = 1e-5, background: float = 0.0,
-                 alpha_init: float = 1.0, alpha_min: float = 1e-30, alpha_max: float = 1e30,
-                 accept_mult: float = 2.0, accept_decrease: float = 0.1, accept_past: int = 10,
-                 max_backtrack: int = 50, sub_iter: int = 100, sub_tol: float = 1e-5,
-                 gain: float | None = None):
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        background: float = 0.0,
+        alpha_init: float = 1.0,
+        alpha_min: float = 1e-30,
+        alpha_max: float = 1e30,
+        accept_mult: float = 2.0,
+        accept_decrease: float = 0.1,
+        accept_past: int = 10,
+        max_backtrack: int = 50,
+        sub_iter: int = 100,
+        sub_tol: float = 1e-5,
+        gain: float | None = None,
+    ):
         self.gain = positive(gain, "gain", allow_none=True)
         self.max_iter = positive(max_iter, "max_iter", integer=True)
         self.tol = positive(tol, "tol")
@@ -133,8 +146,9 @@ class SpiralTAP(Solver):
         self.alpha_init = positive(alpha_init, "alpha_init")
         self.alpha_min, self.alpha_max = positive(alpha_min, "alpha_min"), positive(alpha_max, "alpha_max")
         if not self.alpha_min <= self.alpha_init <= self.alpha_max:
-            raise ValueError(f"need alpha_min <= alpha_init <= alpha_max, got {alpha_min!r}, "
-                             f"{alpha_init!r}, {alpha_max!r}")
+            raise ValueError(
+                f"need alpha_min <= alpha_init <= alpha_max, got {alpha_min!r}, {alpha_init!r}, {alpha_max!r}"
+            )
         if not 1 < accept_mult < float("inf"):
             raise ValueError(f"accept_mult must be a finite number > 1, got {accept_mult!r}")
         if not 0 < accept_decrease < 1:
@@ -146,8 +160,7 @@ class SpiralTAP(Solver):
         self.sub_tol = positive(sub_tol, "sub_tol")
 
     def _run(self, y, operator, prior, x_init, loop):
-        lik = PoissonLikelihood(poisson_gain(operator) if self.gain is None else self.gain,
-                                self.background)
+        lik = PoissonLikelihood(poisson_gain(operator) if self.gain is None else self.gain, self.background)
         x = initial_estimate(y, operator, x_init).clamp_min(0)
         dual = torch.zeros_like(gradient(x)) if isinstance(prior, TV) else None
 
@@ -155,8 +168,7 @@ class SpiralTAP(Solver):
             loop.nfe += 1
             if dual is None:
                 return prior.prox(s, 1 / alpha).clamp_min(0), None
-            return tv_prox_nonnegative(prior, s, 1 / alpha, dual, max_iter=self.sub_iter,
-                                       tol=self.sub_tol)
+            return tv_prox_nonnegative(prior, s, 1 / alpha, dual, max_iter=self.sub_iter, tol=self.sub_tol)
 
         def objective(v):
             return lik.value(v, y, operator) + prior.value(v)
@@ -165,7 +177,7 @@ class SpiralTAP(Solver):
         alpha = torch.full((x.shape[0],), float(self.alpha_init), dtype=x.dtype, device=x.device)
         for i in loop.range(self.max_iter):
             grad = lik.grad(x, y, operator)
-            reference = torch.stack(past[-self.accept_past:]).max(0).values
+            reference = torch.stack(past[-self.accept_past :]).max(0).values
             x_new, obj_new, dual_new = x.clone(), past[-1].clone(), dual
             done = torch.zeros_like(alpha, dtype=torch.bool)
             for j in range(self.max_backtrack):
@@ -187,7 +199,7 @@ class SpiralTAP(Solver):
             delta = x_new - x
             a_delta = operator.A(delta)
             mu = lik.rate(operator.A(x_new))
-            num = (y.clamp_min(0) / mu ** 2 * a_delta ** 2).flatten(1).sum(1) / lik.gain
+            num = (y.clamp_min(0) / mu**2 * a_delta**2).flatten(1).sum(1) / lik.gain
             den = delta.flatten(1).pow(2).sum(1)
             bb = (num / den.clamp_min(torch.finfo(x.dtype).tiny)).clamp(self.alpha_min, self.alpha_max)
             alpha = torch.where(den > 0, bb, alpha)  # a sample that did not move keeps its α

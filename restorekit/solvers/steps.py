@@ -10,6 +10,7 @@ solvers weigh the data term instead, by :func:`data_weight`.
 σ_y, the noise level of y, is read once per solve (``loop.sigma_y``); the helpers here take it
 as a number.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,8 +34,9 @@ def initial_estimate(y: torch.Tensor, operator, x_init: torch.Tensor | None) -> 
     return truncated_pinv(operator, y).clamp(0, 1)
 
 
-def data_prox(operator, z: torch.Tensor, y: torch.Tensor, gamma: float, *, cg_iter: int,
-              cg_tol: float) -> torch.Tensor:
+def data_prox(
+    operator, z: torch.Tensor, y: torch.Tensor, gamma: float, *, cg_iter: int, cg_tol: float
+) -> torch.Tensor:
     """argmin_x ½‖x − z‖² + (γ/2)‖A x − y‖², i.e. (I + γAᴴA)x = z + γAᴴy.
 
     Operators with an SVD (deepinv ``DecomposablePhysics``: periodic blur, inpainting,
@@ -43,8 +45,9 @@ def data_prox(operator, z: torch.Tensor, y: torch.Tensor, gamma: float, *, cg_it
     """
     if isinstance(operator, DecomposablePhysics):
         return operator.prox_l2(z, y, gamma)
-    return cg_solve(operator, z + gamma * operator.A_adjoint(y), gamma=gamma, x0=z,
-                    max_iter=cg_iter, tol=cg_tol)
+    return cg_solve(
+        operator, z + gamma * operator.A_adjoint(y), gamma=gamma, x0=z, max_iter=cg_iter, tol=cg_tol
+    )
 
 
 def prior_step(prior, v: torch.Tensor, sigma: float, gamma: float, loop) -> torch.Tensor:

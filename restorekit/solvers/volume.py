@@ -5,6 +5,7 @@ boundary (y, x_init and x_true five-dimensional) and reports volume metrics: PSN
 whole volume, SSIM averaged over the axial slices, and the z-consistency error
 :func:`z_error`. The prior capabilities and the :class:`~.base.Result` are the 2D ones.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,8 +36,9 @@ def volume_norm(operator, x: torch.Tensor) -> float:
     """‖A‖₂ on volumes shaped like x: the 2D operator's (cached) norm for a :class:`SliceWise`
     operator (block diagonal), else a seeded power iteration on one volume."""
     if isinstance(operator, SliceWise):
-        return operator_norm(operator.slice_operator, (x.shape[1], *x.shape[3:]), dtype=x.dtype,
-                             device=x.device)
+        return operator_norm(
+            operator.slice_operator, (x.shape[1], *x.shape[3:]), dtype=x.dtype, device=x.device
+        )
     return power_iteration(operator, x.shape[1:], max_iter=100, tol=1e-6, dtype=x.dtype, device=x.device)
 
 
@@ -45,9 +47,18 @@ class VolumeSolver(Solver):
 
     volumes = True
 
-    def __call__(self, y: torch.Tensor, operator, prior, *, x_init: torch.Tensor | None = None,
-                 x_true: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                 callback=None, progress: bool = False) -> Result:
+    def __call__(
+        self,
+        y: torch.Tensor,
+        operator,
+        prior,
+        *,
+        x_init: torch.Tensor | None = None,
+        x_true: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        callback=None,
+        progress: bool = False,
+    ) -> Result:
         from ..operators.noise import noise_level
         from ..priors.base import require, reset
 
@@ -58,12 +69,13 @@ class VolumeSolver(Solver):
             if v is not None:
                 check_volume(v, name)
                 if v.shape[0] != y.shape[0] or v.device != y.device:
-                    raise ValueError(f"{name} must hold {y.shape[0]} volumes on {y.device} like y, got "
-                                     f"shape {tuple(v.shape)} on {v.device}")
+                    raise ValueError(
+                        f"{name} must hold {y.shape[0]} volumes on {y.device} like y, got "
+                        f"shape {tuple(v.shape)} on {v.device}"
+                    )
         if generator is None:
             generator = torch.Generator(device=y.device).manual_seed(0)
-        loop = Loop(y, operator, x_true, generator, callback, progress, self.name,
-                    noise_level(operator, y))
+        loop = Loop(y, operator, x_true, generator, callback, progress, self.name, noise_level(operator, y))
         reset(prior)
         start = time.perf_counter()
         with torch.no_grad():
