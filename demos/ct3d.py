@@ -15,7 +15,7 @@ Methods: ``dds-3d`` (the shipped 2D ``diffusion-gray`` prior per slice, ADMM-TV 
 CG data consistency; λ = 0.004·ρ sparse view, 0.04·ρ limited angle, the published
 thresholds), ``dds`` slice by slice (the same steps, no coupling), and ``chambolle-pock-3d``
 (3D TV, weight 0.001). Prints PSNR, mean SSIM over slices, the z-consistency error
-(mean |∂_z x − ∂_z x_true|), seconds and peak RSS growth, and writes a figure of orthogonal
+(``mean |∂_z x − ∂_z x_true|``), seconds and peak RSS growth, and writes a figure of orthogonal
 slices (axial, coronal, sagittal) to ``docs/figures/ct3d.png``.
 
     python -m demos.ct3d [--quick] [--depth 16] [--size 64] [--steps 20] [--out docs/figures]
