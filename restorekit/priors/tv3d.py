@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..operators.volume import check_volume
+from .tv import dual_fista_prox
 
 #: ‖∇‖² ≤ 12 for the 3D forward-difference gradient (4 per axis).
 GRAD3_NORM_SQ = 12.0
@@ -97,23 +98,9 @@ class TV3D:
     def prox(self, x: torch.Tensor, gamma) -> torch.Tensor:
         check_volume(x)
         lam = gamma * self.weight if not isinstance(gamma, torch.Tensor) else gamma.to(x) * self.weight
-        q_prev = torch.zeros_like(gradient3d(x))
-        d_prev = torch.zeros_like(x)
-        r, d_r, t = q_prev, d_prev, 1.0
-        for _ in range(self.max_iter):
-            # 1. projected gradient step on the dual at the extrapolated point r
-            q = self.project(r + gradient3d(x + d_r) / GRAD3_NORM_SQ, lam)
-            d = divergence3d(q)
-            # 2. FISTA momentum
-            t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
-            beta = (t - 1) / t_next
-            r, d_r = q + beta * (q - q_prev), d + beta * (d - d_prev)
-            # 3. stop on the relative change of z = x + div q
-            change = (d - d_prev).flatten(1).norm(dim=1) / (x + d).flatten(1).norm(dim=1).clamp_min(1e-12)
-            q_prev, d_prev, t = q, d, t_next
-            if change.max().item() < self.tol:
-                break
-        return x + d_prev
+        return dual_fista_prox(
+            x, lam, self.project, gradient3d, divergence3d, GRAD3_NORM_SQ, self.max_iter, self.tol
+        )
 
     def denoise(self, x: torch.Tensor, sigma) -> torch.Tensor:
         return self.prox(x, sigma**2)
