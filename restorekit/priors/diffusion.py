@@ -174,6 +174,7 @@ class DiffusionPrior(torch.nn.Module):
             if cond is not None:
                 raise ValueError(f"cond must be None for an unconditional diffusion prior, got {cond!r}")
             return None
+        assert self.null_class is not None  # set together with num_classes in __init__
         if cond is None:
             cond = self.null_class
         labels = torch.as_tensor(cond, device=device).long().reshape(-1).expand(batch)
