@@ -13,6 +13,7 @@ last index ``null_class = K − 1`` is the "no class" label used for uncondition
 from __future__ import annotations
 
 import os
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -246,17 +247,20 @@ def conv_unet(
     from diffusers import UNet2DModel
 
     n = len(widths)
-    return UNet2DModel(
-        sample_size=sample_size,
-        in_channels=channels,
-        out_channels=channels,
-        block_out_channels=tuple(widths),
-        down_block_types=("DownBlock2D",) * n,
-        up_block_types=("UpBlock2D",) * n,
-        layers_per_block=layers_per_block,
-        norm_num_groups=min(8, widths[0]),
-        add_attention=False,
-        num_class_embeds=num_class_embeds,
+    return cast(
+        torch.nn.Module,
+        UNet2DModel(
+            sample_size=sample_size,
+            in_channels=channels,
+            out_channels=channels,
+            block_out_channels=tuple(widths),
+            down_block_types=("DownBlock2D",) * n,
+            up_block_types=("UpBlock2D",) * n,
+            layers_per_block=layers_per_block,
+            norm_num_groups=min(8, widths[0]),
+            add_attention=False,
+            num_class_embeds=num_class_embeds,
+        ),
     )
 
 
