@@ -184,6 +184,7 @@ def _cmd_solve(args) -> int:
         title=f"{args.image}: {args.operator}",
     )
     m = result.metrics
+    assert m is not None  # solve() fills metrics when x_true is given
     print(
         f"{args.solver} + {args.prior}: PSNR {m.psnr.mean():.2f} dB, SSIM {m.ssim.mean():.3f}, "
         f"{result.seconds:.1f} s, {result.nfe} network evaluations"
@@ -295,6 +296,7 @@ def _solve_volume(args) -> int:
     out = _output(Path(args.out).with_suffix(".npy"), args.overwrite, extensions=(".npy",))
     with atomic_write(out) as tmp:
         np.save(tmp, result.x[0, 0].cpu().numpy())
+    assert result.metrics is not None  # solve() fills metrics when x_true is given
     print(
         f"{args.solver} + {args.prior}: PSNR {result.metrics.psnr.mean():.2f} dB, "
         f"{result.seconds:.1f} s; wrote {out}"

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import cast
 
 import torch
 
@@ -113,7 +114,7 @@ def build_prior(method: Method, device, channels: int = 1):
     from .validate import prior_channels
 
     if method.prior == "tv":
-        return TV(weight=method.weight)
+        return TV(weight=cast(float, method.weight))  # None is TV's own TypeError, naming weight
     prior = registry.load(method.prior, device=device)
     return PerChannel(prior) if prior_channels(prior) == 1 and channels != 1 else prior
 

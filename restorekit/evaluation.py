@@ -63,6 +63,7 @@ def grid_search(
         scores[value] = per_image.mean().item()
         if best is None or scores[value] > scores[best[0]]:
             best = (value, per_image, estimate)
+    assert best is not None  # the grid is not empty
     return GridSearch(best[0], best[1], best[2], scores)
 
 

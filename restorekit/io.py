@@ -26,9 +26,11 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -290,7 +292,13 @@ def read_image(path, *, normalize: bool = False, dtype=torch.float32) -> tuple[t
     x = torch.from_numpy(np.ascontiguousarray(values)).to(dtype)
     x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None].contiguous()
     info = ImageInfo(
-        str(p), str(arr.dtype), depth, x.shape[1], tuple(x.shape[-2:]), value_range, tuple(notes)
+        str(p),
+        str(arr.dtype),
+        depth,
+        x.shape[1],
+        cast("tuple[int, int]", tuple(x.shape[-2:])),
+        value_range,
+        tuple(notes),
     )
     return x, info
 
@@ -345,7 +353,8 @@ def _save(tmp: Path, arr: np.ndarray, ext: str, quality: int) -> None:
     else:
         import imageio.v3 as iio
 
-        iio.imwrite(tmp, arr, **({"quality": quality} if ext in (".jpg", ".jpeg") else {}))
+        options: dict[str, Any] = {"quality": quality} if ext in (".jpg", ".jpeg") else {}
+        iio.imwrite(tmp, arr, **options)
 
 
 def write_image(
@@ -602,6 +611,7 @@ def read_measurement(
 
     args = dict(given, boundary=boundary, missing=missing, angle_range=angle_range, device=as_device(device))
     info, notes = None, []
+    data: np.ndarray | torch.Tensor
     if operator in ("ct", "mri"):
         data = _read_npy(path, "path", complex_ok=operator == "mri")
     else:
@@ -612,7 +622,7 @@ def read_measurement(
     y = p.y.to(args["device"])
     # 2. the noise level, given or estimated
     estimated = noise_sigma is None
-    if estimated:
+    if noise_sigma is None:
         noise_sigma = _estimate(y, p.observed, operator)
         how = (
             "sampled high-frequency k-space"
@@ -624,7 +634,14 @@ def read_measurement(
         )
     noise_sigma = min(noise_sigma, 1.0)
     return Measurement(
-        y, p.build(noise_sigma), noise_sigma, estimated, tuple(p.size), p.channels, info, tuple(notes)
+        y,
+        p.build(noise_sigma),
+        noise_sigma,
+        estimated,
+        cast("tuple[int, int]", tuple(p.size)),
+        p.channels,
+        info,
+        tuple(notes),
     )
 
 
@@ -634,7 +651,7 @@ class _Problem:
     and channels of the image to restore, and the observed-entries mask (for the noise estimate)."""
 
     y: torch.Tensor
-    build: object
+    build: Callable[[float], Any]
     size: tuple[int, int]
     channels: int
     observed: torch.Tensor | None = None

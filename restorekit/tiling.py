@@ -203,6 +203,7 @@ class TiledDenoiser:
                         weight * res[j * b : (j + 1) * b, :, r0 - r : r1 - r, q0 - q : q1 - q]
                     )
         # 4. normalise by the separable weight sum
+        assert outs is not None  # the grid has at least one window
         norm = norm_y[:, None] * norm_x
         return tuple(out / norm for out in outs)
 
@@ -253,8 +254,8 @@ class TiledDiffusion(TiledDenoiser):
             p = self.prior.predict(u, tt, cc)
             return (p.x0, p.eps) if p.eps_renoise is p.eps else (p.x0, p.eps, p.eps_renoise)
 
-        x0, eps, *renoise = self.apply(fn, u_t, (t, cond))
-        renoise = renoise[0] if renoise else eps
+        x0, eps, *rest = self.apply(fn, u_t, (t, cond))
+        renoise = rest[0] if rest else eps
         if self.anchor is None:
             return Prediction(x0=x0, eps=eps, eps_renoise=renoise)
         from .priors.schedule import abar_at, eps_from_x0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from typing import Any
 
 from .runner import RETRIES, attempt
 
@@ -48,7 +49,8 @@ def local(items, task, workers: int, record, *, address=None) -> None:
     from concurrent.futures.process import BrokenProcessPool
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pending, tries = deque(items), {}
+    pending = deque(items)
+    tries: dict[str, int] = {}
     while pending:
         with ProcessPoolExecutor(
             workers,
@@ -56,7 +58,7 @@ def local(items, task, workers: int, record, *, address=None) -> None:
             initializer=_init_worker,
             initargs=(threads,),
         ) as pool:
-            inflight = {}
+            inflight: dict[Any, Any] = {}  # future → item
             while pending or inflight:
                 while pending and len(inflight) < workers:
                     item = pending.popleft()
@@ -114,10 +116,14 @@ def ray(items, task, workers: int, record, *, address=None) -> None:
             configure_logging=False,
         )
     gpus = 1 if str(task.device).startswith("cuda") else 0
-    actor = rayl.remote(num_cpus=1, num_gpus=gpus, max_restarts=RETRIES, max_task_retries=RETRIES)(_RayWorker)
+    # Any: Ray's stubs type an actor handle's methods as plain functions, without .remote
+    actor: Any = rayl.remote(num_cpus=1, num_gpus=gpus, max_restarts=RETRIES, max_task_retries=RETRIES)(
+        _RayWorker
+    )
     actors = [actor.remote(task) for _ in range(workers)]
     try:
-        pending, idle, inflight = deque(items), list(actors), {}
+        pending, idle = deque(items), list(actors)
+        inflight: dict[Any, tuple[Any, Any]] = {}  # object ref → (item, actor)
         while pending or inflight:
             while pending and idle:
                 a, item = idle.pop(), pending.popleft()

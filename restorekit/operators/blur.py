@@ -35,6 +35,8 @@ class CircularBlur(BlurFFT):
     arrives. The kernel is stored once as (1, 1, h, w) and broadcast over channels.
     """
 
+    img_size: tuple[int, ...] | None  # set by deepinv's BlurFFT.__init__, then by _fit
+
     def __init__(self, kernel: torch.Tensor, img_size=None, **kwargs):
         super().__init__(img_size=None, filter=None, **kwargs)
         self.filter = kernel.to(self._device_holder.device)

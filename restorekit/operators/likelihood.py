@@ -194,7 +194,9 @@ class PoissonProx:
         self.identity = isinstance(operator, Denoising)
         self.inner_iter, self.beta = inner_iter, beta
         self.cg_iter, self.cg_tol = cg_iter, cg_tol
-        self.x = self.w = self.d = None
+        self.x: torch.Tensor | None = None
+        self.w: torch.Tensor | None = None
+        self.d: torch.Tensor | None = None
 
     def __call__(self, v: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
         lik, op, beta = self.likelihood, self.operator, self.beta
@@ -204,6 +206,7 @@ class PoissonProx:
             self.x = v.clone()
             self.w = lik.rate(op.A(v)) - lik.background
             self.d = torch.zeros_like(self.w)
+        assert self.w is not None and self.d is not None  # set together with x above
         for _ in range(self.inner_iter):
             # 1. quadratic step in x, 2. Poisson prox in w = A x, 3. dual update
             rhs = v + beta * op.A_adjoint(self.w - self.d)

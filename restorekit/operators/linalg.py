@@ -119,7 +119,7 @@ def operator_norm(
     shape = tuple(x_shape)
     if len(shape) == 4 and shape[0] == 1:
         shape = shape[1:]
-    if len(shape) != 3 or not all(isinstance(n, numbers.Integral) and n > 0 for n in shape):
+    if len(shape) != 3 or not all(isinstance(n, numbers.Integral) and int(n) > 0 for n in shape):
         raise ValueError(f"x_shape must be (C, H, W) or (1, C, H, W), got {tuple(x_shape)}")
     if device is None:
         device = next((t.device for t in operator.buffers()), torch.device("cpu"))

@@ -127,15 +127,15 @@ def coil_maps(img_size, coils: int, *, dtype=torch.float32) -> torch.Tensor:
     n = max(h, w)
     rows = torch.arange(h, dtype=torch.float64)[:, None] - (h - 1) / 2
     cols = torch.arange(w, dtype=torch.float64)[None, :] - (w - 1) / 2
-    maps = []
+    per_coil = []
     for c in range(coils):
         phi = 2 * math.pi * c / coils
         u = (math.sin(phi), math.cos(phi))
         dist2 = (rows - u[0] * n / 2) ** 2 + (cols - u[1] * n / 2) ** 2
         magnitude = torch.exp(-dist2 / (2 * (0.4 * n) ** 2))
         phase = phi + math.pi * (rows * u[0] + cols * u[1]) / n
-        maps.append(magnitude * torch.exp(1j * phase))
-    maps = torch.stack(maps)
+        per_coil.append(magnitude * torch.exp(1j * phase))
+    maps = torch.stack(per_coil)
     maps = maps / maps.abs().pow(2).sum(0, keepdim=True).sqrt()
     return maps.to(torch.complex128 if check_dtype(dtype) == torch.float64 else torch.complex64)
 

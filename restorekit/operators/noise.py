@@ -21,6 +21,8 @@ naming the model (pass the solver's noise-dependent parameters by hand for them)
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 
@@ -36,7 +38,7 @@ def noise_variance(operator, y: torch.Tensor) -> torch.Tensor:
     from deepinv.physics import GaussianNoise, PoissonGaussianNoise, PoissonNoise, ZeroNoise
 
     model = getattr(operator, "noise_model", None)
-    like = dict(dtype=y.real.dtype, device=y.device)
+    like: dict[str, Any] = dict(dtype=y.real.dtype, device=y.device)
     if model is None or isinstance(model, ZeroNoise):
         return torch.zeros((), **like)
     if isinstance(model, GaussianNoise):

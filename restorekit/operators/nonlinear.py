@@ -194,7 +194,8 @@ def register_solutions(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     h, w = ref.shape[-2:]
     pad = (0, w, 0, h)
     r = torch.fft.fft2(torch.nn.functional.pad(ref, pad))
-    best, best_score = None, None
+    best: torch.Tensor | None = None
+    best_score: torch.Tensor | None = None
     for cand in (x, torch.flip(x, (-2, -1))):
         c = torch.nn.functional.pad(cand, pad)
         corr = torch.fft.ifft2(r * torch.fft.fft2(c).conj()).real.sum(1)  # (B, 2H, 2W)
@@ -205,8 +206,10 @@ def register_solutions(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         if best is None:
             best, best_score = moved, score
         else:
+            assert best_score is not None  # set together with best
             take = (score > best_score).view(-1, 1, 1, 1)
             best, best_score = torch.where(take, moved, best), torch.maximum(score, best_score)
+    assert best is not None  # the loop runs twice
     return best
 
 

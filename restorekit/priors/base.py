@@ -143,7 +143,8 @@ def require(prior, capability: type, solver: str) -> None:
             for c in (Denoiser, Proximal, Energy, Diffusion, GradientSparse)
             if isinstance(prior, c)
         ]
-        example = {GradientSparse: " (total variation, restorekit.priors.TV)"}.get(capability, "")
+        examples: dict[type, str] = {GradientSparse: " (total variation, restorekit.priors.TV)"}
+        example = examples.get(capability, "")
         raise TypeError(
             f"solver {solver!r} needs a prior with the {capability.__name__} capability{example}, "
             f"but {type(prior).__name__} has only: {', '.join(have) or 'none'}"

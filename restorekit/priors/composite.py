@@ -17,6 +17,8 @@ the same distribution is the exact diffusion model of that distribution.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .base import Denoiser, Diffusion, Prediction
@@ -101,7 +103,9 @@ class CompositePrior:
         use_low = (s <= self.switch_sigma).to(x.device).reshape(-1, 1, 1, 1)
         if use_low.all():
             return self.low.denoise(x, sigma)
-        high = self.high.denoise(x, sigma, cond) if cond is not None else self.high.denoise(x, sigma)
+        # denoise(x, σ, cond) is the diffusion prior's own method, not part of the Diffusion protocol
+        net: Any = self.high
+        high = net.denoise(x, sigma, cond) if cond is not None else net.denoise(x, sigma)
         return high if not use_low.any() else torch.where(use_low, self.low.denoise(x, sigma), high)
 
     def __repr__(self):

@@ -13,6 +13,7 @@ last index ``null_class = K − 1`` is the "no class" label used for uncondition
 from __future__ import annotations
 
 import os
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -174,6 +175,7 @@ class DiffusionPrior(torch.nn.Module):
             if cond is not None:
                 raise ValueError(f"cond must be None for an unconditional diffusion prior, got {cond!r}")
             return None
+        assert self.null_class is not None  # set together with num_classes in __init__
         if cond is None:
             cond = self.null_class
         labels = torch.as_tensor(cond, device=device).long().reshape(-1).expand(batch)
@@ -245,17 +247,20 @@ def conv_unet(
     from diffusers import UNet2DModel
 
     n = len(widths)
-    return UNet2DModel(
-        sample_size=sample_size,
-        in_channels=channels,
-        out_channels=channels,
-        block_out_channels=tuple(widths),
-        down_block_types=("DownBlock2D",) * n,
-        up_block_types=("UpBlock2D",) * n,
-        layers_per_block=layers_per_block,
-        norm_num_groups=min(8, widths[0]),
-        add_attention=False,
-        num_class_embeds=num_class_embeds,
+    return cast(
+        torch.nn.Module,
+        UNet2DModel(
+            sample_size=sample_size,
+            in_channels=channels,
+            out_channels=channels,
+            block_out_channels=tuple(widths),
+            down_block_types=("DownBlock2D",) * n,
+            up_block_types=("UpBlock2D",) * n,
+            layers_per_block=layers_per_block,
+            norm_num_groups=min(8, widths[0]),
+            add_attention=False,
+            num_class_embeds=num_class_embeds,
+        ),
     )
 
 

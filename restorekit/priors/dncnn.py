@@ -141,6 +141,8 @@ class MultiLevelDnCNN(nn.Module):
     sigmas : the noise level each was trained at, same order.
     """
 
+    log_sigmas: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(self, nets, sigmas):
         super().__init__()
         if len(nets) != len(sigmas) or not nets:

@@ -237,7 +237,7 @@ class APG(_Guided):
             norm_threshold = real_number(norm_threshold, "norm_threshold", low=0.0, low_open=True)
         self.norm_threshold = norm_threshold
         self.momentum = real_number(momentum, "momentum", low=-1.0, high=1.0, low_open=True, high_open=True)
-        self._average = None
+        self._average: torch.Tensor | None = None
 
     def reset(self) -> None:
         super().reset()

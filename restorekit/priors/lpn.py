@@ -24,6 +24,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -127,7 +128,7 @@ class LPN(nn.Module):
             sigma=float(sigma),
         )
         self.beta, self.alpha, self.sigma = float(beta), float(alpha), float(sigma)
-        conv = dict(kernel_size=3, padding=1, padding_mode="reflect")
+        conv: dict[str, Any] = dict(kernel_size=3, padding=1, padding_mode="reflect")
         self.H = nn.ModuleList([nn.Conv2d(channels, hidden, bias=True, **conv) for _ in range(layers)])
         self.W = nn.ModuleList([nn.Conv2d(hidden, hidden, bias=False, **conv) for _ in range(layers - 1)])
         self.a = nn.Parameter(torch.empty(hidden))
@@ -138,11 +139,13 @@ class LPN(nn.Module):
         g = generator if generator is not None else torch.Generator().manual_seed(0)
         with torch.no_grad():
             for h in self.H:
+                assert isinstance(h, nn.Conv2d) and h.bias is not None  # built with bias=True above
                 fan_in = h.in_channels * 9
                 bound = 1 / math.sqrt(fan_in)
                 h.weight.copy_(torch.rand(h.weight.shape, generator=g) * 2 * bound - bound)
                 h.bias.copy_(torch.rand(h.bias.shape, generator=g) * 2 * bound - bound)
             for w in self.W:
+                assert isinstance(w, nn.Conv2d)
                 w.weight.copy_(torch.exp(-10 + 0.1 * torch.randn(w.weight.shape, generator=g)))
             self.a.copy_(torch.exp(-10 + 0.1 * torch.randn(self.a.shape, generator=g)))
 
@@ -150,6 +153,7 @@ class LPN(nn.Module):
         """Project W_k and the output weights a onto ≥ 0 (call after every optimiser step)."""
         with torch.no_grad():
             for w in self.W:
+                assert isinstance(w, nn.Conv2d)
                 w.weight.clamp_(min=0)
             self.a.clamp_(min=0)
 

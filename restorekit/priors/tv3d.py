@@ -12,6 +12,7 @@ row or column is zero. :func:`divergence3d` is the exact negative adjoint of
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +57,7 @@ def gradient3d(x: torch.Tensor) -> torch.Tensor:
 
 def divergence3d(p: torch.Tensor) -> torch.Tensor:
     """(B, C, 3, D, H, W) → (B, C, D, H, W): div p = −∇ᴴp."""
-    return -sum(_diff_adjoint(p[:, :, k], dim) for k, dim in enumerate((-3, -2, -1)))
+    return -cast(torch.Tensor, sum(_diff_adjoint(p[:, :, k], dim) for k, dim in enumerate((-3, -2, -1))))
 
 
 class TV3D:

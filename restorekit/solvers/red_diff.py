@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import cast
 
 import torch
 
@@ -82,7 +83,7 @@ class REDDiff(Solver):
         if init not in ("cg", "pinv", "adjoint"):
             raise ValueError(f"init must be 'cg', 'pinv' or 'adjoint', got {init!r}")
         self.steps, self.lr = positive(steps, "steps", integer=True), float(positive(lr, "lr"))
-        self.lam, self.betas = None if lam is None else float(lam), tuple(betas)
+        self.lam, self.betas = None if lam is None else float(lam), cast("tuple[float, float]", tuple(betas))
         self.init = init
 
     @classmethod

@@ -57,7 +57,7 @@ class VolumeSolver(Solver):
         x_true: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         callback=None,
-        progress: bool = False,
+        progress: bool | None = False,
     ) -> Result:
         from ..operators.noise import noise_level
         from ..priors.base import require, reset
