@@ -47,6 +47,18 @@ def _params(pairs: list[str]) -> dict:
     return out
 
 
+def _solver_params(args) -> dict:
+    """The solver hyperparameters of ``--param name=value`` and ``--steps``; ``--steps`` sets the
+    solver's own iteration count, ``steps`` or ``max_iter`` (read from its signature)."""
+    from .solvers import SOLVERS
+
+    params = _params(args.param)
+    if args.steps is not None:
+        accepted = inspect.signature(SOLVERS[args.solver]).parameters if args.solver in SOLVERS else {}
+        params["steps" if "steps" in accepted else "max_iter"] = args.steps
+    return params
+
+
 def build_prior(name: str, weight: float | None = None, device=None):
     """A prior by CLI name: ``tv`` (with ``weight``) or a shipped prior from ``priors.load``."""
     from . import priors
@@ -147,12 +159,7 @@ def _cmd_solve(args) -> int:
         raise CLIError(str(e)) from None
     y = operator(x)
     prior = _matching_prior(build_prior(args.prior, args.weight, device=x.device), args, x.shape[1])
-    params = _params(args.param)
-    if args.steps is not None:
-        from .solvers import SOLVERS
-
-        accepted = inspect.signature(SOLVERS[args.solver]).parameters if args.solver in SOLVERS else {}
-        params["steps" if "steps" in accepted else "max_iter"] = args.steps
+    params = _solver_params(args)
     print(
         f"restoring {args.image} ({'×'.join(map(str, x.shape[-2:]))}, {args.operator}) with "
         f"{args.solver} + {args.prior}…",
@@ -262,7 +269,8 @@ def _solve_volume(args) -> int:
         raise CLIError(f"a volume .npy must be a (D, N, N) array, got shape {arr.shape}")
     if args.operator != "ct":
         raise CLIError(f"volumes support --operator ct (slice-wise CT), got {args.operator!r}")
-    x = torch.as_tensor(arr, dtype=torch.float32, device=args.device)[None, None].clamp(0, 1)
+    out = _output(Path(args.out).with_suffix(".npy"), args.overwrite, extensions=(".npy",))
+    x = torch.as_tensor(arr, dtype=torch.float32, device=_device(args.device))[None, None].clamp(0, 1)
     gen = torch.Generator(device=x.device).manual_seed(args.seed)
     try:
         op = volume_ct(
@@ -277,9 +285,7 @@ def _solve_volume(args) -> int:
             if args.prior == "tv"
             else build_prior(args.prior, None, device=x.device)
         )
-        params = _params(args.param)
-        if args.steps is not None:
-            params["steps" if args.solver == "dds-3d" else "max_iter"] = args.steps
+        params = _solver_params(args)
         result = solve(
             op(x),
             op,
@@ -293,7 +299,6 @@ def _solve_volume(args) -> int:
         )
     except (ValueError, TypeError, Diverged) as e:
         raise CLIError(str(e)) from None
-    out = _output(Path(args.out).with_suffix(".npy"), args.overwrite, extensions=(".npy",))
     with atomic_write(out) as tmp:
         np.save(tmp, result.x[0, 0].cpu().numpy())
     assert result.metrics is not None  # solve() fills metrics when x_true is given
@@ -493,7 +498,6 @@ def _task_arguments(p: argparse.ArgumentParser) -> None:
 def _task(args):
     """The batch Task the ``restore``/``batch`` arguments describe."""
     from .batch import Task
-    from .solvers import SOLVERS
 
     args.device = str(_device(args.device))  # a missing GPU is one line, before any work
     kernel, mask = args.kernel, args.mask
@@ -517,10 +521,7 @@ def _task(args):
         operator_args["missing"] = args.missing
     if args.operator == "ct":
         operator_args["angle_range"] = args.angle_range
-    params = _params(args.param)
-    if args.steps is not None:
-        accepted = inspect.signature(SOLVERS[args.solver]).parameters if args.solver in SOLVERS else {}
-        params["steps" if "steps" in accepted else "max_iter"] = args.steps
+    params = _solver_params(args)
     return Task(
         operator=args.operator,
         prior=args.prior,
