@@ -175,7 +175,7 @@ class Solver:
         from ..priors.base import require, reset
 
         require(prior, self.needs, self.name)
-        check_problem(y, operator, x_init=x_init, x_true=x_true, generator=generator, prior=prior)
+        self._check(y, operator, prior, x_init, x_true, generator)
         if generator is None:
             generator = torch.Generator(device=y.device).manual_seed(0)
         loop = Loop(y, operator, x_true, generator, callback, progress, self.name, noise_level(operator, y))
@@ -191,9 +191,17 @@ class Solver:
             raise Diverged(len(loop.history.data_fit), loop.last_finite, self.name)
         metrics = None
         if x_true is not None:
-            with torch.no_grad():  # of the image as saved and shown: clamped to [0, 1]
-                metrics = Metrics(psnr(x.clamp(0, 1), x_true), ssim(x.clamp(0, 1), x_true))
+            with torch.no_grad():
+                metrics = self._metrics(x, x_true)
         return Result(x=x.detach(), history=loop.history, seconds=seconds, nfe=loop.nfe, metrics=metrics)
+
+    def _check(self, y, operator, prior, x_init, x_true, generator) -> None:
+        """The boundary checks of one call (images (B, C, H, W); volume solvers override it)."""
+        check_problem(y, operator, x_init=x_init, x_true=x_true, generator=generator, prior=prior)
+
+    def _metrics(self, x: torch.Tensor, x_true: torch.Tensor) -> Metrics:
+        """Quality against x_true, of the image as saved and shown: clamped to [0, 1]."""
+        return Metrics(psnr(x.clamp(0, 1), x_true), ssim(x.clamp(0, 1), x_true))
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
         raise NotImplementedError

@@ -8,8 +8,6 @@ whole volume, SSIM averaged over the axial slices, and the z-consistency error
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from ..metrics import psnr, ssim
@@ -17,7 +15,7 @@ from ..operators.linalg import operator_norm, power_iteration
 from ..operators.volume import SliceWise, check_volume, to_slices
 from ..priors.tv3d import dz
 from ..validate import check_problem
-from .base import Loop, Metrics, Result, Solver
+from .base import Metrics, Solver
 
 
 def z_error(x: torch.Tensor, x_true: torch.Tensor) -> torch.Tensor:
@@ -47,22 +45,8 @@ class VolumeSolver(Solver):
 
     volumes = True
 
-    def __call__(
-        self,
-        y: torch.Tensor,
-        operator,
-        prior,
-        *,
-        x_init: torch.Tensor | None = None,
-        x_true: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        callback=None,
-        progress: bool | None = False,
-    ) -> Result:
-        from ..operators.noise import noise_level
-        from ..priors.base import require, reset
-
-        require(prior, self.needs, self.name)
+    def _check(self, y, operator, prior, x_init, x_true, generator) -> None:
+        """y, x_init and x_true are volumes, one per batch member, on y's device."""
         check_problem(y, operator, generator=generator)
         check_volume(y, "y")
         for name, v in (("x_init", x_init), ("x_true", x_true)):
@@ -73,18 +57,6 @@ class VolumeSolver(Solver):
                         f"{name} must hold {y.shape[0]} volumes on {y.device} like y, got "
                         f"shape {tuple(v.shape)} on {v.device}"
                     )
-        if generator is None:
-            generator = torch.Generator(device=y.device).manual_seed(0)
-        loop = Loop(y, operator, x_true, generator, callback, progress, self.name, noise_level(operator, y))
-        reset(prior)
-        start = time.perf_counter()
-        with torch.no_grad():
-            x = self._run(y, operator, prior, x_init, loop)
-        seconds = time.perf_counter() - start
-        if not torch.isfinite(x).all():
-            raise FloatingPointError(f"solver {self.name!r} produced non-finite values")
-        metrics = None
-        if x_true is not None:
-            with torch.no_grad():
-                metrics = volume_metrics(x, x_true)
-        return Result(x=x.detach(), history=loop.history, seconds=seconds, nfe=loop.nfe, metrics=metrics)
+
+    def _metrics(self, x: torch.Tensor, x_true: torch.Tensor) -> Metrics:
+        return volume_metrics(x, x_true)
