@@ -62,7 +62,7 @@ def divergence3d(p: torch.Tensor) -> torch.Tensor:
 
 class TV3D:
     """Isotropic 3D total variation R(x) = weight·TV3(x) on volumes (capabilities: Energy,
-    Proximal, Denoiser; the Chambolle–Pock volume solver uses ``project``).
+    Proximal, Denoiser, GradientSparse — the structure the Chambolle–Pock solvers use).
 
     ``prox(x, gamma)`` = argmin_z ½‖z − x‖² + gamma·weight·TV3(z), by FISTA on the dual
     (Beck & Teboulle 2009, FGP) with step 1/12, stopped when the relative change of
@@ -91,6 +91,15 @@ class TV3D:
         # λ / max(‖q‖, λ) is 1 inside the ball; the clamp keeps λ = 0 finite
         return q * (lam / torch.maximum(n, lam).clamp_min(torch.finfo(q.dtype).tiny))
 
+    # -- GradientSparse capability (the structure the Chambolle–Pock solvers use) ----------------
+    grad_norm_sq = GRAD3_NORM_SQ
+    gradient = staticmethod(gradient3d)
+    divergence = staticmethod(divergence3d)
+
+    def lam(self, x: torch.Tensor, gamma: float | torch.Tensor = 1.0) -> torch.Tensor | float:
+        """gamma·weight, a float or (B,) tensor (``project`` broadcasts it per volume)."""
+        return gamma * self.weight if not isinstance(gamma, torch.Tensor) else gamma.to(x) * self.weight
+
     def value(self, x: torch.Tensor) -> torch.Tensor:
         """weight·TV3(x) per volume, a (B,) tensor."""
         check_volume(x)
@@ -98,9 +107,15 @@ class TV3D:
 
     def prox(self, x: torch.Tensor, gamma) -> torch.Tensor:
         check_volume(x)
-        lam = gamma * self.weight if not isinstance(gamma, torch.Tensor) else gamma.to(x) * self.weight
         return dual_fista_prox(
-            x, lam, self.project, gradient3d, divergence3d, GRAD3_NORM_SQ, self.max_iter, self.tol
+            x,
+            self.lam(x, gamma),
+            self.project,
+            gradient3d,
+            divergence3d,
+            GRAD3_NORM_SQ,
+            self.max_iter,
+            self.tol,
         )
 
     def denoise(self, x: torch.Tensor, sigma) -> torch.Tensor:

@@ -50,10 +50,14 @@ class ChambollePock(Solver):
             raise ValueError(f"step must be in (0, 1) so that tau·sigma·‖K‖² < 1, got {step!r}")
         self.step = float(step)
 
+    @staticmethod
+    def operator_norm(operator, x: torch.Tensor) -> float:
+        """‖A‖ on images shaped like x (power iteration, cached per operator)."""
+        return operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device)
+
     def _run(self, y, operator, prior, x_init, loop):
         x = initial_estimate(y, operator, x_init)
-        norm_a = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device)
-        tau = sigma = self.step / math.sqrt(norm_a**2 + prior.grad_norm_sq)
+        tau = sigma = self.step / math.sqrt(self.operator_norm(operator, x) ** 2 + prior.grad_norm_sq)
         lam = prior.lam(x)
         x_bar, p = x, torch.zeros_like(y)
         q = torch.zeros_like(prior.gradient(x))
