@@ -171,8 +171,10 @@ def dead_leaves(
     Pixels no disk covers keep a random background level.
     """
     g = generator if generator is not None else torch.Generator().manual_seed(0)
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    u = torch.rand(n_disks, 5 + channels, generator=g)
+    dev = _as_device(device)  # the random numbers come from g on the CPU; the drawing runs on dev
+    axis = torch.linspace(0, 1, size, device=dev)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    u = torch.rand(n_disks, 5 + channels, generator=g).to(dev)
     a = 1.0 - alpha
     # inverse-CDF sample of r with density ∝ r^-alpha on [rmin, rmax]
     r = (rmin**a + u[:, 0] * (rmax**a - rmin**a)) ** (1.0 / a)
@@ -183,9 +185,9 @@ def dead_leaves(
     first = inside.to(torch.uint8).argmax(0)  # index of the front-most disk covering each pixel
     hit = inside.any(0)
     shade = (u[first, 3] - 0.5) * 0.3 * (xx - cx[first]) + (u[first, 4] - 0.5) * 0.3 * (yy - cy[first])
-    background = torch.rand(channels, 1, 1, generator=g)
+    background = torch.rand(channels, 1, 1, generator=g).to(dev)
     img = torch.where(hit, (u[first, 5:].permute(2, 0, 1) + shade).clamp(0, 1), background)
-    return img[None].to(_as_device(device))
+    return img[None]
 
 
 def ellipse_phantom(
@@ -235,14 +237,15 @@ def random_patches(
     if bad:
         raise ValueError(f"images {bad} are in HELD_OUT and may not be used for training")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
-    pool = [_training_image(name, channels) for name in images]
-    out = torch.empty(n, channels, size, size)
+    dev = _as_device(device)
+    pool = [_training_image(name, channels).to(dev) for name in images]
+    out = torch.empty(n, channels, size, size, device=dev)
     for i in range(n):
         r = torch.rand(1, generator=g).item()
         if r < synthetic_fraction / 2:
-            p = dead_leaves(size, channels, generator=g)[0]
+            p = dead_leaves(size, channels, generator=g, device=dev)[0]
         elif r < synthetic_fraction:
-            p = ellipse_phantom(size, generator=g)[0].expand(channels, -1, -1)
+            p = ellipse_phantom(size, generator=g, device=dev)[0].expand(channels, -1, -1)
         else:
             img = pool[int(torch.randint(len(pool), (1,), generator=g))]
             H, W = img.shape[-2:]
@@ -261,7 +264,7 @@ def random_patches(
         if torch.rand(1, generator=g).item() < 0.5:
             p = p.flip(-1)
         out[i] = p
-    return out.to(_as_device(device))
+    return out
 
 
 _POOL_CACHE: dict[tuple[str, int], torch.Tensor] = {}

@@ -6,7 +6,10 @@ The API is deliberately small:
   (decay_n = min(decay, (1 + n) / (10 + n)) after n updates).
 - :class:`PatchPool` — a pre-generated pool of training patches (optionally with integer class
   labels) and a cheap seeded sampler that applies random flips and 90° rotations.
-- :func:`cosine_lr` — learning-rate factor: linear warm-up then cosine decay to ``floor``.
+- :class:`Budget` — training progress in [0, 1], by steps or by wall time, whichever runs
+  out first, so one schedule serves a fixed step count on CPU and a fixed lease on a GPU.
+- :func:`cosine_lr` — learning-rate factor of the progress: linear warm-up then cosine decay.
+- :func:`training_device` — the torch device a script trains on (TF32 on for CUDA).
 - :func:`save_checkpoint` / :func:`load_checkpoint` — resumable training state in one
   directory (``state.pt`` loaded with ``weights_only=True``, no arbitrary pickles).
 
@@ -18,6 +21,8 @@ from __future__ import annotations
 import copy
 import math
 import os
+import platform
+import time
 
 import torch
 
@@ -71,24 +76,75 @@ class PatchPool:
 
     def sample(self, batch: int, generator: torch.Generator):
         """Return (x, labels) with x (batch, C, P, P); labels is None for an unlabelled pool."""
-        idx = torch.randint(len(self), (batch,), generator=generator)
+        dev = self.patches.device  # the generator lives on the pool's device
+        idx = torch.randint(len(self), (batch,), generator=generator, device=dev)
         x = self.patches[idx]
-        k = torch.randint(4, (batch,), generator=generator)
-        flip = torch.rand(batch, generator=generator) < 0.5
+        k = torch.randint(4, (batch,), generator=generator, device=dev)
+        flip = torch.rand(batch, generator=generator, device=dev) < 0.5
         for r in range(1, 4):
             sel = k == r
             if sel.any():
                 x[sel] = torch.rot90(x[sel], r, dims=(-2, -1))
         x[flip] = x[flip].flip(-1)
-        return x, (self.labels[idx] if self.labels is not None else None)
+        return x, (self.labels.to(dev)[idx] if self.labels is not None else None)
 
 
-def cosine_lr(step: int, total: int, warmup: int = 200, floor: float = 0.05) -> float:
-    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine from 1 to ``floor``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+def cosine_lr(progress: float, warmup: float = 0.03, floor: float = 0.05) -> float:
+    """LR multiplier at ``progress`` ∈ [0, 1] of training: linear warm-up over the first
+    ``warmup`` fraction, then cosine from 1 down to ``floor``."""
+    if progress < warmup:
+        return max(progress / warmup, 0.01)
+    t = min(1.0, (progress - warmup) / max(1e-12, 1 - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+class Budget:
+    """How far training has got: progress = max(step / steps, wall / (60·minutes)) ∈ [0, 1].
+
+    ``minutes=None`` is a pure step budget (reproducible, the CPU default); with ``minutes`` the
+    run ends when either budget is spent, and the learning-rate schedule and loss stages follow
+    the same progress, so a time-limited run on a fast device still anneals fully. ``elapsed``
+    carries the wall time of earlier runs (resume).
+    """
+
+    def __init__(self, steps: int, minutes: float | None = None, elapsed: float = 0.0):
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        if minutes is not None and minutes <= 0:
+            raise ValueError(f"minutes must be > 0, got {minutes}")
+        self.steps, self.minutes = steps, minutes
+        self._start = time.time() - elapsed
+
+    @property
+    def elapsed(self) -> float:
+        """Wall seconds of training so far, earlier runs included."""
+        return time.time() - self._start
+
+    def progress(self, step: int) -> float:
+        p = step / self.steps
+        if self.minutes is not None:
+            p = max(p, self.elapsed / (60 * self.minutes))
+        return min(1.0, p)
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
+
+
+def hardware(device: torch.device) -> str:
+    """What trained it, for the training records: the GPU's name, or the CPU and thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU thread(s) (torch)"
+
+
+def training_device(name: str | None = None) -> torch.device:
+    """``name`` ('cpu', 'cuda', 'cuda:1'), or CUDA when available; TF32 matmuls on CUDA."""
+    device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    return device
 
 
 def _state(part):

@@ -5,34 +5,41 @@ noise-level map as second input channel) trained by plain MSE,
 
     min_θ  E_{x, σ ~ U[0, σ_max], n ~ N(0, I)} ‖D_θ(x + σ n, σ) − x‖²,
 
-on ``restorekit.data.random_patches`` (training images plus dead-leaves and phantoms; never
-the HELD_OUT images) with Adam and a cosine learning-rate decay. Seeded and resumable: the
-checkpoint holds model, optimizer, generator state, step and accumulated wall time.
+on a fixed pool of ``restorekit.data.random_patches`` (training images plus dead-leaves and
+phantoms; never the HELD_OUT images) with random dihedral transforms, Adam and a cosine
+learning-rate decay over the budget (``--steps``, or ``--minutes`` of wall time when that runs
+out first). Seeded and resumable: the checkpoint folder holds model, optimizer, generator
+state, step and accumulated wall time (``training.common.save_checkpoint``).
 
-    python training/train_denoiser.py                      # train (resumes from --checkpoint)
-    python training/train_denoiser.py --evaluate-only      # re-measure and rewrite the card
+    python -m training.train_denoiser                      # train (resumes from --checkpoint)
+    python -m training.train_denoiser --evaluate-only      # re-measure and rewrite the card
+    python -m training.train_denoiser --device cuda --depth 17 --features 64 --batch 64 \
+        --patch 64 --steps 200000 --minutes 6             # a time-limited GPU run
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from restorekit.data import random_patches  # noqa: E402
-from restorekit.priors.dncnn import BiasFreeDenoiser  # noqa: E402
-from training.denoiser_eval import heldout_table, markdown_table  # noqa: E402
+from restorekit.data import random_patches
+from restorekit.evaluation import heldout_table, markdown_table
+from restorekit.priors.dncnn import BiasFreeDenoiser
+from training.common import (
+    Budget,
+    PatchPool,
+    cosine_lr,
+    hardware,
+    load_checkpoint,
+    save_checkpoint,
+    training_device,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,8 +47,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=ROOT / "restorekit" / "weights" / "denoiser-gray")
-    p.add_argument("--checkpoint", type=Path, default=Path("/tmp/denoiser-gray-ckpt.pt"))
+    p.add_argument("--checkpoint", type=Path, default=ROOT / "runs" / "denoiser-gray")
     p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--minutes", type=float, default=None, help="wall-time budget (the LR decays over it)")
+    p.add_argument("--pool", type=int, default=20000, help="number of training patches drawn once")
+    p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--patch", type=int, default=40)
     p.add_argument("--depth", type=int, default=10)
@@ -70,13 +80,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--checkpoint-every", type=int, default=50)
-    p.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        help="stop early (and export) once this much training wall time is spent",
-    )
     p.add_argument("--evaluate-only", action="store_true")
+    p.add_argument("--no-card", action="store_true", help="train and export only (measure later)")
     p.add_argument("--card-note", default="", help="a sentence added to the card's training paragraph")
     return p.parse_args(argv)
 
@@ -93,70 +98,52 @@ def build(args, generator: torch.Generator) -> BiasFreeDenoiser:
     return net
 
 
-def save_atomic(obj, path: Path):
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train(args) -> dict:
+    device = training_device(args.device)
     g = torch.Generator().manual_seed(args.seed)
-    net = build(args, g)
+    net = build(args, g).to(device)
+    gen = torch.Generator(device).manual_seed(args.seed + 1)
+    pool = PatchPool(random_patches(args.pool, args.patch, generator=g, device=device))
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps))
-    )
-    step, wall = 0, 0.0
-    if args.checkpoint.exists():
-        ck = torch.load(args.checkpoint, weights_only=True)
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        g.set_state(ck["generator"])
-        step, wall = int(ck["step"]), float(ck["wall"])
-        print(f"resumed at step {step} ({wall / 60:.1f} min so far)", flush=True)
+    parts = {"model": net, "optimizer": opt, "generator": gen}
+    args.checkpoint.mkdir(parents=True, exist_ok=True)
+    step, extra = load_checkpoint(str(args.checkpoint), **parts)
+    budget = Budget(args.steps, args.minutes, float(extra.get("elapsed", 0.0)))
+    if step:
+        print(f"resumed at step {step} ({budget.elapsed / 60:.1f} min so far)", flush=True)
 
     def checkpoint():
-        save_atomic(
-            {
-                "model": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "generator": g.get_state(),
-                "step": step,
-                "wall": wall,
-            },
-            args.checkpoint,
-        )
+        save_checkpoint(str(args.checkpoint), step, {"elapsed": budget.elapsed}, **parts)
 
     net.train()
     bar = tqdm(total=args.steps, initial=step, mininterval=30, file=sys.stdout)
     ema = None
-    while step < args.steps and (args.max_minutes is None or wall < 60 * args.max_minutes):
-        t0 = time.perf_counter()
-        # 1. a batch of clean training patches; half the noise levels σ ~ U[0, σ_low], half U[0, σ_max]
-        x = random_patches(args.batch, args.patch, generator=g)
-        top = torch.full((args.batch,), args.sigma_max)
+    while not budget.done(step):
+        # 1. a batch of clean pool patches; half the noise levels σ ~ U[0, σ_low], half U[0, σ_max]
+        x, _ = pool.sample(args.batch, gen)
+        top = torch.full((args.batch,), args.sigma_max, device=device)
         top[: args.batch // 2] = args.low_sigma
-        sigma = torch.rand(args.batch, generator=g) * top
-        y = x + sigma[:, None, None, None] * torch.randn(x.shape, generator=g)
-        # 2. MSE on the clean image, Adam step, cosine decay
+        sigma = torch.rand(args.batch, generator=gen, device=device) * top
+        y = x + sigma[:, None, None, None] * torch.randn(x.shape, generator=gen, device=device)
+        # 2. MSE on the clean image; clipped Adam step, warm-up then cosine decay to 1 % of the lr
+        for group in opt.param_groups:
+            group["lr"] = args.lr * cosine_lr(budget.progress(step), warmup=0.02, floor=0.01)
         loss = (net(y, sigma) - x).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        sched.step()
         step += 1
-        wall += time.perf_counter() - t0
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         bar.update(1)
-        bar.set_postfix(loss=f"{ema:.2e}", lr=f"{sched.get_last_lr()[0]:.1e}")
-        if step % args.checkpoint_every == 0 or step == args.steps:
+        bar.set_postfix(loss=f"{ema:.2e}", lr=f"{opt.param_groups[0]['lr']:.1e}")
+        if step % args.checkpoint_every == 0 or budget.done(step):
             checkpoint()
         if args.snapshot_every and step % args.snapshot_every == 0:
-            snap = args.checkpoint.with_name(f"{args.checkpoint.stem}-step{step}.safetensors")
-            save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, snap)
+            snap = args.checkpoint / f"step{step}.safetensors"
+            save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, snap)
     bar.close()
+    net.cpu()
 
     args.out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, args.out / "model.safetensors")
@@ -171,15 +158,17 @@ def train(args) -> dict:
     info = {
         "steps": step,
         "planned_steps": args.steps,
-        "wall_min": wall / 60,
+        "wall_min": budget.elapsed / 60,
         "batch": args.batch,
         "patch": args.patch,
         "lr": args.lr,
         "sigma_max": args.sigma_max,
         "low_sigma": args.low_sigma,
         "init_from": None if args.init_from is None else args.init_from.name,
+        "minutes": args.minutes,
+        "pool": args.pool,
         "seed": args.seed,
-        "threads": args.threads,
+        "hardware": hardware(device),
     }
     (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
@@ -200,11 +189,10 @@ def write_card(args):
         pass
     table = heldout_table(nets, sigmas=(0.05, 0.1, 0.2))
     params = sum(p.numel() for p in net.parameters())
-    stopped = (
-        ""
-        if info["steps"] >= info["planned_steps"]
-        else f" (of {info['planned_steps']} planned: stopped by the wall-time limit before the "
-        "learning rate had fully decayed)"
+    budget = (
+        f"a {info['minutes']:g}-minute wall-time budget"
+        if info.get("minutes") and info["steps"] < info["planned_steps"]
+        else f"{info['planned_steps']} steps"
     )
     size_kb = (args.out / "model.safetensors").stat().st_size / 1024
     card = f"""# denoiser-gray — restorekit's bias-free CNN denoiser
@@ -219,13 +207,11 @@ Class `restorekit.priors.dncnn.BiasFreeDenoiser`; load with
 {size_kb:.0f} KB (safetensors).
 
 **Training** (`training/train_denoiser.py`, seed {info["seed"]}): MSE to the clean patch,
-σ ~ U[0, {info["sigma_max"]}]; {info["steps"]} Adam steps{stopped}, batch {info["batch"]} of
+σ ~ U[0, {info["sigma_max"]}] (half of each batch σ ~ U[0, {info.get("low_sigma", info["sigma_max"])}]); {info["steps"]} Adam steps, batch {info["batch"]} of
 {info["patch"]}×{info["patch"]} patches from `restorekit.data.random_patches` (scikit-image
 training images, lfw faces, dead leaves, ellipse phantoms — never the HELD_OUT images),
-lr {info["lr"]} with cosine decay to 1 % over {info["planned_steps"]} steps. Wall time {info["wall_min"]:.0f} min on
-{info["threads"]} CPU thread(s) ({platform.processor() or platform.machine()},
-shared machine), no GPU. This is a short CPU run: the network is under-trained compared with
-published DnCNN models. {args.card_note}
+lr {info["lr"]} with cosine decay to 1 % over {budget}. Wall time {info["wall_min"]:.0f} min on
+{info.get("hardware", "a CPU")}. {args.card_note}
 
 **Denoising PSNR (dB)** on `restorekit.data.held_out(128)` (camera, astronaut, coins,
 shepp_logan_phantom; grey, 128×128), mean over the four images, noise seed 0. TV = skimage
@@ -243,7 +229,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     if not args.evaluate_only:
         train(args)
-    write_card(args)
+    if not args.no_card:
+        write_card(args)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,16 @@ import time
 import torch
 
 from restorekit import data
-from training.common import EMA, PatchPool, cosine_lr, load_checkpoint, save_checkpoint
+from training.common import (
+    EMA,
+    Budget,
+    PatchPool,
+    cosine_lr,
+    hardware,
+    load_checkpoint,
+    save_checkpoint,
+    training_device,
+)
 
 CLASSES = ("photo", "phantom", "text", "dead_leaves")
 TEXT_IMAGES = ("page", "text")
@@ -43,36 +52,35 @@ PHOTO_IMAGES = tuple(n for n in data.TRAINING if n not in TEXT_IMAGES)
 CLASS_SHARES = (0.5, 0.15, 0.15, 0.2)
 
 
-def phantom_patches(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+def phantom_patches(n: int, size: int, generator: torch.Generator, device=None) -> torch.Tensor:
     """Random crops of ellipse phantoms drawn at 1×, 2× or 4× the patch size (several scales)."""
-    out = torch.empty(n, 1, size, size)
+    out = torch.empty(n, 1, size, size, device=device)
     for i in range(n):
         scale = (1, 2, 4)[int(torch.randint(3, (1,), generator=generator))]
-        img = data.ellipse_phantom(size * scale, generator=generator)[0]
+        img = data.ellipse_phantom(size * scale, generator=generator, device=device)[0]
         top, left = (int(torch.randint(size * (scale - 1) + 1, (1,), generator=generator)) for _ in range(2))
         out[i] = img[:, top : top + size, left : left + size]
     return out
 
 
-def dead_leaves_patches(n: int, size: int, channels: int, generator: torch.Generator) -> torch.Tensor:
-    return torch.cat([data.dead_leaves(size, channels, generator=generator) for _ in range(n)])
+def dead_leaves_patches(n: int, size: int, channels: int, generator: torch.Generator, device=None):
+    return torch.cat([data.dead_leaves(size, channels, generator=generator, device=device) for _ in range(n)])
 
 
-def build_pool(args, generator: torch.Generator) -> PatchPool:
-    """Pre-generate the training pool (deterministic given the seed)."""
+def build_pool(args, generator: torch.Generator, device=None) -> PatchPool:
+    """Pre-generate the training pool on ``device`` (deterministic given the seed)."""
     n, p, c = args.pool_size, args.patch, args.channels
     if not args.conditional:
-        return PatchPool(data.random_patches(n, p, c, generator=generator))
+        return PatchPool(data.random_patches(n, p, c, generator=generator, device=device))
     counts = [int(round(s * n)) for s in CLASS_SHARES]
+    crops = dict(generator=generator, synthetic_fraction=0.0, device=device)
     parts = [
-        data.random_patches(
-            counts[0], p, c, generator=generator, images=PHOTO_IMAGES, synthetic_fraction=0.0
-        ),
-        phantom_patches(counts[1], p, generator).expand(-1, c, -1, -1),
-        data.random_patches(counts[2], p, c, generator=generator, images=TEXT_IMAGES, synthetic_fraction=0.0),
-        dead_leaves_patches(counts[3], p, c, generator),
+        data.random_patches(counts[0], p, c, images=PHOTO_IMAGES, **crops),
+        phantom_patches(counts[1], p, generator, device).expand(-1, c, -1, -1),
+        data.random_patches(counts[2], p, c, images=TEXT_IMAGES, **crops),
+        dead_leaves_patches(counts[3], p, c, generator, device),
     ]
-    labels = torch.cat([torch.full((k,), i, dtype=torch.long) for i, k in enumerate(counts)])
+    labels = torch.cat([torch.full((k,), i, dtype=torch.long, device=device) for i, k in enumerate(counts)])
     return PatchPool(torch.cat(parts), labels)
 
 
@@ -107,12 +115,11 @@ def build_scheduler():
     )
 
 
-def export(args, ema: EMA, step: int, seconds: float, loss_ema: float) -> None:
+def export(args, ema: EMA, step: int, seconds: float, loss_ema: float, trained_on: str) -> None:
     """Write the EMA weights in diffusers format: out/unet, out/scheduler, out/classes.json."""
-    model = ema.model
+    model = build_model(args)
+    model.load_state_dict({k: v.cpu() for k, v in ema.model.state_dict().items()})
     if args.fp16:
-        model = build_model(args)
-        model.load_state_dict(ema.model.state_dict())
         model = model.half()
     model.save_pretrained(os.path.join(args.out, "unet"), safe_serialization=True)
     build_scheduler().save_pretrained(os.path.join(args.out, "scheduler"))
@@ -121,6 +128,7 @@ def export(args, ema: EMA, step: int, seconds: float, loss_ema: float) -> None:
         "train_seconds": round(seconds, 1),
         "final_loss_ema": round(loss_ema, 5),
         "params": sum(p.numel() for p in model.parameters()),
+        "hardware": trained_on,
         "args": vars(args),
     }
     if args.conditional:
@@ -148,12 +156,19 @@ def main(argv=None) -> None:
     ap.add_argument("--label-dropout", type=float, default=0.15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument(
         "--max-minutes",
         type=float,
         default=None,
         help="stop (checkpoint + export) after this much wall time in this run",
+    )
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="total wall-time budget: the cosine LR follows whichever of --steps and this runs out first",
     )
     ap.add_argument("--fp16", action="store_true", help="export weights as float16")
     ap.add_argument(
@@ -166,9 +181,10 @@ def main(argv=None) -> None:
     from tqdm import tqdm
 
     torch.set_num_threads(args.threads)
+    device = training_device(args.device)
     torch.manual_seed(args.seed)  # only for the parameter initialisation of the network
-    gen = torch.Generator().manual_seed(args.seed)
-    model = build_model(args)
+    gen = torch.Generator(device).manual_seed(args.seed)
+    model = build_model(args).to(device)
     ema = EMA(model, args.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     parts = {"model": model, "ema": ema, "optimizer": opt, "generator": gen}
@@ -176,10 +192,10 @@ def main(argv=None) -> None:
         step, extra = load_checkpoint(args.ckpt, **parts)
         if step == 0:
             raise ValueError(f"--ckpt {args.ckpt!r} holds no checkpoint to export")
-        export(args, ema, step, float(extra["seconds"]), float(extra["loss_ema"]))
+        export(args, ema, step, float(extra["seconds"]), float(extra["loss_ema"]), hardware(device))
         return
     t0 = time.time()
-    pool = build_pool(args, torch.Generator().manual_seed(args.seed + 1))
+    pool = build_pool(args, torch.Generator().manual_seed(args.seed + 1), device)
     print(
         f"pool {tuple(pool.patches.shape)} built in {time.time() - t0:.0f}s; "
         f"params {sum(p.numel() for p in model.parameters())}",
@@ -187,7 +203,8 @@ def main(argv=None) -> None:
     )
     step, extra = load_checkpoint(args.ckpt, **parts)
     seconds, loss_ema = float(extra.get("seconds", 0.0)), float(extra.get("loss_ema", 1.0))
-    abar = build_scheduler().alphas_cumprod.clone().float()
+    budget = Budget(args.steps, args.minutes, seconds)
+    abar = build_scheduler().alphas_cumprod.clone().float().to(device)
     null = len(CLASSES)
 
     stop = {"flag": False}
@@ -203,24 +220,24 @@ def main(argv=None) -> None:
             args.ckpt, step, {"seconds": seconds + time.time() - run_start, "loss_ema": loss_ema}, **parts
         )
 
-    while step < args.steps and not stop["flag"]:
+    while not budget.done(step) and not stop["flag"]:
         # 1. batch: pooled patches with dihedral augmentation, mapped to u0 = 2x − 1
         x, labels = pool.sample(args.batch, gen)
         u0 = 2 * x - 1
         if labels is not None:
             labels = torch.where(
-                torch.rand(args.batch, generator=gen) < args.label_dropout,
+                torch.rand(args.batch, generator=gen, device=device) < args.label_dropout,
                 torch.full_like(labels, null),
                 labels,
             )
         # 2. forward diffusion u_t = √ᾱ_t u0 + √(1 − ᾱ_t) ε
-        t = torch.randint(len(abar), (args.batch,), generator=gen)
-        eps = torch.randn(u0.shape, generator=gen)
+        t = torch.randint(len(abar), (args.batch,), generator=gen, device=device)
+        eps = torch.randn(u0.shape, generator=gen, device=device)
         a = abar[t].view(-1, 1, 1, 1)
         u_t = a.sqrt() * u0 + (1 - a).sqrt() * eps
         # 3. ε-prediction loss, clipped AdamW step with cosine LR, EMA update
         for g in opt.param_groups:
-            g["lr"] = args.lr * cosine_lr(step, args.steps)
+            g["lr"] = args.lr * cosine_lr(budget.progress(step))
         loss = (model(u_t, t, class_labels=labels).sample - eps).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -243,7 +260,7 @@ def main(argv=None) -> None:
     log.close()
     checkpoint()
     seconds += time.time() - run_start
-    export(args, ema, step, seconds, loss_ema)
+    export(args, ema, step, seconds, loss_ema, hardware(device))
     print(f"stopped at step {step}, {seconds / 60:.1f} min of training, loss(EMA) {loss_ema:.4f}", flush=True)
 
 
