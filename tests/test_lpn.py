@@ -251,7 +251,7 @@ def test_pnp_with_lpn_converges(trained, solver, params, problem):
         op,
         trained,
         solver=solver,
-        max_iter=30,
+        max_iter=40,
         x_true=x,
         callback=lambda d: iterates.append(d["x"].clone()),
         **params,
