@@ -20,7 +20,7 @@ from restorekit.evaluation import tv_denoise, tv_oracle_weight
 from restorekit.metrics import psnr
 from restorekit.priors import registry
 from restorekit.priors.dncnn import BiasFreeDenoiser, MultiLevelDnCNN
-from training.convert_scico_dncnn import convert, read_flax_msgpack
+from restorekit.priors.flax_dncnn import convert, read_flax_msgpack
 
 DENOISERS = [n for n, d in registry._shipped().items() if registry._meta(d)["kind"] in ("dncnn", "denoiser")]
 SCICO = [n for n, d in registry._shipped().items() if registry._meta(d)["kind"] == "dncnn"]
