@@ -28,18 +28,15 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 import warnings
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import restorekit as rk  # noqa: E402
-from restorekit.operators import BUILDERS, make, truncated_pinv  # noqa: E402
-from restorekit.priors.base import require  # noqa: E402
-from restorekit.solvers import SOLVERS, solve  # noqa: E402
+import restorekit as rk
+from restorekit.operators import BUILDERS, make, truncated_pinv
+from restorekit.priors.base import require
+from restorekit.solvers import SOLVERS, solve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: Operator families of the matrix (the registry's presets).

@@ -25,18 +25,15 @@ import glob
 import os
 import platform
 import statistics
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import restorekit as rk  # noqa: E402
-from restorekit.priors import DiffusionPrior, GaussianPrior  # noqa: E402
-from restorekit.priors.diffusion import conv_unet  # noqa: E402
-from restorekit.priors.schedule import linear_alphas_cumprod  # noqa: E402
-from restorekit.solvers.deepinv_adapter import run_deepinv  # noqa: E402
+import restorekit as rk
+from restorekit.priors import DiffusionPrior, GaussianPrior
+from restorekit.priors.diffusion import conv_unet
+from restorekit.priors.schedule import linear_alphas_cumprod
+from restorekit.solvers.deepinv_adapter import run_deepinv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -29,45 +29,42 @@ the peers are their defaults or were chosen on TRAINING images (Wiener balance, 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import restorekit as rk  # noqa: E402
-from restorekit import data, metrics  # noqa: E402
-from restorekit.priors import TV, composite  # noqa: E402
-from restorekit.priors import load as load_prior  # noqa: E402
-from restorekit.priors.denoisers import Decorrelated  # noqa: E402
+import restorekit as rk
+from restorekit import data, metrics
+from restorekit.evaluation import (
+    BAR_NOISE,
+    DDS_COMPOSITE,
+    PEERS_TV_WEIGHTS,
+    SWITCH_SIGMA,
+    add_noise,
+    bar_methods,
+    bar_restore,
+    bar_tv_oracle,
+    composite_prior,
+    dds,
+    tv_cp,
+    tv_prox_oracle,
+)
+from restorekit.evaluation import shipped_prior as load
+from restorekit.priors.denoisers import Decorrelated
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JSON = os.path.join(HERE, "peers_results.json")
-NOISE = 0.01
 SIZE = 128
 SIGMAS = (0.02, 0.05, 0.1, 0.2)
-TV_DENOISE_GRID = (0.01, 0.02, 0.04, 0.06, 0.08, 0.12, 0.16, 0.24, 0.32)
-TV_RESTORE_GRID = tuple(float(w) for w in np.geomspace(3e-4, 3e-2, 7))
-#: image-unit level below which the composite prior asks dncnn (denoising crossover on TRAINING
-#: images moon/brick/grass/clock/cell/page at 64²: dncnn − diffusion-gray = +0.39 dB at σ = 0.15,
-#: −0.20 dB at σ = 0.2)
-SWITCH_SIGMA = 0.15
 #: skimage Wiener ``balance`` (chosen on TRAINING images moon/brick/clock, deblurring:
 #: 30.5, 32.2, 32.9, 32.9, 32.5 dB at balance 0.003, 0.01, 0.03, 0.1, 0.3)
 WIENER_BALANCE = 0.1
-#: DDS settings for the composite prior, chosen on TRAINING images (moon, clock, chelsea at 64²,
-#: deblurring; mean PSNR): (η, γ) = (0.85, 10) 31.36 dB (the defaults), (0.3, 10) 26.69,
-#: (1, 10) 31.90, (0.85, 30) 31.10, (1, 30) 31.82; TV at its best weight 33.54
-DDS_COMPOSITE = {"eta": 1.0}
 #: the implicit-prior solver's β: the paper's faster, less stochastic setting (β = 0.01 takes
 #: about ten times more denoiser calls)
 IMPLICIT_BETA = 0.5
-load = functools.cache(load_prior)
 
 
 def _have_bm3d() -> bool:
@@ -85,18 +82,6 @@ def _mean_psnr(x_hat, x) -> float:
 
 
 # ------------------------------------------------------------------------------ denoising
-def _noisy(x, sigma, seed=0):
-    return x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
-
-
-def tv_denoise_best(y, x, coupled: bool) -> tuple[float, float]:
-    """(PSNR, weight) of TV denoising (prox of weight·TV) at the best weight of the grid."""
-    return max(
-        ((_mean_psnr(TV(w, channel_coupled=coupled).prox(y, 1.0), x), w) for w in TV_DENOISE_GRID),
-        key=lambda t: t[0],
-    )
-
-
 def section_denoise() -> dict:
     from restorekit.priors.bm3d import bm3d_denoise
 
@@ -109,9 +94,9 @@ def section_denoise() -> dict:
         nets = {"BM3D": bm3d_denoise, **nets}
     out = {}
     for s in SIGMAS:
-        y = _noisy(x, s)
-        tv, w = tv_denoise_best(y, x, coupled=False)
-        row = {"noisy": _mean_psnr(y, x), f"TV (best weight {w:g})": tv}
+        y = add_noise(x, s)
+        tv = tv_prox_oracle(y, x, coupled=False)
+        row = {"noisy": _mean_psnr(y, x), f"TV (best weight {tv.value:g})": tv.psnr.mean().item()}
         with torch.no_grad():
             row.update({k: _mean_psnr(f(y, s), x) for k, f in nets.items()})
             lpn = load("lpn-gray")
@@ -127,7 +112,7 @@ def section_colour() -> dict:
 
     s = 0.1
     x = data.held_out(SIZE, color=True)
-    y = _noisy(x, s)
+    y = add_noise(x, s)
     dn = load("dncnn")
     methods = {
         "dncnn per RGB channel": dn.denoise,
@@ -139,8 +124,8 @@ def section_colour() -> dict:
     out = {}
     for label, idx in (("astronaut", [data.HELD_OUT.index("astronaut")]), ("all four", list(range(len(x))))):
         xs, ys = x[idx], y[idx]
-        tv, w = tv_denoise_best(ys, xs, coupled=True)
-        row = {"noisy": _mean_psnr(ys, xs), f"colour TV (best weight {w:g})": tv}
+        tv = tv_prox_oracle(ys, xs, coupled=True)
+        row = {"noisy": _mean_psnr(ys, xs), f"colour TV (best weight {tv.value:g})": tv.psnr.mean().item()}
         with torch.no_grad():
             row.update({k: _mean_psnr(f(ys, s), xs) for k, f in methods.items()})
         out[f"σ = 0.1, {label}"] = row
@@ -149,29 +134,11 @@ def section_colour() -> dict:
 
 
 # ------------------------------------------------------------------------------ restoration
-def operator(task: str, seed: int, size: int = SIZE):
-    g = torch.Generator().manual_seed(seed)
-    if task == "deblur":
-        return rk.operators.blur("gaussian", sigma=2.0, noise_sigma=NOISE, generator=g)
-    if task == "sr4":
-        return rk.operators.super_resolution(4, img_size=size, noise_sigma=NOISE, generator=g)
-    if task == "inpaint":
-        return rk.operators.inpainting("random", img_size=size, fraction=0.5, noise_sigma=NOISE, generator=g)
-    raise ValueError(f"task must be one of deblur, sr4, inpaint, got {task!r}")
-
-
+@torch.no_grad()
 def per_image(task: str, x: torch.Tensor, fn) -> list[float]:
-    """PSNR of ``fn(y, op)`` per image; image i gets its own operator and noise (seed i)."""
-    out = []
-    for i, xi in enumerate(x.split(1)):
-        op = operator(task, i, xi.shape[-1])
-        with torch.no_grad():
-            out.append(_mean_psnr(fn(op(xi), op), xi))
-    return out
-
-
-def _tv_cp(weight):
-    return lambda y, op: rk.solve(y, op, TV(weight), solver="chambolle-pock", max_iter=300).x
+    """PSNR of ``fn(y, op)`` per image (:func:`~restorekit.evaluation.bar_restore`: image i gets
+    its own operator and noise, seed i)."""
+    return metrics.psnr(bar_restore(task, x, fn), x).tolist()
 
 
 def _wiener(y, op):
@@ -186,7 +153,7 @@ def _wiener(y, op):
 def _bm3d_deblur(y, op):
     from restorekit.priors.bm3d import bm3d_deblur
 
-    return bm3d_deblur(y, op.filter, NOISE)
+    return bm3d_deblur(y, op.filter, BAR_NOISE)
 
 
 def _biharmonic(y, op):
@@ -196,29 +163,19 @@ def _biharmonic(y, op):
     return torch.from_numpy(inpaint_biharmonic(y[0, 0].double().numpy(), missing)).float()[None, None]
 
 
-def _dds(prior_fn, **params):
-    return lambda y, op: (
-        rk.solve(y, op, prior_fn(), solver="dds", generator=torch.Generator().manual_seed(0), **params).x
-    )
-
-
-def composite_prior():
-    return composite(high=load("diffusion-gray"), low=load("dncnn"), switch_sigma=SWITCH_SIGMA)
-
-
 def restore_methods(task: str) -> dict:
-    hqs_iter = 24 if task == "deblur" else 40
-    m = {"TV-CP, default weight 0.1": _tv_cp(0.1)}
+    bar = bar_methods(task)
+    m = {"TV-CP, default weight 0.1": tv_cp(0.1)}
     if task == "deblur":
         m[f"Wiener (skimage, balance {WIENER_BALANCE:g})"] = _wiener
         if _have_bm3d():
             m["BM3D-deblurring"] = _bm3d_deblur
     if task == "inpaint":
         m["biharmonic (skimage)"] = _biharmonic
-    m["PnP-HQS dncnn"] = lambda y, op: rk.solve(y, op, load("dncnn"), solver="pnp-hqs", max_iter=hqs_iter).x
-    m["DDS diffusion-gray"] = _dds(lambda: load("diffusion-gray"))
-    m[f"DDS composite(diffusion-gray, dncnn, {SWITCH_SIGMA:g})"] = _dds(composite_prior)
-    m["DDS composite, η = 1 (chosen on training images)"] = _dds(composite_prior, **DDS_COMPOSITE)
+    m["PnP-HQS dncnn"] = bar["PnP-HQS dncnn"]
+    m["DDS diffusion-gray"] = bar["DDS diffusion-gray"]
+    m[f"DDS composite(diffusion-gray, dncnn, {SWITCH_SIGMA:g})"] = dds(composite_prior)
+    m["DDS composite, η = 1 (chosen on training images)"] = dds(composite_prior, **DDS_COMPOSITE)
     m[f"implicit-prior composite (β = {IMPLICIT_BETA:g})"] = lambda y, op: (
         rk.solve(
             y,
@@ -232,11 +189,6 @@ def restore_methods(task: str) -> dict:
     return m
 
 
-def tv_oracle(task: str, x: torch.Tensor) -> tuple[list[float], float]:
-    """Chambolle–Pock TV at the grid weight of best mean PSNR on these images: (PSNRs, weight)."""
-    return max(((per_image(task, x, _tv_cp(w)), w) for w in TV_RESTORE_GRID), key=lambda t: np.mean(t[0]))
-
-
 def section_restore(tasks, method_words) -> dict:
     x = data.held_out(SIZE)
     out = {}
@@ -248,8 +200,8 @@ def section_restore(tasks, method_words) -> dict:
                 continue
             t0 = time.time()
             if fn is None:
-                p, w = tv_oracle(task, x)
-                name = f"TV-CP, best weight {w:.3g} (oracle)"
+                tv = bar_tv_oracle(task, x, PEERS_TV_WEIGHTS)
+                p, name = tv.psnr.tolist(), f"TV-CP, best weight {tv.value:.3g} (oracle)"
             else:
                 p = per_image(task, x, fn)
             rows[name] = p

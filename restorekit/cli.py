@@ -120,10 +120,9 @@ def _cmd_list(args) -> int:
 def _cmd_solve(args) -> int:
     import torch
 
-    from . import data, solve
+    from . import data
     from .figures import comparison_figure, measurement_panels
     from .operators import make
-    from .solvers.base import Diverged
 
     if _is_volume_file(args.image):
         return _solve_volume(args)
@@ -159,26 +158,12 @@ def _cmd_solve(args) -> int:
         raise CLIError(str(e)) from None
     y = operator(x)
     prior = _matching_prior(build_prior(args.prior, args.weight, device=x.device), args, x.shape[1])
-    params = _solver_params(args)
     print(
         f"restoring {args.image} ({'×'.join(map(str, x.shape[-2:]))}, {args.operator}) with "
         f"{args.solver} + {args.prior}…",
         flush=True,
     )
-    try:
-        result = solve(
-            y,
-            operator,
-            prior,
-            solver=args.solver,
-            x_true=x,
-            generator=gen,
-            progress=False if args.quiet else None,
-            tile=_tile(args.tile),
-            **params,
-        )
-    except (ValueError, TypeError, Diverged) as e:
-        raise CLIError(str(e)) from None
+    result = _run_solver(args, y, operator, prior, x, gen)
     _save_image(result.x, out, info)
     comparison_figure(
         [
@@ -198,6 +183,29 @@ def _cmd_solve(args) -> int:
     )
     print(f"wrote {out} and {figure}")
     return 0
+
+
+def _run_solver(args, y, operator, prior, x_true, generator):
+    """:func:`restorekit.solve` with the command line's solver, ``--param``/``--steps`` options,
+    ``--tile`` and ``--quiet``, for images and volumes alike; a CLIError for a rejected argument
+    or a diverging run."""
+    from . import solve
+    from .solvers.base import Diverged
+
+    try:
+        return solve(
+            y,
+            operator,
+            prior,
+            solver=args.solver,
+            x_true=x_true,
+            generator=generator,
+            progress=False if args.quiet else None,
+            tile=_tile(args.tile),
+            **_solver_params(args),
+        )
+    except (ValueError, TypeError, Diverged) as e:
+        raise CLIError(str(e)) from None
 
 
 def _matching_prior(prior, args, channels: int):
@@ -255,11 +263,9 @@ def _solve_volume(args) -> int:
     import numpy as np
     import torch
 
-    from . import solve
     from .io import atomic_write
     from .operators import volume_ct
     from .priors import TV3D
-    from .solvers.base import Diverged
 
     try:
         arr = np.load(args.image, allow_pickle=False)
@@ -285,20 +291,10 @@ def _solve_volume(args) -> int:
             if args.prior == "tv"
             else build_prior(args.prior, None, device=x.device)
         )
-        params = _solver_params(args)
-        result = solve(
-            op(x),
-            op,
-            prior,
-            solver=args.solver,
-            x_true=x,
-            generator=gen,
-            progress=False if args.quiet else None,
-            tile=_tile(args.tile),
-            **params,
-        )
-    except (ValueError, TypeError, Diverged) as e:
+        y = op(x)
+    except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from None
+    result = _run_solver(args, y, op, prior, x, gen)
     with atomic_write(out) as tmp:
         np.save(tmp, result.x[0, 0].cpu().numpy())
     assert result.metrics is not None  # solve() fills metrics when x_true is given

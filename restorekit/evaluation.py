@@ -6,8 +6,12 @@
   denoising tables).
 - :func:`heldout_table` / :func:`markdown_table` — denoising PSNR on :data:`~restorekit.data.HELD_OUT`
   for noisy input, oracle TV and any networks ``net(x, sigma)``.
-- ``bar_*`` — the restoration quality bar (held-out deblurring and 4× super-resolution):
-  operator, per-image restoration, the methods measured and the oracle TV they must beat.
+- :func:`add_noise`, :func:`tv_prox_oracle` — the noisy batch and TV (prox) at its best weight
+  of the peers' denoising tables (``benchmarks/peers.py``).
+- ``bar_*`` — the restoration quality bar (held-out deblurring, 4× super-resolution and, for
+  the peers' table, 50 % inpainting): operator, per-image restoration, the methods measured and
+  the oracle TV they must beat; :func:`tv_cp`, :func:`dds` and :func:`composite_prior` are the
+  restorations ``benchmarks/peers.py`` and the quality-bar tests share.
 - :func:`tuning_batch` — the TRAINING images a setting is tuned on (refuses HELD_OUT ones).
 
 Data discipline: on HELD_OUT images a grid search is an *oracle* — it picks the value with the
@@ -103,11 +107,23 @@ SIGMAS = (0.05, 0.1, 0.2)
 DENOISE_TV_WEIGHTS = (0.01, 0.02, 0.04, 0.06, 0.08, 0.12, 0.16, 0.24, 0.32)
 
 
+def add_noise(x: torch.Tensor, sigma: float, seed: int = 0) -> torch.Tensor:
+    """y = x + σ·n, n ~ N(0, I) drawn on the CPU from ``seed``."""
+    return x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+
+
 def noisy_heldout(sigma: float, size: int = 128, seed: int = 0, color: bool = False):
     """Clean held-out batch x (N, C, size, size) and y = x + σ·n with n drawn from ``seed``."""
     x = data.held_out(size, color=color)
-    g = torch.Generator().manual_seed(seed)
-    return x, x + sigma * torch.randn(x.shape, generator=g)
+    return x, add_noise(x, sigma, seed)
+
+
+def tv_prox_oracle(y: torch.Tensor, x: torch.Tensor, *, coupled: bool) -> GridSearch:
+    """TV denoising by the prox of weight·TV (:class:`~restorekit.priors.TV`, channels coupled
+    or not) at its best weight of :data:`DENOISE_TV_WEIGHTS` on the clean ``x`` (an oracle)."""
+    from .priors import TV
+
+    return tv_oracle_weight(x, lambda w: TV(w, channel_coupled=coupled).prox(y, 1.0), DENOISE_TV_WEIGHTS)
 
 
 @torch.no_grad()
@@ -145,9 +161,21 @@ def markdown_table(table: dict) -> str:
 # ---- the restoration quality bar -----------------------------------------------------------
 #: tasks of the bar: Gaussian blur σ_b = 2 px (circular) and 4× super-resolution (bicubic)
 BAR_TASKS = ("deblur", "sr4")
+#: the bar's tasks and 50 % random inpainting (the peers' restoration table)
+RESTORE_TASKS = (*BAR_TASKS, "inpaint")
 BAR_NOISE = 0.01
 #: the TV weights of the bar's oracle (Chambolle–Pock, 300 iterations)
 BAR_TV_WEIGHTS = tuple(float(w) for w in np.geomspace(1e-4, 0.1, 13))
+#: the coarser TV grid of the peers' restoration table (``benchmarks/peers.py``) and its test
+PEERS_TV_WEIGHTS = tuple(float(w) for w in np.geomspace(3e-4, 3e-2, 7))
+#: image-unit level below which the composite prior asks dncnn (denoising crossover on TRAINING
+#: images moon/brick/grass/clock/cell/page at 64²: dncnn − diffusion-gray = +0.39 dB at σ = 0.15,
+#: −0.20 dB at σ = 0.2)
+SWITCH_SIGMA = 0.15
+#: DDS settings for the composite prior, chosen on TRAINING images (moon, clock, chelsea at 64²,
+#: deblurring; mean PSNR): (η, γ) = (0.85, 10) 31.36 dB (the defaults), (0.3, 10) 26.69,
+#: (1, 10) 31.90, (0.85, 30) 31.10, (1, 30) 31.82; TV at its best weight 33.54
+DDS_COMPOSITE = {"eta": 1.0}
 
 
 def bar_operator(task: str, size: int, seed: int):
@@ -159,7 +187,9 @@ def bar_operator(task: str, size: int, seed: int):
         return operators.blur("gaussian", sigma=2.0, noise_sigma=BAR_NOISE, generator=g)
     if task == "sr4":
         return operators.super_resolution(4, img_size=size, noise_sigma=BAR_NOISE, generator=g)
-    raise ValueError(f"task must be one of {BAR_TASKS}, got {task!r}")
+    if task == "inpaint":
+        return operators.inpainting("random", img_size=size, fraction=0.5, noise_sigma=BAR_NOISE, generator=g)
+    raise ValueError(f"task must be one of {RESTORE_TASKS}, got {task!r}")
 
 
 def bar_restore(task: str, x: torch.Tensor, restore: Callable) -> torch.Tensor:
@@ -173,10 +203,37 @@ def bar_restore(task: str, x: torch.Tensor, restore: Callable) -> torch.Tensor:
 
 
 @functools.cache
-def _shipped(name: str):
+def shipped_prior(name: str):
+    """The shipped prior ``name`` (:func:`restorekit.priors.load`), loaded once per process."""
     from .priors import load
 
     return load(name)
+
+
+def composite_prior():
+    """``composite(high=diffusion-gray, low=dncnn, switch_sigma=SWITCH_SIGMA)``."""
+    from .priors import composite
+
+    return composite(
+        high=shipped_prior("diffusion-gray"), low=shipped_prior("dncnn"), switch_sigma=SWITCH_SIGMA
+    )
+
+
+def tv_cp(weight: float) -> Callable:
+    """``restore(y, operator)``: TV(weight) by Chambolle–Pock, 300 iterations."""
+    from .priors import TV
+    from .solvers import solve
+
+    return lambda y, op: solve(y, op, TV(weight), "chambolle-pock", max_iter=300).x
+
+
+def dds(prior_fn: Callable, **params) -> Callable:
+    """``restore(y, operator)``: DDS (seed 0, ``params`` over its defaults) with ``prior_fn()``."""
+    from .solvers import solve
+
+    return lambda y, op: (
+        solve(y, op, prior_fn(), "dds", generator=torch.Generator().manual_seed(0), **params).x
+    )
 
 
 def bar_methods(task: str) -> dict[str, Callable]:
@@ -188,27 +245,19 @@ def bar_methods(task: str) -> dict[str, Callable]:
     hqs_iter = 24 if task == "deblur" else 40
 
     def hqs(name):
-        return lambda y, op: solve(y, op, _shipped(name), "pnp-hqs", max_iter=hqs_iter).x
+        return lambda y, op: solve(y, op, shipped_prior(name), "pnp-hqs", max_iter=hqs_iter).x
 
     return {
         "PnP-HQS denoiser-gray": hqs("denoiser-gray"),
         "PnP-HQS dncnn": hqs("dncnn"),
-        "DDS diffusion-gray": lambda y, op: (
-            solve(y, op, _shipped("diffusion-gray"), "dds", generator=torch.Generator().manual_seed(0)).x
-        ),
+        "DDS diffusion-gray": dds(functools.partial(shipped_prior, "diffusion-gray")),
     }
 
 
-def bar_tv_oracle(task: str, x: torch.Tensor) -> GridSearch:
-    """TV by Chambolle–Pock (300 iterations) at its best weight of :data:`BAR_TV_WEIGHTS` on
-    ``x`` itself (:func:`tv_oracle_weight`: an oracle bound, as the bar intends)."""
-    from .priors import TV
-    from .solvers import solve
-
-    def tv(weight):
-        return bar_restore(task, x, lambda y, op: solve(y, op, TV(weight), "chambolle-pock", max_iter=300).x)
-
-    return tv_oracle_weight(x, tv, BAR_TV_WEIGHTS)
+def bar_tv_oracle(task: str, x: torch.Tensor, weights: Iterable[float] = BAR_TV_WEIGHTS) -> GridSearch:
+    """TV by Chambolle–Pock (:func:`tv_cp`) at its best weight of ``weights`` on ``x`` itself
+    (:func:`tv_oracle_weight`: an oracle bound, as the bar intends)."""
+    return tv_oracle_weight(x, lambda w: bar_restore(task, x, tv_cp(w)), weights)
 
 
 # ---- tuning on training images -------------------------------------------------------------

@@ -266,20 +266,13 @@ class TiledDiffusion(TiledDenoiser):
         return Prediction(x0=fixed, eps=new_eps, eps_renoise=renoise + (new_eps - eps))
 
 
-def tiled(
-    prior,
-    *,
-    tile: int = AUTO_TILE,
-    overlap: int = AUTO_OVERLAP,
-    margin: int | None = None,
-    shift: bool = True,
-    batch: int = 4,
-    anchor=None,
-) -> TiledDenoiser:
+def tiled(prior, **options) -> TiledDenoiser:
     """Wrap a network prior so that it runs by overlapping, blended, shifting windows:
     a :class:`TiledDiffusion` for a Diffusion prior, else a :class:`TiledDenoiser`.
     Proximal and Energy priors (TV, LPN, the Gaussian oracle) raise a TypeError: their
-    ``prox``/``value`` are global and would be lost."""
+    ``prox``/``value`` are global and would be lost. ``options`` are the keyword arguments of
+    :class:`TiledDenoiser` (``tile``, ``overlap``, ``margin``, ``shift``, ``batch``,
+    ``anchor``), checked there."""
     if isinstance(prior, (Proximal, Energy)):
         raise TypeError(
             f"prior {type(prior).__name__} is Proximal or has an Energy (a global "
@@ -287,7 +280,7 @@ def tiled(
             "network priors (DenoiserPrior, DiffusionPrior, guidance wrappers)"
         )
     cls = TiledDiffusion if isinstance(prior, Diffusion) else TiledDenoiser
-    return cls(prior, tile=tile, overlap=overlap, margin=margin, shift=shift, batch=batch, anchor=anchor)
+    return cls(prior, **options)
 
 
 def for_solve(prior, operator, y: torch.Tensor, tile):

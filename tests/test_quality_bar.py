@@ -18,11 +18,9 @@ Issue 15 ("priors worth using"; the same measurements as ``benchmarks/peers.py``
 BM3D rows need the optional ``bm3d`` package (extra ``peers``) and are skipped without it.
 """
 
-import numpy as np
 import pytest
 import torch
 
-from benchmarks import peers  # slow tests only: the peer rows (BM3D, TV-CP) of benchmarks/peers.py
 from restorekit import data, evaluation
 from restorekit.metrics import psnr
 
@@ -49,17 +47,19 @@ def test_beats_best_tv_by_half_a_db(held_out, task, method):
 
 # ------------------------------------------------------------------------ issue 15: denoising
 def _denoise_psnr(fn, x, sigma):
-    y = peers._noisy(x, sigma)
+    y = evaluation.add_noise(x, sigma)
     with torch.no_grad():
-        return peers._mean_psnr(fn(y, sigma), x), y
+        return psnr(fn(y, sigma).clamp(0, 1), x).mean().item(), y
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sigma", [0.05, 0.1, 0.2])
 def test_best_grey_prior_beats_tv_by_a_db(held_out, sigma):
-    best = max(_denoise_psnr(peers.load(n).denoise, held_out, sigma)[0] for n in GREY_PRIORS)
-    tv, w = peers.tv_denoise_best(peers._noisy(held_out, sigma), held_out, coupled=False)
-    assert best >= tv + 1.0, f"σ = {sigma}: best grey prior {best:.2f} dB vs TV {tv:.2f} dB (w = {w:g})"
+    best = max(_denoise_psnr(evaluation.shipped_prior(n).denoise, held_out, sigma)[0] for n in GREY_PRIORS)
+    tv = evaluation.tv_prox_oracle(evaluation.add_noise(held_out, sigma), held_out, coupled=False)
+    assert best >= tv.psnr.mean() + 1.0, (
+        f"σ = {sigma}: best grey prior {best:.2f} dB vs TV {tv.psnr.mean():.2f} dB (w = {tv.value:g})"
+    )
 
 
 @pytest.mark.slow
@@ -68,7 +68,7 @@ def test_best_grey_prior_within_a_fifth_of_a_db_of_bm3d(held_out, sigma):
     pytest.importorskip("bm3d", reason="BM3D is the optional extra 'peers' (non-commercial licence)")
     from restorekit.priors.bm3d import bm3d_denoise
 
-    best = max(_denoise_psnr(peers.load(n).denoise, held_out, sigma)[0] for n in GREY_PRIORS)
+    best = max(_denoise_psnr(evaluation.shipped_prior(n).denoise, held_out, sigma)[0] for n in GREY_PRIORS)
     bm3d = _denoise_psnr(bm3d_denoise, held_out, sigma)[0]
     assert best >= bm3d - 0.2, f"σ = {sigma}: best grey prior {best:.2f} dB vs BM3D {bm3d:.2f} dB"
 
@@ -76,13 +76,24 @@ def test_best_grey_prior_within_a_fifth_of_a_db_of_bm3d(held_out, sigma):
 # ------------------------------------------------------------------------ issue 15: colour
 @pytest.mark.slow
 def test_colour_prior_beats_colour_tv_by_a_db():
-    x = peers.data.load_image("astronaut", size=128, color=True)
-    p, y = _denoise_psnr(peers.load("dncnn-rgb").denoise, x, 0.1)
-    tv, w = peers.tv_denoise_best(y, x, coupled=True)
-    assert p >= tv + 1.0, f"dncnn-rgb {p:.2f} dB vs colour TV {tv:.2f} dB (w = {w:g})"
+    x = data.load_image("astronaut", size=128, color=True)
+    p, y = _denoise_psnr(evaluation.shipped_prior("dncnn-rgb").denoise, x, 0.1)
+    tv = evaluation.tv_prox_oracle(y, x, coupled=True)
+    assert p >= tv.psnr.mean() + 1.0, (
+        f"dncnn-rgb {p:.2f} dB vs colour TV {tv.psnr.mean():.2f} dB (w = {tv.value:g})"
+    )
 
 
 # ------------------------------------------------------------------------ issue 15: restoration
+#: the learned methods of issue 15's restoration bar, name → (task → ``restore(y, operator)``)
+LEARNED = {
+    "PnP-HQS dncnn": lambda task: evaluation.bar_methods(task)["PnP-HQS dncnn"],
+    "DDS composite, η = 1 (chosen on training images)": lambda task: evaluation.dds(
+        evaluation.composite_prior, **evaluation.DDS_COMPOSITE
+    ),
+}
+
+
 @pytest.fixture(scope="module")
 def tv_bars(held_out):
     """{task: (mean PSNR of TV-CP at the default weight 0.1, at the oracle weight)}, cached."""
@@ -92,18 +103,20 @@ def tv_bars(held_out):
 def _tv(tv_bars, task, x):
     if task not in tv_bars:
         tv_bars[task] = (
-            np.mean(peers.per_image(task, x, peers._tv_cp(0.1))),
-            np.mean(peers.tv_oracle(task, x)[0]),
+            psnr(evaluation.bar_restore(task, x, evaluation.tv_cp(0.1)), x).mean().item(),
+            evaluation.bar_tv_oracle(task, x, evaluation.PEERS_TV_WEIGHTS).psnr.mean().item(),
         )
     return tv_bars[task]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["deblur", "sr4", "inpaint"])
-@pytest.mark.parametrize("method", ["PnP-HQS dncnn", "DDS composite, η = 1 (chosen on training images)"])
+@pytest.mark.parametrize("task", evaluation.RESTORE_TASKS)
+@pytest.mark.parametrize("method", list(LEARNED))
 def test_learned_priors_beat_tv(held_out, tv_bars, task, method):
     default, oracle = _tv(tv_bars, task, held_out)
-    p = np.mean(peers.per_image(task, held_out, peers.restore_methods(task)[method]))
+    restore = LEARNED[method](task)
+    with torch.no_grad():
+        p = psnr(evaluation.bar_restore(task, held_out, restore), held_out).mean().item()
     assert p >= default + BAR_DB and p >= oracle - 0.2, (
         f"{method} on {task}: {p:.2f} dB vs TV default {default:.2f}, TV oracle {oracle:.2f} dB"
     )

@@ -16,11 +16,12 @@ import pytest
 import torch
 
 from restorekit.data import held_out, load_image
+from restorekit.evaluation import add_noise as noisy
 from restorekit.evaluation import tv_denoise, tv_oracle_weight
 from restorekit.metrics import psnr
 from restorekit.priors import registry
 from restorekit.priors.dncnn import BiasFreeDenoiser, MultiLevelDnCNN
-from training.convert_scico_dncnn import convert, read_flax_msgpack
+from restorekit.priors.flax_dncnn import convert, read_flax_msgpack
 
 DENOISERS = [n for n, d in registry._shipped().items() if registry._meta(d)["kind"] in ("dncnn", "denoiser")]
 SCICO = [n for n, d in registry._shipped().items() if registry._meta(d)["kind"] == "dncnn"]
@@ -36,10 +37,6 @@ def _threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(n)
-
-
-def noisy(x, sigma, seed=0):
-    return x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
 
 
 def tv_best(y, x, weights=(0.04, 0.06, 0.08, 0.12, 0.16)):

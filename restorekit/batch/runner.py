@@ -73,14 +73,18 @@ def list_items(inputs) -> list[Path]:
         )
     if not paths:
         raise ValueError(f"inputs {str(inputs)!r} holds no measured files")
-    names = [p.name for p in paths]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ValueError(
-            f"inputs must have distinct file names (they name outputs and seeds), "
-            f"repeated: {', '.join(dupes[:5])}"
-        )
+    _refuse_repeats(
+        [p.name for p in paths],
+        "inputs must have distinct file names (they name outputs and seeds), repeated: {}",
+    )
     return paths
+
+
+def _refuse_repeats(values: list[str], problem: str) -> None:
+    """A ValueError ``problem`` (a format string) naming up to five values given more than once."""
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(problem.format(", ".join(repeated[:5])))
 
 
 def _extension(source: Path, operator: str) -> str:
@@ -172,13 +176,10 @@ def _items(inputs, output_dir: Path, task: Task, reference, out_ext) -> list[Ite
     over = [i.output for i in items if os.path.realpath(i.output) in sources]
     if over:
         raise ValueError(f"output_dir would overwrite the inputs ({over[0]!r}); choose another folder")
-    outputs = [i.output for i in items]
-    clash = sorted({o for o in outputs if outputs.count(o) > 1})
-    if clash:
-        raise ValueError(
-            f"inputs with the same stem would share an output: {', '.join(clash[:5])}; "
-            "rename them or pass distinct folders"
-        )
+    _refuse_repeats(
+        [i.output for i in items],
+        "inputs with the same stem would share an output: {}; rename them or pass distinct folders",
+    )
     return items
 
 

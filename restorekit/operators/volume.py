@@ -88,31 +88,16 @@ class SliceWise(LinearPhysics):
         return map_slices(self.slice_operator.A_dagger, y, self.chunk)
 
 
-def volume_ct(
-    *,
-    img_size,
-    views: int | None = None,
-    angle_range: float = 180.0,
-    noise_sigma: float = 0.0,
-    generator: torch.Generator | None = None,
-    chunk: int | None = None,
-    device=None,
-    dtype=torch.float32,
-) -> SliceWise:
+def volume_ct(*, chunk: int | None = None, **ct_options) -> SliceWise:
     """Parallel-beam CT of a volume: the 2D :func:`~restorekit.operators.ct` (unit norm,
     ``views`` angles over ``angle_range`` degrees: sparse-view when few, limited-angle below
     180) on every axial slice of (B, 1, D, N, N) volumes; sinograms are (B, 1, D, views,
-    detectors). ``A_dagger`` is the slice-wise filtered back-projection."""
-    op = ct(
-        img_size=img_size,
-        views=views,
-        angle_range=angle_range,
-        noise_sigma=noise_sigma,
-        generator=generator,
-        device=device,
-        dtype=dtype,
-    )
-    return SliceWise(op, chunk=chunk)
+    detectors). ``A_dagger`` is the slice-wise filtered back-projection.
+
+    ``ct_options`` are the keyword arguments of :func:`~restorekit.operators.ct` (``img_size``,
+    ``views``, ``angle_range``, ``noise_sigma``, ``poisson``, ``generator``, ``device``,
+    ``dtype``), checked there; ``chunk`` is the number of slices per call of the 2D operator."""
+    return SliceWise(ct(**ct_options), chunk=chunk)
 
 
 def gaussian_kernel_1d(sigma: float, *, dtype=torch.float32, device=None) -> torch.Tensor:

@@ -7,8 +7,8 @@ import torch
 from ..operators import cg_solve
 from ..priors.base import Diffusion
 from ..priors.schedule import abar_at, ddim_step, randn, to_image, to_model
-from .base import Loop, Solver, positive, register
-from .diffusion_steps import log_step, no_x_init, start_noise, step_levels
+from .base import Loop, Solver, register
+from .diffusion_steps import dds_options, log_step, no_x_init, noisy_data, start_noise, step_levels
 
 
 @register
@@ -62,20 +62,13 @@ class DDS(Solver):
         noisy: bool | None = None,
         clip_x0: bool = True,
     ):
-        if not 0 <= eta <= 1:
-            raise ValueError(f"eta must be in [0, 1], got {eta!r}")
-        if not isinstance(cg_steps, int) or cg_steps < 0:
-            raise ValueError(f"cg_steps must be a non-negative int, got {cg_steps!r}")
-        if noisy not in (None, True, False):
-            raise ValueError(f"noisy must be None, True or False, got {noisy!r}")
-        self.steps = positive(steps, "steps", integer=True)
-        self.eta, self.cg_steps = float(eta), cg_steps
-        self.gamma, self.noisy = float(positive(gamma, "gamma")), noisy
-        self.clip_x0 = bool(clip_x0)
+        self.steps, self.eta, self.cg_steps, self.gamma, self.noisy, self.clip_x0 = dds_options(
+            steps, eta, cg_steps, gamma, noisy, clip_x0
+        )
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
         no_x_init(self.name, x_init)
-        noisy = loop.sigma_y > 0 if self.noisy is None else self.noisy
+        noisy = noisy_data(self.noisy, loop)
         ac = prior.alphas_cumprod
         aty = operator.A_adjoint(y)
         u = start_noise(y, operator, loop)

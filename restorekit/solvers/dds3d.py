@@ -13,7 +13,7 @@ from ..priors.base import Diffusion
 from ..priors.schedule import abar_at, ddim_step, randn
 from ..priors.tv3d import dz, dz_adjoint
 from .base import Loop, positive, register
-from .diffusion_steps import log_step, no_x_init, step_levels
+from .diffusion_steps import dds_options, log_step, no_x_init, noisy_data, step_levels
 from .volume import VolumeSolver
 
 
@@ -82,6 +82,7 @@ class DDS3D(VolumeSolver):
 
     def __init__(
         self,
+        *,
         steps: int = 50,
         eta: float = 0.85,
         cg_steps: int = 5,
@@ -92,19 +93,13 @@ class DDS3D(VolumeSolver):
         clip_x0: bool = True,
         chunk: int = 16,
     ):
-        if not 0 <= eta <= 1:
-            raise ValueError(f"eta must be in [0, 1], got {eta!r}")
-        if isinstance(cg_steps, bool) or not isinstance(cg_steps, int) or cg_steps < 1:
-            raise ValueError(f"cg_steps must be a positive int, got {cg_steps!r}")
+        self.steps, self.eta, self.cg_steps, self.gamma, self.noisy, self.clip_x0 = dds_options(
+            steps, eta, cg_steps, gamma, noisy, clip_x0, min_cg_steps=1
+        )
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < float("inf"):
             raise ValueError(f"lam must be a non-negative number (0 turns the z-TV off), got {lam!r}")
-        if noisy not in (None, True, False):
-            raise ValueError(f"noisy must be None, True or False, got {noisy!r}")
-        self.steps = positive(steps, "steps", integer=True)
-        self.eta, self.cg_steps = float(eta), cg_steps
         self.rho, self.lam = float(positive(rho, "rho")), float(lam)
-        self.gamma, self.noisy = float(positive(gamma, "gamma")), noisy
-        self.clip_x0, self.chunk = bool(clip_x0), positive(chunk, "chunk", integer=True)
+        self.chunk = positive(chunk, "chunk", integer=True)
 
     def _predict(self, prior, u: torch.Tensor, t: int):
         """(x̂0 in [0, 1] clipped if asked, ε_renoise) of every slice, ``chunk`` slices a call."""
@@ -120,7 +115,7 @@ class DDS3D(VolumeSolver):
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
         no_x_init(self.name, x_init)
-        shift = 1.0 / self.gamma if (loop.sigma_y > 0 if self.noisy is None else self.noisy) else 0.0
+        shift = 1.0 / self.gamma if noisy_data(self.noisy, loop) else 0.0
         system = ZCoupled(operator, self.rho)
         aty = operator.A_adjoint(y)
         u = randn(aty.shape, loop.generator, y)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from deepinv.physics import DecomposablePhysics
 
+from ..checks import positive
 from ..operators import cg_solve, truncated_pinv
 from ..priors.schedule import image_sigma, model_residual, randn, timesteps
 from .steps import data_prox
@@ -34,6 +35,24 @@ def no_x_init(solver: str, x_init) -> None:
         raise ValueError(
             f"solver {solver!r} starts from pure noise u_T ~ N(0, I) and takes no x_init; pass x_init=None"
         )
+
+
+def dds_options(steps, eta, cg_steps, gamma, noisy, clip_x0, *, min_cg_steps: int = 0):
+    """The checked options DDS and DDS-3D share, as (steps, η, M, γ, noisy, clip_x0): ``steps`` a
+    positive int, η ∈ [0, 1], M an int ≥ ``min_cg_steps``, γ > 0, ``noisy`` None/True/False."""
+    if not 0 <= eta <= 1:
+        raise ValueError(f"eta must be in [0, 1], got {eta!r}")
+    if isinstance(cg_steps, bool) or not isinstance(cg_steps, int) or cg_steps < min_cg_steps:
+        raise ValueError(f"cg_steps must be an int >= {min_cg_steps}, got {cg_steps!r}")
+    if noisy not in (None, True, False):
+        raise ValueError(f"noisy must be None, True or False, got {noisy!r}")
+    steps = positive(steps, "steps", integer=True)
+    return steps, float(eta), cg_steps, float(positive(gamma, "gamma")), noisy, bool(clip_x0)
+
+
+def noisy_data(noisy: bool | None, loop) -> bool:
+    """Whether DDS treats y as noisy: ``noisy`` if given, else σ_y > 0 (the loop's noise level)."""
+    return loop.sigma_y > 0 if noisy is None else noisy
 
 
 def step_levels(prior, steps: int, kind: str = "leading"):
