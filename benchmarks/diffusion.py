@@ -134,7 +134,9 @@ def run(name, y, op, prior, x, device, steps, **params):
     return dict(seconds=res.seconds, nfe=res.nfe, psnr=psnr, saved_mb=mem.peak / 2**20, gpu_mb=gpu)
 
 
-def native_vs_deepinv(device, size: int, out: str, repeats: int = 4) -> None:
+def native_vs_deepinv(
+    device, size: int, out: str, repeats: int = 4, solvers: tuple[str, ...] = ("ddrm", "diffpir")
+) -> None:
     """Our DDRM and DiffPIR against deepinv's on the same prior (the shipped ``diffusion-gray``),
     operator, measurement, step count and settings: every HELD_OUT image in gray at ``size``²,
     periodic Gaussian blur (std 2 px) and random 50% inpainting, σ_y = 0.01. Each image is
@@ -144,7 +146,10 @@ def native_vs_deepinv(device, size: int, out: str, repeats: int = 4) -> None:
 
     DiffPIR's λ: deepinv's data step is prox_{γf} with f = ½‖Ax − y‖² and γ = 1/(2ρ_t), i.e.
     argmin ‖Ax − y‖² + 2ρ_t‖x − x̂0‖², twice the paper's (and our) ρ_t; so deepinv's ``lambda_``
-    is set to half of ours for the same algorithm."""
+    is set to half of ours for the same algorithm.
+
+    Only the ``solvers`` named are run; the rows of the others are carried over from ``out``
+    (an earlier run) and the report says so."""
     from restorekit.operators import make
 
     prior = rk.priors.load("diffusion-gray", device=device)
@@ -155,6 +160,18 @@ def native_vs_deepinv(device, size: int, out: str, repeats: int = 4) -> None:
         ("diffpir", 100, {}, {"zeta": 0.3, "lambda_": 3.5}),
         ("diffpir", 20, {}, {"zeta": 0.3, "lambda_": 3.5}),
     ]
+    pairs = [p for p in pairs if p[0] in solvers]
+    earlier = []
+    if os.path.exists(out):
+        with open(out) as f:
+            earlier = [
+                line.rstrip("\n")
+                for line in f
+                if line.startswith("| ")
+                and line.split(" | ")[1:2]
+                and line.split(" | ")[1] not in solvers
+                and line.split(" | ")[1] in ("ddrm", "diffpir")
+            ]
     lines = [
         "| operator | solver | steps | ours PSNR (dB) | deepinv PSNR (dB) | Δ (dB) | ours (s) | "
         "deepinv (s) | time ratio | nfe (ours / deepinv) |",
@@ -175,6 +192,8 @@ def native_vs_deepinv(device, size: int, out: str, repeats: int = 4) -> None:
                 f"{ours['nfe']} / {theirs['nfe']} |"
             )
             print(lines[-1], flush=True)
+    carried = sorted({line.split(" | ")[1] for line in earlier})
+    lines += earlier
     text = "\n".join(
         [
             "# Native DDRM and DiffPIR vs deepinv's",
@@ -189,6 +208,11 @@ def native_vs_deepinv(device, size: int, out: str, repeats: int = 4) -> None:
             "`restorekit.solvers.deepinv_adapter` (our prior as its denoiser), with the same η/η_b "
             "(DDRM) and λ/ζ (DiffPIR; deepinv's λ is half ours for the same data step, see "
             "`native_vs_deepinv`) and step count.",
+            *(
+                [f"Rows for {', '.join(carried)} are carried over from an earlier run (`--solvers`)."]
+                if carried
+                else []
+            ),
             "",
             *lines,
             "",
@@ -213,11 +237,21 @@ def main():
         action="store_true",
         help="only compare native DDRM/DiffPIR with deepinv's (HELD_OUT, diffusion-gray)",
     )
+    ap.add_argument(
+        "--solvers",
+        default="ddrm,diffpir",
+        help="with --vs-deepinv: comma-separated subset of ddrm,diffpir to run (others' rows kept)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.vs_deepinv:
-        native_vs_deepinv(device, args.size or 64, os.path.join(HERE, "diffusion_native_results.md"))
+        native_vs_deepinv(
+            device,
+            args.size or 64,
+            os.path.join(HERE, "diffusion_native_results.md"),
+            solvers=tuple(args.solvers.split(",")),
+        )
         return
     size = args.size or (32 if args.quick else 64)
     dps_steps = args.dps_steps or (100 if args.quick else 1000)

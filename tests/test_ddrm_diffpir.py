@@ -173,3 +173,37 @@ def test_parameter_checks(tiny_prior):
             solve(y, op, tiny_prior, name, **bad)
     with pytest.raises(ValueError, match="x_init"):
         solve(y, op, tiny_prior, "diffpir", steps=2, x_init=y)
+
+
+# ---- against deepinv's DDRM on real images ------------------------------------------------------
+#: TRAINING images (gray) on which deepinv's DDRM was 0.38 dB ahead of ours at the paper's noise.
+PHOTOS = ("page", "text", "cell", "gravel", "microaneurysms", "coffee", "chelsea", "rocket")
+
+
+def ddrm_vs_deepinv_psnr(**ours) -> tuple[float, float]:
+    """Mean PSNR of our DDRM (``ours`` options) and deepinv's (η = 0.85, η_b = 1) on the same
+    shipped ``diffusion-gray``, 20 steps, random 50% inpainting, σ_y = 0.01, over every
+    gray TRAINING image outside ``TUNING_IMAGES`` at 64², twice each (never HELD_OUT)."""
+    from restorekit.evaluation import tuning_batch
+    from restorekit.metrics import psnr
+    from restorekit.priors import load
+    from restorekit.solvers.deepinv_adapter import run_deepinv
+
+    prior = load("diffusion-gray")
+    x = tuning_batch(PHOTOS, 64, False).repeat_interleave(2, 0)
+    op = make("inpainting-random", 64, 1, noise_sigma=0.01, generator=torch.Generator().manual_seed(1))
+    y = op(x)
+    mine = solve(y, op, prior, "ddrm", steps=20, generator=torch.Generator().manual_seed(0), **ours)
+    theirs = run_deepinv(
+        "ddrm", y, op, prior, 20, generator=torch.Generator().manual_seed(0), eta=0.85, etab=1.0
+    )
+    return psnr(mine.x.clamp(0, 1), x).mean().item(), psnr(theirs.x.clamp(0, 1), x).mean().item()
+
+
+@pytest.mark.slow
+def test_ddrm_level_with_deepinv_on_inpainting():
+    """At its defaults our DDRM is within 0.1 dB of deepinv's or better. With the paper's full
+    noise (noise_scale = 1, the old default) it was 0.38 dB behind on these images (and 1.2 dB on
+    HELD_OUT): deepinv draws its noise at 1/√2 of the stated std."""
+    ours, theirs = ddrm_vs_deepinv_psnr()
+    assert ours >= theirs - 0.1, f"ours {ours:.2f} dB, deepinv {theirs:.2f} dB"

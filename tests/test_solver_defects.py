@@ -12,7 +12,7 @@ import torch
 
 import restorekit as rk
 from restorekit.metrics import psnr
-from restorekit.operators import blur, denoising, inpainting, super_resolution
+from restorekit.operators import blur, denoising, inpainting, make, super_resolution
 from restorekit.priors import GaussianPrior
 from restorekit.priors.lpn import LPN
 
@@ -179,3 +179,13 @@ def test_deepinv_noise_models_read_once():
     y = op(prior.sample(1, torch.Generator().manual_seed(0)).clamp(0, 1))
     with pytest.raises(ValueError, match="Gaussian noise"):
         prior.posterior(y, op)
+
+
+@pytest.mark.parametrize("solver, params", [("pnp-hqs", {"max_iter": 2}), ("red", {"max_iter": 2})])
+def test_tv_prior_in_plug_and_play_warns_and_names_chambolle_pock(solver, params):
+    """PnP-HQS / RED + TV ended below the truncated-CG start on most operators at defaults."""
+
+    op = make("gaussian-blur", 16, 1, noise_sigma=0.01)
+    y = op(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)))
+    with pytest.warns(UserWarning, match="chambolle-pock"):
+        rk.solve(y, op, rk.priors.TV(weight=0.02), solver, **params)

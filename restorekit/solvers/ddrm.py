@@ -147,13 +147,22 @@ class DDRM(Solver):
 
     Parameters: ``steps`` (published 20), ``eta`` η (0.85), ``eta_b`` η_b (1.0), ``sigma_max``
     (first level in image units, 1.0), ``clip_x0`` (True: clip x̂0 to [0, 1] like DDS; False
-    for priors not supported on [0, 1], e.g. the Gaussian oracle). η, η_b and the step count
+    for priors not supported on [0, 1], e.g. the Gaussian oracle), ``noise_scale`` (0.85, see
+    below). η, η_b and the step count
     are the published ones. The schedule is not: the paper walks the model's timesteps
     uniformly (950, 900, …), which spends most of 20 steps at σ ≫ 1 where y decides
     everything; linear in σ from 1 (deepinv's choice) was better on TRAINING images (moon,
     brick, clock, page at 64², shipped diffusion-gray, σ_y = 0.01, two seeds): deblurring
     29.61 vs 29.18 dB, inpainting 28.19 vs 27.30 dB. (On the Gaussian oracle the two are
     level: relative error 0.069–0.105 vs 0.075–0.099 over four blur/noise settings.)
+
+    ``noise_scale`` multiplies every noise draw ε̄ (start and updates): 1 is the paper's
+    sampler, below 1 a lower temperature (the state is less noisy than the σ_t the network is
+    told, so samples lean towards the posterior mean). deepinv's DDRM draws randn/√2, i.e.
+    0.707; that, not the update rule, was its 1.2 dB lead on HELD_OUT inpainting. The default
+    0.85 was chosen on the twelve gray TRAINING images at 64² (shipped diffusion-gray, 20
+    steps, σ_y = 0.01, mean PSNR over 1.0 / 0.85 / 0.707): inpainting 28.40 / 28.65 / 28.54 dB,
+    periodic blur (std 2 px) 28.88 / 28.94 / 28.65 dB.
     """
 
     name = "ddrm"
@@ -166,6 +175,7 @@ class DDRM(Solver):
         eta_b: float = 1.0,
         sigma_max: float = 1.0,
         clip_x0: bool = True,
+        noise_scale: float = 0.85,
     ):
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
@@ -174,6 +184,7 @@ class DDRM(Solver):
         self.steps = positive(steps, "steps", integer=True)
         self.eta, self.eta_b, self.clip_x0 = float(eta), float(eta_b), bool(clip_x0)
         self.sigma_max = float(positive(sigma_max, "sigma_max"))
+        self.noise_scale = float(positive(noise_scale, "noise_scale"))
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
         no_x_init(self.name, x_init)
@@ -187,7 +198,7 @@ class DDRM(Solver):
             return float(sigma_of(abar_at(ac, t, y).max())) / 2 if t >= 0 else 0.0
 
         def noise_bar():
-            return sp.V_adjoint(randn(shape, loop.generator, y))
+            return self.noise_scale * sp.V_adjoint(randn(shape, loop.generator, y))
 
         # 0. x_T: the prior mean plus noise, observed components from ȳ
         half = sp.V_adjoint(torch.full(shape, 0.5, dtype=y.dtype, device=y.device))

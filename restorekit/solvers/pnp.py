@@ -27,7 +27,15 @@ import torch
 from ..operators import operator_norm
 from ..priors.base import Denoiser, Proximal, fixed_prox_weight
 from .base import Solver, positive, register
-from .steps import SIGMA_FLOOR, data_prox, data_weight, denoiser_sigma, initial_estimate, prior_step
+from .steps import (
+    SIGMA_FLOOR,
+    data_prox,
+    data_weight,
+    denoiser_sigma,
+    initial_estimate,
+    prior_step,
+    warn_tv_as_denoiser,
+)
 
 
 @register
@@ -162,6 +170,7 @@ class PnPHQS(Solver):
         return out / 8
 
     def _run(self, y, operator, prior, x_init, loop):
+        warn_tv_as_denoiser(self.name, prior)
         sigma_y = max(loop.sigma_y, SIGMA_FLOOR)
         sigmas = self.sigmas(operator, loop.sigma_y).tolist()
         lam = 1.0 if isinstance(prior, Proximal) else self.lam  # a Proximal prior carries its weight

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..operators import operator_norm
 from ..priors.base import Denoiser
 from .base import Solver, positive, register
-from .steps import denoiser_sigma, initial_estimate
+from .steps import denoiser_sigma, initial_estimate, warn_tv_as_denoiser
 
 #: Noise level below which RED's default λ stops shrinking (see :meth:`RED.default_lam`).
 LAM_NOISE_FLOOR = 0.01
@@ -73,6 +73,7 @@ class RED(Solver):
         return cls.LAM_RED * (255 * max(sigma_y, LAM_NOISE_FLOOR)) ** 2
 
     def _run(self, y, operator, prior, x_init, loop):
+        warn_tv_as_denoiser(self.name, prior)
         sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior, factor=1.0)
         lam = self.default_lam(loop.sigma_y) if self.lam is None else self.lam
         x = initial_estimate(y, operator, x_init)

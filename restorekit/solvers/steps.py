@@ -80,3 +80,23 @@ def denoiser_sigma(sigma: float | None, sigma_y: float, prior=None, factor: floa
         return sigma
     floor = getattr(prior, "sigma", None) if fixed_prox_weight(prior) is not None else None
     return max(factor * sigma_y, 0.02, float(floor or 0.0))
+
+
+def warn_tv_as_denoiser(solver: str, prior) -> None:
+    """Warn that ``solver`` (a plug-and-play scheme built around a denoiser schedule) with the
+    :class:`~restorekit.priors.TV` prior at its defaults ends below the truncated-CG start on
+    most operators: in benchmarks/defaults_results.md (HELD_OUT, 64²) PnP-HQS + TV failed 7 of
+    11 operator families (−5.9 dB on sparse CT) and RED + TV 5 of 6. TV's own solver,
+    ``chambolle-pock``, minimises the same objective to convergence."""
+    import warnings
+
+    from ..priors.tv import TV
+
+    if isinstance(prior, TV):
+        warnings.warn(
+            f"solver {solver!r} with the TV prior at its defaults does not beat the truncated-CG "
+            "start on most operators (benchmarks/defaults_results.md); use 'chambolle-pock', "
+            "TV's own solver, instead",
+            UserWarning,
+            stacklevel=5,
+        )
