@@ -13,8 +13,8 @@ CT of every axial slice, noiseless:
 
 Methods: ``dds-3d`` (the shipped 2D ``diffusion-gray`` prior per slice, ADMM-TV along z with
 CG data consistency, 3 ADMM iterations per step; thresholds λ/ρ = 0.02 sparse view, 0.04
-limited angle, chosen on training volumes), ``dds`` slice by slice (the same steps, no coupling), and ``chambolle-pock-3d``
-(3D TV, weight 0.001). Prints PSNR, mean SSIM over slices, the z-consistency error
+limited angle, chosen on training volumes), ``dds`` slice by slice (the same steps, no
+coupling), and ``chambolle-pock-3d`` (3D TV, weight 0.001). Prints PSNR, mean SSIM over slices, the z-consistency error
 (``mean |∂_z x − ∂_z x_true|``), seconds and peak RSS growth, and writes a figure of orthogonal
 slices (axial, coronal, sagittal) to ``docs/figures/ct3d.png``.
 
