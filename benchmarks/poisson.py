@@ -5,12 +5,13 @@ Photon-limited grey images at peak counts 2, 10, 30 and 100 (photons at white; g
 deepinv's Poisson noise as drawn by the operators. Two tasks:
 
 - denoising (A = I):
-  * TV: Chambolle–Pock on ½‖x − y‖² + λ·TV (Gaussian term) vs SPIRAL-TAP on F + (λ/σ_eq²)·TV
-    (F the Poisson NLL, σ_eq = √(g·mean y)) vs Anscombe + the TV denoiser (ROF at weight c·σ_a
+  * TV: Chambolle–Pock on ½‖x − y‖² + λ·TV (Gaussian term) vs SPIRAL-TAP on F + (λ/g)·TV
+    (F the Poisson NLL; a weight per photon, the same for every image) vs Anscombe + the TV denoiser (ROF at weight c·σ_a
     on the stabilised image scaled to [0, 1], σ_a its noise std there, then the exact unbiased
     inverse);
   * CNN: PnP-ADMM with the shipped ``denoiser-gray`` and the Gaussian term vs the same with
-    ``data_term="poisson"`` vs Anscombe + the same network at its noise level, inverse as above;
+    ``data_term="poisson"`` (denoiser level k·√g, data step prox of (σ_d²/ρ)·F; the Gaussian twin
+    denoises at k·σ_eq, σ_eq = √(g·mean y) the mean per-pixel std) vs Anscombe + the same network at its noise level, inverse as above;
 - deblurring (periodic Gaussian blur, std 1 px): Chambolle–Pock vs SPIRAL-TAP (TV), PnP-ADMM
   Gaussian vs Poisson (CNN). The Anscombe baseline needs A = I and is not run there.
 
