@@ -5,12 +5,13 @@ Photon-limited grey images at peak counts 2, 10, 30 and 100 (photons at white; g
 deepinv's Poisson noise as drawn by the operators. Two tasks:
 
 - denoising (A = I):
-  * TV: Chambolle–Pock on ½‖x − y‖² + λ·TV (Gaussian term) vs SPIRAL-TAP on F + (λ/σ_eq²)·TV
-    (F the Poisson NLL, σ_eq = √(g·mean y)) vs Anscombe + the TV denoiser (ROF at weight c·σ_a
+  * TV: Chambolle–Pock on ½‖x − y‖² + λ·TV (Gaussian term) vs SPIRAL-TAP on F + (λ/g)·TV
+    (F the Poisson NLL; a weight per photon, the same for every image) vs Anscombe + the TV denoiser (ROF at weight c·σ_a
     on the stabilised image scaled to [0, 1], σ_a its noise std there, then the exact unbiased
     inverse);
   * CNN: PnP-ADMM with the shipped ``denoiser-gray`` and the Gaussian term vs the same with
-    ``data_term="poisson"`` vs Anscombe + the same network at its noise level, inverse as above;
+    ``data_term="poisson"`` (denoiser level k·√g, data step prox of (σ_d²/ρ)·F; the Gaussian twin
+    denoises at k·σ_eq, σ_eq = √(g·mean y) the mean per-pixel std) vs Anscombe + the same network at its noise level, inverse as above;
 - deblurring (periodic Gaussian blur, std 1 px): Chambolle–Pock vs SPIRAL-TAP (TV), PnP-ADMM
   Gaussian vs Poisson (CNN). The Anscombe baseline needs A = I and is not run there.
 
@@ -43,7 +44,9 @@ from restorekit.priors import TV
 
 PEAKS = (2, 10, 30, 100)
 TRAIN = ("brick", "moon")
-TV_GRID = (0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+TV_GRID = (0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+SPIRAL_GRID = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32)
+POISSON_SIGMA_GRID = (0.3, 0.45, 0.7, 1.0)
 ANSCOMBE_TV_GRID = (0.5, 1.0, 1.5, 2.0, 3.0)
 SIGMA_GRID = (0.7, 1.0, 1.5, 2.0)
 RHO_GRID = (0.5, 1.0)
@@ -75,8 +78,11 @@ def methods(cnn):
         return rk.solve(y, op, TV(lam), "chambolle-pock", max_iter=300).x
 
     def spiral(x, op, y, peak, lam):
-        s2 = equivalent_sigma(y, 1 / peak).item() ** 2
-        return rk.solve(y, op, TV(lam / s2), "spiral-tap", max_iter=30, tol=1e-5, sub_iter=50, sub_tol=1e-4).x
+        # τ = λ/g: the weight per photon, the same for every image (λ/σ_eq² with σ_eq² = g·mean y
+        # smoothed dark images such as the Shepp–Logan phantom far more than bright ones)
+        return rk.solve(
+            y, op, TV(lam * peak), "spiral-tap", max_iter=30, tol=1e-5, sub_iter=50, sub_tol=1e-4
+        ).x
 
     def ans_tv(x, op, y, peak, lam):
         return anscombe_denoise(y, 1 / peak, peak, lambda a, s: TV(lam).prox(a, s).clamp(0, 1))
@@ -84,23 +90,29 @@ def methods(cnn):
     def pnp(term):
         def run(x, op, y, peak, param):
             k, rho = param
-            s = equivalent_sigma(y, 1 / peak).item()
+            s_eq = equivalent_sigma(y, 1 / peak).item()
+            if term == "gaussian":  # the fair level: the mean per-pixel noise std
+                return rk.solve(y, op, cnn, "pnp-admm", sigma=k * s_eq, rho=rho, max_iter=ITER).x
+            # Poisson: denoiser level k·√g (the noise std at white, the same for every image) and
+            # the data step prox of (σ_d²/ρ)·F — the solver's step is prox of (σ_eq²/ρ')·F
+            s_d = k * peak**-0.5
             return rk.solve(
-                y, op, cnn, "pnp-admm", data_term=term, sigma=min(k * s, 0.25), rho=rho, max_iter=ITER
+                y, op, cnn, "pnp-admm", data_term=term, sigma=s_d, rho=rho * s_eq**2 / s_d**2, max_iter=ITER
             ).x
 
         return run
 
     def ans_cnn(x, op, y, peak, k):
-        return anscombe_denoise(y, 1 / peak, peak, lambda a, s: cnn.denoise(a, min(k * s, 0.25)))
+        return anscombe_denoise(y, 1 / peak, peak, lambda a, s: cnn.denoise(a, k * s))
 
     pnp_grid = list(itertools.product(SIGMA_GRID, RHO_GRID))
+    poisson_grid = list(itertools.product(POISSON_SIGMA_GRID, RHO_GRID))
     return {
         "TV, Gaussian term (chambolle-pock)": ("TV", "gaussian", cp, TV_GRID),
-        "TV, Poisson NLL (spiral-tap)": ("TV", "poisson", spiral, TV_GRID),
+        "TV, Poisson NLL (spiral-tap)": ("TV", "poisson", spiral, SPIRAL_GRID),
         "TV, Anscombe + ROF": ("TV", "anscombe", ans_tv, ANSCOMBE_TV_GRID),
         "CNN, PnP-ADMM Gaussian term": ("CNN", "gaussian", pnp("gaussian"), pnp_grid),
-        "CNN, PnP-ADMM Poisson NLL": ("CNN", "poisson", pnp("poisson"), pnp_grid),
+        "CNN, PnP-ADMM Poisson NLL": ("CNN", "poisson", pnp("poisson"), poisson_grid),
         "CNN, Anscombe + denoiser": ("CNN", "anscombe", ans_cnn, ANSCOMBE_CNN_GRID),
     }
 
@@ -119,6 +131,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tasks", default="denoising,deblurring")
     ap.add_argument("--peaks", default=",".join(map(str, PEAKS)))
+    ap.add_argument("--methods", default="", help="comma-separated substrings; only matching methods run")
     ap.add_argument("--out", default=str(Path(__file__).with_name("poisson_results")))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -129,6 +142,8 @@ def main():
         for peak in peaks:
             for label, (family, term, run, grid) in methods(cnn).items():
                 if term == "anscombe" and task != "denoising":
+                    continue
+                if args.methods and not any(m in label for m in args.methods.split(",")):
                     continue
                 # 1. choose the parameter on TRAINING images
                 tuned = {p: sum(score(run, TRAIN, task, peak, args.size, p, 100)) / len(TRAIN) for p in grid}
