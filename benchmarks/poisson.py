@@ -5,17 +5,18 @@ Photon-limited grey images at peak counts 2, 10, 30 and 100 (photons at white; g
 deepinv's Poisson noise as drawn by the operators. Two tasks:
 
 - denoising (A = I):
-  * TV: Chambolle–Pock on ½‖x − y‖² + λ·TV (Gaussian term) vs SPIRAL-TAP on F + (λ/g)·TV
-    (F the Poisson NLL; a weight per photon, the same for every image) vs Anscombe + the TV denoiser (ROF at weight c·σ_a
+  * TV: Chambolle–Pock on ½‖x − y‖² + λ·TV (Gaussian term) vs SPIRAL-TAP on g·F + λ·TV
+    (F the Poisson NLL in photons; the solver's own per-photon weighting) vs Anscombe + the TV denoiser (ROF at weight c·σ_a
     on the stabilised image scaled to [0, 1], σ_a its noise std there, then the exact unbiased
     inverse);
   * CNN: PnP-ADMM with the shipped ``denoiser-gray`` and the Gaussian term vs the same with
-    ``data_term="poisson"`` (denoiser level k·√g, data step prox of (σ_d²/ρ)·F; the Gaussian twin
-    denoises at k·σ_eq, σ_eq = √(g·mean y) the mean per-pixel std) vs Anscombe + the same network at its noise level, inverse as above;
+    ``data_term="poisson"`` (denoiser level σ = k·√g and ρ = c/k², so that ADMM targets
+    g·F + ρσ²·Φ = g·(F + c·Φ), c = 1 the MAP; the Gaussian twin denoises at k·σ_y, σ_y the
+    solver's own noise reading √mean(g·y), with ρ from its grid) vs Anscombe + the same network at its noise level, inverse as above;
 - deblurring (periodic Gaussian blur, std 1 px): Chambolle–Pock vs SPIRAL-TAP (TV), PnP-ADMM
   Gaussian vs Poisson (CNN). The Anscombe baseline needs A = I and is not run there.
 
-Data discipline: every hyperparameter (λ multiplier; the denoiser level σ = k·σ_eq and ADMM's ρ)
+Data discipline: every hyperparameter (TV weight λ; the denoiser level multiplier k and ρ or c)
 is chosen per method, task and peak by grid search on TRAINING images (``brick``, ``moon``) and then applied unchanged to the HELD_OUT images, where PSNR is reported (mean over
 the images; each image with its own noise seed).
 
@@ -39,7 +40,8 @@ import torch
 import restorekit as rk
 from restorekit.metrics import psnr
 from restorekit.operators import blur, denoising
-from restorekit.operators.likelihood import anscombe, equivalent_sigma, inverse_anscombe
+from restorekit.operators.likelihood import anscombe, inverse_anscombe
+from restorekit.operators.noise import noise_level
 from restorekit.priors import TV
 
 PEAKS = (2, 10, 30, 100)
@@ -78,10 +80,8 @@ def methods(cnn):
         return rk.solve(y, op, TV(lam), "chambolle-pock", max_iter=300).x
 
     def spiral(x, op, y, peak, lam):
-        # τ = λ/g: the weight per photon, the same for every image (λ/σ_eq² with σ_eq² = g·mean y
-        # smoothed dark images such as the Shepp–Logan phantom far more than bright ones)
         return rk.solve(
-            y, op, TV(lam * peak), "spiral-tap", max_iter=30, tol=1e-5, sub_iter=50, sub_tol=1e-4
+            y, op, TV(lam), "spiral-tap", max_iter=30, tol=1e-5, sub_iter=50, sub_tol=1e-4
         ).x
 
     def ans_tv(x, op, y, peak, lam):
@@ -89,15 +89,13 @@ def methods(cnn):
 
     def pnp(term):
         def run(x, op, y, peak, param):
-            k, rho = param
-            s_eq = equivalent_sigma(y, 1 / peak).item()
+            k, c = param
             if term == "gaussian":  # the fair level: the mean per-pixel noise std
-                return rk.solve(y, op, cnn, "pnp-admm", sigma=k * s_eq, rho=rho, max_iter=ITER).x
-            # Poisson: denoiser level k·√g (the noise std at white, the same for every image) and
-            # the data step prox of (σ_d²/ρ)·F — the solver's step is prox of (σ_eq²/ρ')·F
-            s_d = k * peak**-0.5
+                s_y = noise_level(op, y)
+                return rk.solve(y, op, cnn, "pnp-admm", sigma=k * s_y, rho=c, max_iter=ITER).x
+            # Poisson: level k·√g (the noise std at white), prior weight c (ρσ² = c·g)
             return rk.solve(
-                y, op, cnn, "pnp-admm", data_term=term, sigma=s_d, rho=rho * s_eq**2 / s_d**2, max_iter=ITER
+                y, op, cnn, "pnp-admm", data_term=term, sigma=k * peak**-0.5, rho=c / k**2, max_iter=ITER
             ).x
 
         return run

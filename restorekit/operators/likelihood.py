@@ -19,6 +19,10 @@ is the quadratic z² − (v + b − c)·z − c·y = 0, whose positive root give
 (Figueiredo & Bioucas-Dias, "Restoration of Poissonian images using alternating direction
 optimization", IEEE TIP 2010, eq. (21)).
 
+Solvers weigh g·F = Σ[(A x) + b − y·log(A x + b)], the NLL per photon: its curvature at the
+solution, 1/x per pixel, is 1 at white, that of ½‖A x − y‖², so a prior weight tuned for the
+Gaussian term at noise std √g means the same here, for every image.
+
 This module reads the gain g straight from the operator's deepinv noise model (``gain``),
 until ``operators/noise.py`` is the one reader of noise levels.
 """
@@ -78,14 +82,6 @@ def inverse_anscombe(a: torch.Tensor, gain: float) -> torch.Tensor:
     return gain * k.clamp_min(0)
 
 
-def equivalent_sigma(y: torch.Tensor, gain: float, background: float = 0.0) -> torch.Tensor:
-    """σ_eq = √(g·mean(y − b)) per sample ((B,) tensor): the std of Gaussian noise with the
-    same mean variance as the Poisson noise (Var y_i = g·(A x + b)_i). Solvers use it to put a
-    Poisson data term on the scale of ½‖Ax − y‖²/σ² and to pick denoiser levels."""
-    mean = (y - background).flatten(1).mean(1).clamp_min(gain)
-    return (gain * mean).sqrt()
-
-
 class PoissonLikelihood:
     """F(x) = (1/g)·Σ[(A x) + b − y·log(A x + b)], the Poisson NLL (module notes).
 
@@ -142,10 +138,12 @@ class PoissonLikelihood:
         return (z - self.background).clamp_min(0)
 
     def whiten(self, y: torch.Tensor, operator):
-        """(y_w, A_w) with ‖y_w − A_w x‖ = ‖(y − b − A x)/√(2·g·max(y, g))‖: the shot-noise
-        weighted residual of DPS (Chung et al., ICLR 2023, eq. (16), Λ = diag(1/(2k)) on the
-        counts k = y/g; a zero count is weighted as one count)."""
-        weight = (2 * self.gain * y.clamp_min(self.gain)).rsqrt()
+        """(y_w, A_w) with ‖y_w − A_w x‖ = ‖(y − b − A x)/√max(y, g)‖: the shot-noise weighted
+        residual of DPS (Chung et al., ICLR 2023, eq. (16), Λ = diag(1/(2k)) on the counts
+        k = y/g; a zero count is weighted as one count), per photon: times √(2g), so that a
+        white pixel weighs 1 as in the unweighted residual ‖y − A x‖ and the same step size
+        serves every gain (Λ itself grows as 1/g)."""
+        weight = y.clamp_min(self.gain).rsqrt()
         return weight * (y - self.background), Weighted(operator, weight)
 
     def __repr__(self):

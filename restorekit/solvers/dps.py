@@ -42,11 +42,12 @@ class DPS(Solver):
     unconditional ε), as :func:`~restorekit.priors.schedule.ddpm_step` with ``eps_shift`` does.
 
     Poisson data (``likelihood="poisson"``, an operator built with ``poisson=g``; the DPS
-    paper's eq. (16)): the residual is the shot-noise weighted one, 2·‖Λ^{1/2}(y − b − A x̂0)‖
-    with Λ = diag(1/(2·k)) on the counts k = y/g (a zero count weighted as one), i.e.
-    2·‖(y − b − A x̂0)/√(2·g·max(y, g))‖ (the factor 2 of the Gaussian branch kept), a
-    standardised residual (about √(2n) at the truth for n pixels) instead of a [−1, 1]-unit
-    one, so ζ has another scale there. The paper's ζ_i = ζ'/‖y − A(x̂0)‖_Λ on the squared
+    paper's eq. (16)): the residual is the shot-noise weighted one per photon,
+    2·‖(y − b − A x̂0)/√max(y, g)‖ — the paper's 2·‖Λ^{1/2}(y − b − A x̂0)‖ with
+    Λ = diag(1/(2·k)) on the counts k = y/g (a zero count weighted as one), times √(2g)
+    (:meth:`~restorekit.operators.likelihood.PoissonLikelihood.whiten`). A white pixel then
+    weighs as in the Gaussian branch and darker ones more (1/√y), so ζ has the Gaussian
+    branch's scale at every gain. The paper's ζ_i = ζ'/‖y − A(x̂0)‖_Λ on the squared
     weighted norm is this plain weighted norm, as in the Gaussian case.
 
     Parameters: ``steps`` (int, default 200), ``zeta`` (float > 0, default 1.5),

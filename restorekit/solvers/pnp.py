@@ -226,12 +226,20 @@ class PnPADMM(Solver):
         inner_iter: inner ADMM iterations of the Poisson data step when A ≠ I (5).
 
     Poisson data (``data_term="poisson"``, an operator built with ``poisson=g``): ½‖Ax − y‖²
-    is replaced by σ_eq²·F(x), F the Poisson NLL (:mod:`restorekit.operators.likelihood`) and
-    σ_eq = √(g·mean(y − b)) per sample the std of Gaussian noise with the same mean variance
-    (so both terms have about the same curvature at the solution). The data step becomes
-    x_{k+1} = prox_{(λ_d σ_eq²/ρ)F}(z_k − u_k): closed form per pixel when A = I, the split
-    w = A x with a warm-started inner ADMM otherwise (:class:`~restorekit.operators.likelihood.PoissonProx`);
-    the default denoiser level is max(2σ_eq, 0.02).
+    is replaced by the Poisson NLL per photon
+
+        g·F(x) = Σ_i [(A x)_i + b_i − y_i·log((A x)_i + b_i)]
+
+    (F the NLL in photons, :mod:`restorekit.operators.likelihood`). Its curvature
+    y_i/(A x + b)_i² is 1/x_i at the solution, 1 at a white pixel: the curvature of ½‖Ax − y‖²,
+    and the same for every image, so ρ, σ and λ_d keep their Gaussian meaning with σ_y read as
+    √g, the noise std at white. (Scaling by the image's own mean variance σ_eq² = g·mean y
+    instead over-smoothed dark images; benchmarks/poisson.py.) The MAP estimate
+    argmin F − log p is reached with a Gaussian MAP denoiser when ρσ² = g (λ_d = 1). The data
+    step becomes x_{k+1} = prox_{(λ_d g/ρ)F}(z_k − u_k): closed form per pixel when A = I, the
+    split w = A x with a warm-started inner ADMM otherwise
+    (:class:`~restorekit.operators.likelihood.PoissonProx`); the default denoiser level is
+    max(2√g, 0.02) and the default λ_d that of :func:`data_weight` at σ_y = √g.
     """
 
     name = "pnp-admm"
@@ -268,27 +276,26 @@ class PnPADMM(Solver):
         self.cg_tol = positive(cg_tol, "cg_tol")
 
     def _run(self, y, operator, prior, x_init, loop):
-        sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior)
-        gamma_fixed = fixed_prox_weight(prior)
-        rho = self.rho if self.rho is not None else 0.5 if gamma_fixed is None else 1 / gamma_fixed
-        lam_d = data_weight(prior, loop.sigma_y) if self.data_weight is None else self.data_weight
-        z = initial_estimate(y, operator, x_init)
-        u = torch.zeros_like(z)
-        weight = lam_d / rho
+        sigma_y = loop.sigma_y
         if self.data_term == "poisson":
-            from ..operators.likelihood import PoissonLikelihood, PoissonProx, equivalent_sigma, poisson_gain
+            from ..operators.likelihood import PoissonLikelihood, PoissonProx, poisson_gain
 
             lik = PoissonLikelihood(poisson_gain(operator), self.background)
-            sigma_eq = equivalent_sigma(y, lik.gain, self.background)
-            sigma = (2 * sigma_eq).clamp_min(0.02) if self.sigma is None else sigma
-            weight = weight * sigma_eq**2
+            sigma_y = math.sqrt(lik.gain)  # the noise std at white: the per-photon scale
             poisson_step = PoissonProx(
                 lik, operator, y, inner_iter=self.inner_iter, cg_iter=self.cg_iter, cg_tol=self.cg_tol
             )
+        sigma = denoiser_sigma(self.sigma, sigma_y, prior)
+        gamma_fixed = fixed_prox_weight(prior)
+        rho = self.rho if self.rho is not None else 0.5 if gamma_fixed is None else 1 / gamma_fixed
+        lam_d = data_weight(prior, sigma_y) if self.data_weight is None else self.data_weight
+        z = initial_estimate(y, operator, x_init)
+        u = torch.zeros_like(z)
+        weight = lam_d / rho
         for i in loop.range(self.max_iter):
             # 1. data step on the scaled-form augmented Lagrangian
             if self.data_term == "poisson":
-                x = poisson_step(z - u, weight)
+                x = poisson_step(z - u, weight * lik.gain)
             else:
                 x = data_prox(operator, z - u, y, weight, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
             # 2. prior step

@@ -85,16 +85,21 @@ def tv_prox_nonnegative(
 class SpiralTAP(Solver):
     r"""Poisson reconstruction with a convex penalty by SPIRAL-TAP.
 
-    min_{x ≥ 0} F(x) + R(x), F the Poisson NLL (:mod:`restorekit.operators.likelihood`),
-    R = ``prior`` (TV, ℓ1, or any Proximal prior), by SPIRAL-TAP (Harmany, Marcia & Willett,
-    IEEE TIP 2012, Sec. II–III, eqs. (5)–(8)):
+    min_{x ≥ 0} g·F(x) + R(x), F the Poisson NLL in photons
+    (:mod:`restorekit.operators.likelihood`) and g·F = Σ[(A x + b) − y·log(A x + b)] the NLL per
+    photon, R = ``prior`` (TV, ℓ1, or any Proximal prior), by SPIRAL-TAP (Harmany, Marcia &
+    Willett, IEEE TIP 2012, Sec. II–III, eqs. (5)–(8)) on G = g·F:
 
-        s_k = x_k − ∇F(x_k)/α_k
+        s_k = x_k − ∇G(x_k)/α_k
         x_{k+1} = argmin_{x ≥ 0} ½‖x − s_k‖² + R(x)/α_k           (subproblem)
-        α_{k+1} = clamp(‖√y/(A x_{k+1} + b) ⊙ Aδ‖²/(g‖δ‖²), α_min, α_max),  δ = x_{k+1} − x_k
+        α_{k+1} = clamp(‖√y/(A x_{k+1} + b) ⊙ Aδ‖²/‖δ‖², α_min, α_max),  δ = x_{k+1} − x_k
 
-    (the Barzilai–Borwein curvature of F along the last step). A step is accepted when
-    F(x_{k+1}) + R(x_{k+1}) ≤ max_{j = 0..M−1} Φ_{k−j} − (σ/2)·α_k‖x_{k+1} − x_k‖² (non-monotone
+    (the Barzilai–Borwein curvature of G along the last step). The paper's τ in F + τ·pen is
+    the prior's weight divided by g. Why per photon: G's curvature at the solution is 1/x per
+    pixel, 1 at white, as for ½‖Ax − y‖² — so a TV weight λ means here what it means for
+    ``chambolle-pock`` at noise std √g, for every image and peak; weighting F by the image's
+    own mean variance σ_eq² = g·mean y instead over-smoothed dark images (benchmarks/poisson.py).
+    A step is accepted when G(x_{k+1}) + R(x_{k+1}) ≤ max_{j = 0..M−1} Φ_{k−j} − (σ/2)·α_k‖x_{k+1} − x_k‖² (non-monotone
     over the last M = ``accept_past`` objective values; M = 1 is monotone), else α_k ← η·α_k
     and the step is retried (per sample; after ``max_backtrack`` tries the last step is kept).
     Subproblem: for a :class:`~restorekit.priors.TV` prior, constrained FGP (warm-started dual,
@@ -103,7 +108,7 @@ class SpiralTAP(Solver):
 
     Starts from the truncated-CG pseudo-inverse clipped to [0, 1] (or ``x_init``); stops when
     ‖x_{k+1} − x_k‖/‖x_{k+1}‖ < ``tol`` for every sample. The gain g comes from the operator's
-    Poisson noise model; the prior's weight is τ of the paper in units of F (1/g per photon).
+    Poisson noise model.
     Returns x clipped to [0, 1]. ``nfe`` counts the subproblems solved (backtracking included).
 
     Parameters (defaults of the authors' code: α_0 = 1, [α_min, α_max] = [1e-30, 1e30],
@@ -170,13 +175,15 @@ class SpiralTAP(Solver):
                 return prior.prox(s, 1 / alpha).clamp_min(0), None
             return tv_prox_nonnegative(prior, s, 1 / alpha, dual, max_iter=self.sub_iter, tol=self.sub_tol)
 
+        g = lik.gain  # G = g·F, the NLL per photon
+
         def objective(v):
-            return lik.value(v, y, operator) + prior.value(v)
+            return g * lik.value(v, y, operator) + prior.value(v)
 
         past = [objective(x)]
         alpha = torch.full((x.shape[0],), float(self.alpha_init), dtype=x.dtype, device=x.device)
         for i in loop.range(self.max_iter):
-            grad = lik.grad(x, y, operator)
+            grad = g * lik.grad(x, y, operator)
             reference = torch.stack(past[-self.accept_past :]).max(0).values
             x_new, obj_new, dual_new = x.clone(), past[-1].clone(), dual
             done = torch.zeros_like(alpha, dtype=torch.bool)
@@ -199,7 +206,7 @@ class SpiralTAP(Solver):
             delta = x_new - x
             a_delta = operator.A(delta)
             mu = lik.rate(operator.A(x_new))
-            num = (y.clamp_min(0) / mu**2 * a_delta**2).flatten(1).sum(1) / lik.gain
+            num = (y.clamp_min(0) / mu**2 * a_delta**2).flatten(1).sum(1)
             den = delta.flatten(1).pow(2).sum(1)
             bb = (num / den.clamp_min(torch.finfo(x.dtype).tiny)).clamp(self.alpha_min, self.alpha_max)
             alpha = torch.where(den > 0, bb, alpha)  # a sample that did not move keeps its α
