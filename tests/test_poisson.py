@@ -219,7 +219,7 @@ def test_poisson_options_fail_clearly():
 def test_spiral_tap_beats_the_gaussian_term_on_held_out_photon_counts():
     """HELD_OUT images at 64², peak 10 photons (gain 0.1), denoising, as in benchmarks/poisson.py:
     SPIRAL-TAP on g·F + λ·TV against Chambolle–Pock on ½‖x − y‖² + λ·TV, each with the weight
-    the benchmark chose on the TRAINING images (0.32 both). Measured: 21.39 vs 20.29 dB, y 15.75."""
+    the benchmark chose on the TRAINING images (0.32 both). Measured: 21.11 vs 20.29 dB, y 15.75."""
     peak = 10
     spiral, gaussian, noisy = [], [], []
     for j, name in enumerate(rk.data.HELD_OUT):
