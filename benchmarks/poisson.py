@@ -80,9 +80,7 @@ def methods(cnn):
         return rk.solve(y, op, TV(lam), "chambolle-pock", max_iter=300).x
 
     def spiral(x, op, y, peak, lam):
-        return rk.solve(
-            y, op, TV(lam), "spiral-tap", max_iter=30, tol=1e-5, sub_iter=50, sub_tol=1e-4
-        ).x
+        return rk.solve(y, op, TV(lam), "spiral-tap", max_iter=30, tol=1e-5, sub_iter=50, sub_tol=1e-4).x
 
     def ans_tv(x, op, y, peak, lam):
         return anscombe_denoise(y, 1 / peak, peak, lambda a, s: TV(lam).prox(a, s).clamp(0, 1))
