@@ -47,6 +47,18 @@ class DDS(Solver):
     rule γ = (0.0316/σ_y)² was tried and dropped: for denoising at σ_y = 0.1 it gives γ = 0.1
     and the sampler drifts from the data (17.8 dB from a 20.1 dB input; 19.8 at γ = 10, 20.8
     at γ = 1, on a 32² crop) — DDS is no substitute for the one-step ``denoise`` there.
+
+    Noiseless data and an ill-conditioned A: M CG steps from x̂0 move it along the singular
+    directions of A in order of σ, so directions with tiny σ keep x̂0's (the prior's) value,
+    while E[x|y] is fixed there by the data (A E[x|y] = y). On the Gaussian oracle with 8-view
+    CT at 16² (four directions with σ ≤ 1e-3·σ_max carry 0.134 of ‖E[x|y] − m‖) the mean of
+    DDS is 0.19 from E[x|y] at M = 5 and 0.086 with CG run to tol 1e-13 (300 steps, 64
+    samples). The projection itself is not the limit: with exact projections DDS's steps are
+    affine, and propagating their mean in closed form gives 0.047 at 50 steps, η = 0.85
+    (0.028 at 200, 0.013 at 1000; 0.017 at 50 steps, η = 0). Renoising with the ε of ũ0
+    instead of ε̂ stalls at 0.074, and the Σ-metric (oblique) projection E[u0 | u_t, y] with
+    ε̂ is worse at η = 0 (0.16); that projection with the ε of ũ0 is the exact posterior
+    sampler (error 0).
     """
 
     name = "dds"

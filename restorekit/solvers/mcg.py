@@ -52,6 +52,10 @@ class MCG(Solver):
     mean of 128 samples vs the exact posterior mean: relative error 0.84 at relax 0.1, 0.32 at
     1, 0.08 at 10, 0.04 at 30; 10 truncated CG steps score 0.13).
 
+    The projection is only as exact as CG gets: on 8-view CT at 16² (κ(AᴴA) = 2.5e7) it takes
+    ``cg_tol`` 1e-14 and ~1000 iterations, and with ``cg_iter`` = 30 the four directions with
+    σ ≤ 1e-3·σ_max stay at the prior (oracle mean error 0.157, of which 0.134 along them).
+
     Parameters: ``steps`` (default 1000), ``alpha`` (gradient step, default 1.0, the published
     inpainting value, in [−1, 1]-residual units), ``relax`` (the factor on δ_t for noisy y,
     default 30), ``cg_iter`` (default 100) and ``cg_tol`` (default 1e-7) for A† and P on
