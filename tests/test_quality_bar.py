@@ -88,6 +88,7 @@ def test_colour_prior_beats_colour_tv_by_a_db():
 #: the learned methods of issue 15's restoration bar, name → (task → ``restore(y, operator)``)
 LEARNED = {
     "PnP-HQS dncnn": lambda task: evaluation.bar_methods(task)["PnP-HQS dncnn"],
+    "DDS composite, defaults": lambda task: evaluation.dds(evaluation.composite_prior),
     "DDS composite, η = 1 (chosen on training images)": lambda task: evaluation.dds(
         evaluation.composite_prior, **evaluation.DDS_COMPOSITE
     ),
