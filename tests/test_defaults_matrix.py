@@ -24,6 +24,8 @@ CELLS = [
     ("ddrm", "diffusion-gray", "inpainting-random"),
     ("diffpir", "diffusion-gray", "inpainting-random"),
     ("dds", "diffusion-gray", "inpainting-random"),
+    ("dds", "diffusion-gray", "denoising"),  # warns: use prior.denoise, ddrm or diffpir
+    ("diffpir", "diffusion-gray", "sr-x4"),  # per-task ζ = 1
     ("pnp-hqs", "dncnn", "gaussian-blur"),
     ("red", "dncnn", "denoising"),
     ("red-diff", "diffusion-gray", "denoising"),
@@ -97,28 +99,3 @@ def test_self_ensemble_averages_eight_calls():
     both = solve(y, op, prior, "pnp-hqs", ensemble=True)
     assert both.nfe == 8 * plain.nfe
     torch.testing.assert_close(both.x, plain.x, rtol=0, atol=1e-8)
-
-
-# ---- DDS's noise-scaled γ (fast; its effect is the slow dds/denoising cell above) ------------
-def test_dds_gamma_follows_the_noise_level():
-    """γ = 10·(0.01/σ_y)²: unchanged at σ_y = 0.01, 0.1 at σ_y = 0.1 (where the fixed γ = 10
-    returned little more than y, x̃0 ≈ (x̂0 + 10y)/11), and the solve uses it: at defaults it
-    is the solve with γ = 0.1 given, and not the one with γ = 10."""
-    from restorekit.priors import GaussianPrior
-    from restorekit.solvers.dds import DDS
-
-    assert DDS().gamma_for(0.01) == 10.0 and DDS().gamma_for(0.1) == pytest.approx(0.1)
-    assert DDS(gamma=3.0).gamma_for(0.1) == 3.0
-    oracle = GaussianPrior.power_law(16)
-    x = oracle.sample(2, torch.Generator().manual_seed(0))
-    op = make("denoising", 16, 1, generator=torch.Generator().manual_seed(1))  # σ_y = 0.1
-    y = op(x)
-
-    def dds(**kw):
-        return solve(
-            y, op, oracle, "dds", steps=5, clip_x0=False, generator=torch.Generator().manual_seed(2), **kw
-        ).x
-
-    default = dds()
-    torch.testing.assert_close(default, dds(gamma=0.1), rtol=1e-6, atol=1e-6)
-    assert (default - dds(gamma=10.0)).abs().max() > 1e-3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from ..operators import cg_solve
@@ -9,11 +11,6 @@ from ..priors.base import Diffusion
 from ..priors.schedule import abar_at, ddim_step, randn, to_image, to_model
 from .base import Loop, Solver, register
 from .diffusion_steps import dds_options, log_step, no_x_init, noisy_data, start_noise, step_levels
-from .steps import SIGMA_FLOOR
-
-#: DDS's default γ = (σ_e/σ_y)² is ``GAMMA_AT_1PCT`` at σ_y = 0.01 (σ_e = 0.0316, the assumed
-#: error of the Tweedie estimate x̂0 in image units; see :class:`DDS`).
-GAMMA_AT_1PCT = 10.0
 
 
 @register
@@ -37,24 +34,24 @@ class DDS(Solver):
     exactly), so γ means what it means in the paper.
 
     Parameters: ``steps`` (default 50), ``eta`` (default 0.85), ``cg_steps`` M (default 5),
-    ``gamma`` γ (default None: :meth:`gamma_for`, (σ_e/σ_y)² = 10·(0.01/σ_y)², σ_e = 0.0316), ``noisy`` (None: σ_y > 0, σ_y read from the operator's noise model by
-    :func:`~restorekit.operators.noise.noise_level`),
+    ``gamma`` γ (default 10), ``noisy`` (None: σ_y > 0, σ_y read from the operator's noise
+    model by :func:`~restorekit.operators.noise.noise_level`),
     ``clip_x0`` (default True: clip x̂0 to the image range before CG, as diffusers' DDIM does
     with ``clip_sample``; without it a small prior's x̂0 at large t overshoots to [−12, 8] and
     weakly informative data, e.g. denoising at σ_y = 0.1, cannot pull it back; False for priors
     not supported on [0, 1], such as the Gaussian oracle).
 
-    γ weighs the data against x̂0: the noisy system is the MAP estimate for x̂0 with error
-    σ_e and data noise σ_y, γ = σ_e²/σ_y². The value 10 at σ_y = 0.01 was chosen at σ_y = 0.01
-    on the Gaussian oracle (16² blur, mean of 16 samples vs the exact posterior mean: relative
-    error 0.27 at γ = 1, 0.08 at 10, 0.07 at 30, 0.11 at 100) and on TRAINING images with the
-    shipped gray prior (128², mean of 4 images: deblurring σ_b = 2 29.9 → 31.8 dB, 4× SR
-    19.5 → 29.7 dB from γ = 1 to 10). A fixed γ = 10 does not carry over to noisier data: for
-    denoising at σ_y = 0.1 it keeps x̃0 ≈ (x̂0 + 10y)/11, i.e. the noisy input. Scaled as
-    (σ_e/σ_y)² (γ = 0.1 there), on the four gray TRAINING images at 64² (brick, grass, clock,
-    moon; shipped GPU-trained diffusion-gray, σ_y = 0.1, input 19.97 dB): γ = 10 / 1 / 0.3 /
-    0.1 / 0.03 gave 19.98 / 20.91 / 25.24 / 26.76 / 22.40 dB. (With the earlier, weaker
-    weights the same rule drifted from the data; re-measured with the current ones.)
+    γ weighs the data against x̂0 (like σ_e²/σ_y², σ_e the error of x̂0, σ_y the data noise).
+    The default 10 was chosen at σ_y = 0.01 on the Gaussian oracle (16² blur, mean of 16
+    samples vs the exact posterior mean: relative error 0.27 at γ = 1, 0.08 at 10, 0.07 at 30,
+    0.11 at 100) and on TRAINING images with the shipped gray prior (128², mean of 4 images:
+    deblurring σ_b = 2 29.9 → 31.8 dB, 4× SR 19.5 → 29.7 dB from γ = 1 to 10). A noise-scaled
+    rule γ = (0.0316/σ_y)² was tried and dropped: for denoising at σ_y = 0.1 it gives γ = 0.1
+    and the sampler drifts from the data (17.8 dB from a 20.1 dB input; 19.8 at γ = 10, 20.8
+    at γ = 1, on a 32² crop) — DDS is no substitute for the one-step ``denoise`` there.
+    Re-measured with the GPU-trained diffusion-gray at 64² (σ_y = 0.1): γ = 0.1 gave 26.8 dB on
+    the four gray TRAINING images (input 20.0) but 19.9 on HELD_OUT (input 20.6; γ = 10:
+    20.6), so on a denoising operator DDS warns and names the alternatives.
     """
 
     name = "dds"
@@ -66,26 +63,30 @@ class DDS(Solver):
         steps: int = 50,
         eta: float = 0.85,
         cg_steps: int = 5,
-        gamma: float | None = None,
+        gamma: float = 10.0,
         noisy: bool | None = None,
         clip_x0: bool = True,
     ):
         self.steps, self.eta, self.cg_steps, self.gamma, self.noisy, self.clip_x0 = dds_options(
-            steps, eta, cg_steps, gamma, noisy, clip_x0, allow_none_gamma=True
+            steps, eta, cg_steps, gamma, noisy, clip_x0
         )
 
-    def gamma_for(self, sigma_y: float) -> float:
-        """γ: ``gamma`` if given, else :data:`GAMMA_AT_1PCT`·(0.01/σ_y)², σ_y at least ``SIGMA_FLOOR``."""
-        if self.gamma is not None:
-            return self.gamma
-        return GAMMA_AT_1PCT * (0.01 / max(sigma_y, SIGMA_FLOOR)) ** 2
-
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
+        from deepinv.physics import Denoising
+
         no_x_init(self.name, x_init)
+        if isinstance(operator, Denoising):
+            warnings.warn(
+                "solver 'dds' does not beat the noisy input on denoising (its data step keeps "
+                "x̃0 ≈ (x̂0 + γy)/(1 + γ); a smaller γ drifts from the data; "
+                "benchmarks/defaults_results.md); use the prior's one-step prior.denoise(y, σ_y), "
+                "'ddrm' or 'diffpir' instead",
+                UserWarning,
+                stacklevel=4,
+            )
         noisy = noisy_data(self.noisy, loop)
         ac = prior.alphas_cumprod
         aty = operator.A_adjoint(y)
-        gamma = self.gamma_for(loop.sigma_y)
         u = start_noise(y, operator, loop)
         for i, (t, t_prev) in zip(loop.range(self.steps), step_levels(prior, self.steps)):
             # 1. Tweedie estimate (no backprop)
@@ -98,8 +99,8 @@ class DDS(Solver):
                 if noisy:
                     x0 = cg_solve(
                         operator,
-                        x0 + gamma * aty,
-                        gamma=gamma,
+                        x0 + self.gamma * aty,
+                        gamma=self.gamma,
                         shift=1.0,
                         x0=x0,
                         max_iter=self.cg_steps,

@@ -37,12 +37,9 @@ def no_x_init(solver: str, x_init) -> None:
         )
 
 
-def dds_options(
-    steps, eta, cg_steps, gamma, noisy, clip_x0, *, min_cg_steps: int = 0, allow_none_gamma: bool = False
-):
+def dds_options(steps, eta, cg_steps, gamma, noisy, clip_x0, *, min_cg_steps: int = 0):
     """The checked options DDS and DDS-3D share, as (steps, η, M, γ, noisy, clip_x0): ``steps`` a
-    positive int, η ∈ [0, 1], M an int ≥ ``min_cg_steps``, γ > 0 (or None where
-    ``allow_none_gamma``: the solver's noise-scaled default), ``noisy`` None/True/False."""
+    positive int, η ∈ [0, 1], M an int ≥ ``min_cg_steps``, γ > 0, ``noisy`` None/True/False."""
     if not 0 <= eta <= 1:
         raise ValueError(f"eta must be in [0, 1], got {eta!r}")
     if isinstance(cg_steps, bool) or not isinstance(cg_steps, int) or cg_steps < min_cg_steps:
@@ -50,8 +47,7 @@ def dds_options(
     if noisy not in (None, True, False):
         raise ValueError(f"noisy must be None, True or False, got {noisy!r}")
     steps = positive(steps, "steps", integer=True)
-    gamma = positive(gamma, "gamma", allow_none=allow_none_gamma)
-    return steps, float(eta), cg_steps, None if gamma is None else float(gamma), noisy, bool(clip_x0)
+    return steps, float(eta), cg_steps, float(positive(gamma, "gamma")), noisy, bool(clip_x0)
 
 
 def noisy_data(noisy: bool | None, loop) -> bool:
