@@ -79,8 +79,8 @@ class DDS(Solver):
             warnings.warn(
                 "solver 'dds' does not beat the noisy input on denoising (its data step keeps "
                 "x̃0 ≈ (x̂0 + γy)/(1 + γ); a smaller γ drifts from the data; "
-                "benchmarks/defaults_results.md); use the prior's one-step prior.denoise(y, σ_y), "
-                "'ddrm' or 'diffpir' instead",
+                "benchmarks/defaults_results.md); use 'ddrm', 'diffpir' or the prior's one-step "
+                "prior.denoise(y, σ_y) instead",
                 UserWarning,
                 stacklevel=4,
             )
