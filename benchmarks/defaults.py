@@ -217,13 +217,17 @@ def worst(cache: dict, tag: str, n: int = 10) -> list[str]:
     for size, col, op, prior, solver, cell, base, tv in cells(cache, tag):
         m = margin(cell, base)
         if m is not None:
+            status = "warns" if "warning" in cell else ("✓" if m >= MARGIN_DB else "✗")
             rows.append(
-                (m, f"| {solver} | {prior} | {op} ({col}, {size}²) | {cell['psnr']:.2f} | {m:+.2f} |")
+                (
+                    m,
+                    f"| {solver} | {prior} | {op} ({col}, {size}²) | {cell['psnr']:.2f} | {m:+.2f} | {status} |",
+                )
             )
     rows.sort()
     return [
-        "| solver | prior | operator | PSNR (dB) | vs max(CG start, y) (dB) |",
-        "|---|---|---|---|---|",
+        "| solver | prior | operator | PSNR (dB) | vs max(CG start, y) (dB) | |",
+        "|---|---|---|---|---|---|",
     ] + [r for _, r in rows[:n]]
 
 

@@ -24,6 +24,8 @@ CELLS = [
     ("ddrm", "diffusion-gray", "inpainting-random"),
     ("diffpir", "diffusion-gray", "inpainting-random"),
     ("dds", "diffusion-gray", "inpainting-random"),
+    ("dds", "diffusion-gray", "denoising"),  # warns: use prior.denoise, ddrm or diffpir
+    ("diffpir", "diffusion-gray", "sr-x4"),  # per-task ζ = 1
     ("pnp-hqs", "dncnn", "gaussian-blur"),
     ("red", "dncnn", "denoising"),
     ("red-diff", "diffusion-gray", "denoising"),

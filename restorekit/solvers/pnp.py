@@ -33,6 +33,7 @@ from .steps import (
     data_weight,
     denoiser_sigma,
     initial_estimate,
+    operator_task,
     prior_step,
     warn_tv_as_denoiser,
 )
@@ -107,14 +108,8 @@ class PnPHQS(Solver):
         self.cg_iter = positive(cg_iter, "cg_iter", integer=True)
         self.cg_tol = positive(cg_tol, "cg_tol")
 
-    @staticmethod
-    def task(operator) -> str:
-        """ "blur" (a deepinv Blur/BlurFFT), "sr" (a deepinv Downsampling) or "other"."""
-        from deepinv.physics import Blur, BlurFFT, Downsampling
-
-        if isinstance(operator, Downsampling):
-            return "sr"
-        return "blur" if isinstance(operator, (Blur, BlurFFT)) else "other"
+    #: "blur", "sr" or "other" (:func:`~restorekit.solvers.steps.operator_task`)
+    task = staticmethod(operator_task)
 
     def iterations(self, operator) -> int:
         return self.max_iter if self.max_iter is not None else self.TASKS[self.task(operator)]["max_iter"]

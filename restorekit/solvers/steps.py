@@ -24,6 +24,16 @@ from ..priors.base import Proximal, fixed_prox_weight
 SIGMA_FLOOR = 0.001
 
 
+def operator_task(operator) -> str:
+    """The kind of problem an operator poses, for per-task defaults: "sr" (a deepinv
+    ``Downsampling``), "blur" (a deepinv ``Blur``/``BlurFFT``, incl. the periodic blur) or "other"."""
+    from deepinv.physics import Blur, BlurFFT, Downsampling
+
+    if isinstance(operator, Downsampling):
+        return "sr"
+    return "blur" if isinstance(operator, (Blur, BlurFFT)) else "other"
+
+
 def initial_estimate(y: torch.Tensor, operator, x_init: torch.Tensor | None) -> torch.Tensor:
     """The starting point of the classical solvers: ``x_init``, else the truncated-CG
     pseudo-inverse (:func:`~restorekit.operators.truncated_pinv`: 10 CG steps on AᴴA x = Aᴴy
