@@ -66,7 +66,12 @@ class DiffPIR(Solver):
     """
 
     #: Per-task defaults of the options left None (:func:`~restorekit.solvers.steps.operator_task`).
-    TASKS: ClassVar[dict] = {"sr": {"zeta": 1.0}, "blur": {"zeta": 1.0}, "other": {"zeta": 0.3}}
+    TASKS: ClassVar[dict] = {
+        "sr": {"zeta": 1.0},
+        "blur": {"zeta": 1.0},
+        "inpainting": {"zeta": 0.3},
+        "other": {"zeta": 0.3},
+    }
 
     name = "diffpir"
     needs = Diffusion

@@ -74,7 +74,11 @@ class PnPHQS(Solver):
     Parameters (DPIR's published settings: λ = 0.23, σ from 49/255 down)
         max_iter: K (None: per task, see above).
         lam: λ, the weight of a denoiser prior against the data (0.23).
-        sigma_max: first denoiser level σ_1 (49/255).
+        sigma_max: first denoiser level σ_1 (None: per task, :attr:`TASKS`: DPIR's 49/255, and
+            0.5 for inpainting, whose start has holes far from any image: on the four gray
+            TRAINING images at 64², 50 % random mask, σ_y = 0.01, σ_1 = 49/255 → 0.5 took
+            ``dncnn`` from 31.64 to 34.36 dB and ``denoiser-gray`` from 28.33 to 33.82 dB,
+            clock alone 30.1 → 41.1 and 18.9 → 41.0; the other three within 0.3 dB).
         sigma_min: last level σ_K (None: per task, see above).
         data_weight: λ_d (None: :func:`data_weight`, i.e. 1 except for fixed-scale priors).
         ensemble: average the denoiser over the 8 flips/rotations of its input (DPIR's ×8
@@ -85,14 +89,19 @@ class PnPHQS(Solver):
     name = "pnp-hqs"
     needs = Denoiser
     #: Per-task defaults (DPIR): iterations and whether the last level is max(sf/255, σ_y).
-    TASKS: ClassVar[dict] = {"blur": {"max_iter": 8}, "sr": {"max_iter": 24}, "other": {"max_iter": 24}}
+    TASKS: ClassVar[dict] = {
+        "blur": {"max_iter": 8, "sigma_max": 49 / 255},
+        "sr": {"max_iter": 24, "sigma_max": 49 / 255},
+        "inpainting": {"max_iter": 24, "sigma_max": 0.5},
+        "other": {"max_iter": 24, "sigma_max": 49 / 255},
+    }
 
     def __init__(
         self,
         *,
         max_iter: int | None = None,
         lam: float = 0.23,
-        sigma_max: float = 49 / 255,
+        sigma_max: float | None = None,
         sigma_min: float | None = None,
         data_weight: float | None = None,
         ensemble: bool = False,
@@ -102,13 +111,13 @@ class PnPHQS(Solver):
         self.max_iter = positive(max_iter, "max_iter", integer=True, allow_none=True)
         self.lam = positive(lam, "lam")
         self.data_weight = positive(data_weight, "data_weight", allow_none=True)
-        self.sigma_max = positive(sigma_max, "sigma_max")
+        self.sigma_max = None if sigma_max is None else positive(sigma_max, "sigma_max")
         self.sigma_min = positive(sigma_min, "sigma_min", allow_none=True)
         self.ensemble = bool(ensemble)
         self.cg_iter = positive(cg_iter, "cg_iter", integer=True)
         self.cg_tol = positive(cg_tol, "cg_tol")
 
-    #: "blur", "sr" or "other" (:func:`~restorekit.solvers.steps.operator_task`)
+    #: "blur", "sr", "inpainting" or "other" (:func:`~restorekit.solvers.steps.operator_task`)
     task = staticmethod(operator_task)
 
     def iterations(self, operator) -> int:
@@ -123,7 +132,8 @@ class PnPHQS(Solver):
         else:
             lo = sigma_y
         lo = max(lo, SIGMA_FLOOR)
-        hi = max(self.sigma_max, lo)
+        first = self.sigma_max if self.sigma_max is not None else self.TASKS[self.task(operator)]["sigma_max"]
+        hi = max(first, lo)
         return torch.logspace(math.log10(hi), math.log10(lo), self.iterations(operator), dtype=torch.float64)
 
     @staticmethod

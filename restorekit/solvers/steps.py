@@ -26,11 +26,14 @@ SIGMA_FLOOR = 0.001
 
 def operator_task(operator) -> str:
     """The kind of problem an operator poses, for per-task defaults: "sr" (a deepinv
-    ``Downsampling``), "blur" (a deepinv ``Blur``/``BlurFFT``, incl. the periodic blur) or "other"."""
-    from deepinv.physics import Blur, BlurFFT, Downsampling
+    ``Downsampling``), "blur" (a deepinv ``Blur``/``BlurFFT``, incl. the periodic blur),
+    "inpainting" (a deepinv ``Inpainting`` mask, random or box) or "other"."""
+    from deepinv.physics import Blur, BlurFFT, Downsampling, Inpainting
 
     if isinstance(operator, Downsampling):
         return "sr"
+    if isinstance(operator, Inpainting):
+        return "inpainting"
     return "blur" if isinstance(operator, (Blur, BlurFFT)) else "other"
 
 
