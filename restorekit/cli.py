@@ -56,7 +56,32 @@ def _solver_params(args) -> dict:
     if args.steps is not None:
         accepted = inspect.signature(SOLVERS[args.solver]).parameters if args.solver in SOLVERS else {}
         params["steps" if "steps" in accepted else "max_iter"] = args.steps
+    params.update(_likelihood_params(args.likelihood, args.solver))
+    if args.likelihood == "poisson" and args.peak is None:
+        raise CLIError("--likelihood poisson needs photon-limited data: give --peak (photons at white)")
     return params
+
+
+#: The option that switches each solver to the Poisson data term (spiral-tap has only that one).
+POISSON_OPTIONS = {"pnp-admm": ("data_term", "poisson"), "dps": ("likelihood", "poisson"), "spiral-tap": None}
+
+
+def _likelihood_params(likelihood: str, solver: str) -> dict:
+    """--likelihood: ``gaussian`` (½‖Ax − y‖², every solver) or ``poisson`` (the Poisson NLL of
+    :mod:`restorekit.operators.likelihood`, for the solvers of :data:`POISSON_OPTIONS`)."""
+    if likelihood == "gaussian":
+        if solver == "spiral-tap":
+            raise CLIError("solver spiral-tap has a Poisson data term only: add --likelihood poisson")
+        return {}
+    if likelihood != "poisson":
+        raise CLIError(f"--likelihood must be gaussian or poisson, got {likelihood!r}")
+    if solver not in POISSON_OPTIONS:
+        raise CLIError(
+            f"--likelihood poisson: solver {solver} has a squared-error data term only; "
+            f"use one of {', '.join(POISSON_OPTIONS)}"
+        )
+    option = POISSON_OPTIONS[solver]
+    return {} if option is None else {option[0]: option[1]}
 
 
 def build_prior(name: str, weight: float | None = None, device=None):
@@ -146,7 +171,10 @@ def _cmd_solve(args) -> int:
         if issubclass(note.category, UserWarning):  # the conversions read_image states
             print(f"restorekit: note: {note.message}", file=sys.stderr)
     gen = torch.Generator(device=x.device).manual_seed(args.seed)
-    op_kwargs = {"noise_sigma": args.noise_sigma}
+    default_sigma = 0.01 if args.peak is None else 0.0
+    op_kwargs = {"noise_sigma": default_sigma if args.noise_sigma is None else args.noise_sigma}
+    if args.peak is not None:
+        op_kwargs["poisson"] = 1 / args.peak
     if _accepts_generator(args.operator):
         op_kwargs["generator"] = gen
     op_kwargs.update(_params(args.op_param))
@@ -158,6 +186,8 @@ def _cmd_solve(args) -> int:
         raise CLIError(str(e)) from None
     y = operator(x)
     prior = _matching_prior(build_prior(args.prior, args.weight, device=x.device), args, x.shape[1])
+    if args.samples is not None:
+        return _solve_with_intervals(args, x, y, operator, prior, gen, out, info)
     print(
         f"restoring {args.image} ({'×'.join(map(str, x.shape[-2:]))}, {args.operator}) with "
         f"{args.solver} + {args.prior}…",
@@ -206,6 +236,96 @@ def _run_solver(args, y, operator, prior, x_true, generator):
         )
     except (ValueError, TypeError, Diverged) as e:
         raise CLIError(str(e)) from None
+
+
+def _solve_with_intervals(args, x, y, operator, prior, generator, out: Path, info) -> int:
+    """``solve --samples K``: K posterior samples of the solver (one batched call), their mean
+    as the output, per-pixel intervals from the (1 ∓ c)/2 sample quantiles (c = --coverage),
+    written as float TIFFs ``_lower``/``_upper``, and a figure (mean, width, pixels outside).
+    With ``--calibrate DIR`` the intervals are [l − λ, u + λ], λ calibrated by RCPS (or K-RCPS
+    with ``--krcps``) on the images of DIR put through the same operator, so that the fraction
+    of pixels outside is ≤ --epsilon with probability ≥ 1 − --delta
+    (:mod:`restorekit.uncertainty`)."""
+    import torch
+
+    from . import data
+    from .batch import list_items
+    from .figures import uncertainty_figure
+    from .io import write_image
+    from .metrics import psnr
+    from .uncertainty import krcps, mean_length, pixel_risk, posterior_samples, rcps, sample_statistics
+
+    def intervals(y_batch, what: str):
+        print(f"drawing {args.samples} samples of {what} with {args.solver} + {args.prior}…", flush=True)
+        try:
+            samples = posterior_samples(
+                y_batch,
+                operator,
+                prior,
+                args.samples,
+                solver=args.solver,
+                generator=generator,
+                progress=False if args.quiet else None,
+                tile=_tile(args.tile),
+                **_solver_params(args),
+            )
+            stats = sample_statistics(samples, coverage=args.coverage)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+        if float(stats.std.max()) == 0:
+            raise CLIError(
+                f"solver {args.solver} returned {args.samples} identical samples (it is deterministic "
+                "here): --samples needs a sampler, e.g. dds, dps, mcg, ddrm or diffpir"
+            )
+        return stats
+
+    stats = intervals(y, args.image)
+    lower, upper, how = stats.lower, stats.upper, f"{args.coverage:.0%} sample-quantile intervals"
+    if args.calibrate:
+        try:
+            files = list_items(args.calibrate)
+            x_cal = torch.cat(
+                [
+                    data.load_image(str(f), size=args.size, color=x.shape[1] == 3, device=x.device)
+                    for f in files
+                ]
+            )
+        except (ValueError, TypeError) as e:
+            raise CLIError(f"--calibrate: {e}") from None
+        cal = intervals(operator(x_cal), f"{len(files)} calibration images")
+        try:
+            if args.krcps:
+                kwargs = dict(
+                    epsilon=args.epsilon, delta=args.delta, generator=torch.Generator().manual_seed(0)
+                )
+                calibration = krcps(cal.lower, cal.upper, x_cal, **kwargs)
+            else:
+                calibration = rcps(cal.lower, cal.upper, x_cal, epsilon=args.epsilon, delta=args.delta)
+        except ValueError as e:
+            raise CLIError(f"--calibrate: {e}") from None
+        lower, upper = calibration.intervals(stats.lower, stats.upper)
+        how = (
+            f"{'K-RCPS' if args.krcps else 'RCPS'} intervals (risk ≤ {args.epsilon} with probability "
+            f"≥ {1 - args.delta:g}, {len(files)} calibration images)"
+        )
+    _save_image(stats.mean, out, info)
+    bounds = [out.with_name(f"{out.stem}_{side}.tif") for side in ("lower", "upper")]
+    for path, bound in zip(bounds, (lower, upper)):
+        write_image(_output(path, args.overwrite), bound.clamp(0, 1), bit_depth=32, overwrite=True)
+    figure = uncertainty_figure(
+        stats.mean,
+        lower,
+        upper,
+        _output(out.with_name(out.stem + "_uncertainty.png"), args.overwrite),
+        truth=x,
+        title=f"{args.image}: {args.operator}, {args.solver} + {args.prior}, {how}",
+    )
+    print(
+        f"posterior mean of {args.samples} samples: PSNR {float(psnr(stats.mean.clamp(0, 1), x).mean()):.2f} dB; {how}: mean length "
+        f"{mean_length(lower, upper):.4f}, fraction of pixels outside {pixel_risk(lower, upper, x).mean():.4f}"
+    )
+    print(f"wrote {out}, {bounds[0]}, {bounds[1]} and {figure}")
+    return 0
 
 
 def _matching_prior(prior, args, channels: int):
@@ -432,6 +552,21 @@ def _number(kind, low=None, high=None, low_open=False):
     return parse
 
 
+def _poisson_arguments(p: argparse.ArgumentParser, peak_help: str) -> None:
+    p.add_argument(
+        "--peak",
+        type=_number(float, 0, low_open=True),
+        default=None,
+        help=f"Poisson (photon-limited) data: PEAK photons at white; {peak_help}",
+    )
+    p.add_argument(
+        "--likelihood",
+        default="gaussian",
+        choices=("gaussian", "poisson"),
+        help=f"data term: gaussian (every solver) or poisson (solvers {', '.join(POISSON_OPTIONS)})",
+    )
+
+
 def _task_arguments(p: argparse.ArgumentParser) -> None:
     """The operator, noise, prior and solver options shared by ``restore`` and ``batch``."""
     from .io import MEASURED_OPERATORS
@@ -470,6 +605,7 @@ def _task_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="map float images outside [0, 1] to [0, 1] by min-max instead of refusing them",
     )
+    _poisson_arguments(p, "the file holds photon counts / PEAK (Gaussian read noise only with --noise-sigma)")
     p.add_argument("--prior", default="tv", help="tv or a shipped prior name (restorekit list)")
     p.add_argument("--weight", type=float, default=None, help="TV weight (prior tv only)")
     p.add_argument("--solver", default="chambolle-pock", help="solver name (restorekit list)")
@@ -511,6 +647,8 @@ def _task(args):
     }
     operator_args = {k: v for k, v in given.items() if v is not None}
     operator_args.update(noise_sigma=args.noise_sigma, normalize=args.normalize)
+    if args.peak is not None:
+        operator_args["peak"] = args.peak
     if args.operator == "blur":
         operator_args["boundary"] = args.boundary
     if args.operator in ("inpainting", "mri"):
@@ -592,8 +730,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("image", help="sample image name (see restorekit.data.IMAGES) or a file path")
     s.add_argument("--operator", default="gaussian-blur", help="operator name (restorekit list)")
     s.add_argument(
-        "--noise-sigma", type=_number(float, 0, 1), default=0.01, help="measurement noise std in [0, 1] units"
+        "--noise-sigma",
+        type=_number(float, 0, 1),
+        default=None,
+        help="Gaussian noise std in [0, 1] units (default 0.01; 0 with --peak)",
     )
+    _poisson_arguments(s, "the noise is Poisson, plus Gaussian with --noise-sigma")
     s.add_argument(
         "--op-param",
         action="append",
@@ -644,6 +786,26 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--quiet", action="store_true", help="no progress bar (shown on a terminal for runs over 2 s)"
     )
+    u = s.add_argument_group("uncertainty (samplers)")
+    u.add_argument(
+        "--samples",
+        type=_number(int, 2),
+        default=None,
+        metavar="K",
+        help="draw K posterior samples: write their mean, per-pixel intervals and a figure",
+    )
+    u.add_argument(
+        "--coverage", type=_number(float, 0, 1, low_open=True), default=0.9, help="sample-quantile interval"
+    )
+    u.add_argument(
+        "--calibrate",
+        default=None,
+        metavar="DIR",
+        help="calibrate the intervals on the ground-truth images of DIR (a folder or a .txt list)",
+    )
+    u.add_argument("--epsilon", type=_number(float, 0, 1, low_open=True), default=0.1, help="target risk")
+    u.add_argument("--delta", type=_number(float, 0, 1, low_open=True), default=0.1, help="1 − confidence")
+    u.add_argument("--krcps", action="store_true", help="K-RCPS (per-pixel-group offsets) instead of RCPS")
     s.add_argument(
         "--tile",
         default="auto",

@@ -1,4 +1,5 @@
-"""Side-by-side comparison figures: measurement, each result with its PSNR/SSIM, ground truth."""
+"""Figures: side-by-side comparisons (measurement, each result with its PSNR/SSIM, ground truth)
+and per-pixel uncertainty (posterior mean, interval width, pixels outside)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,18 @@ def _to_numpy_image(x: torch.Tensor):
     if x.ndim == 4:
         x = x[0]
     return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
+
+
+def _save(fig, path: str | Path, title: str | None) -> Path:
+    """Title, lay out and write ``fig`` whole (temporary file, then rename)."""
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    return path
 
 
 def comparison_figure(
@@ -53,14 +66,7 @@ def comparison_figure(
         arr = _to_numpy_image(img4)
         ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(text, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    return path
+    return _save(fig, path, title)
 
 
 def measurement_panels(operator, y, x) -> list:
@@ -75,3 +81,47 @@ def measurement_panels(operator, y, x) -> list:
     if y.shape != x.shape:
         panels.append(("A†y (pseudo-inverse)", operator.A_dagger(y).clamp(0, 1)))
     return panels
+
+
+def uncertainty_figure(
+    mean: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    path: str | Path,
+    *,
+    truth: torch.Tensor | None = None,
+    title: str | None = None,
+) -> Path:
+    """Save one row per image: the posterior mean, the interval width u − l as a heat map, and
+    (with ``truth``) the ground truth with the pixels outside [l, u] marked in red, titled with
+    the fraction outside. ``mean``, ``lower``, ``upper`` (and ``truth``) are (B, C, H, W);
+    colour widths and misses are averaged / or-ed over the channels. Written whole."""
+    from matplotlib.figure import Figure
+
+    from .metrics import psnr
+
+    width = (upper - lower).detach().float().cpu().mean(1)
+    outside = None if truth is None else ((truth < lower) | (truth > upper)).any(1).cpu()
+    ncols = 2 if truth is None else 3
+    fig = Figure(figsize=(2.9 * ncols, 2.8 * mean.shape[0]))
+    axes = fig.subplots(mean.shape[0], ncols, squeeze=False)
+    vmax = float(width.max()) or 1.0
+    for i, row in enumerate(axes):
+        for ax in row:
+            ax.axis("off")
+        arr = _to_numpy_image(mean[i])
+        row[0].imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        label = "posterior mean"
+        if truth is not None:
+            label += f"\n{psnr(mean[i : i + 1].clamp(0, 1), truth[i : i + 1]).item():.2f} dB"
+        row[0].set_title(label, fontsize=9)
+        shown = row[1].imshow(width[i].numpy(), cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+        row[1].set_title(f"interval width u − l\nmean {width[i].mean():.3f}", fontsize=9)
+        fig.colorbar(shown, ax=row[1], fraction=0.046, pad=0.04)
+        if truth is not None and outside is not None:
+            gray = torch.as_tensor(_to_numpy_image(truth[i]))
+            rgb = (gray[..., None].expand(*gray.shape, 3) if gray.ndim == 2 else gray).clone()
+            rgb[outside[i]] = torch.tensor([1.0, 0.0, 0.0])
+            row[2].imshow(rgb.numpy(), interpolation="nearest")
+            row[2].set_title(f"truth, outside in red\n{outside[i].float().mean():.1%} of pixels", fontsize=9)
+    return _save(fig, path, title)

@@ -561,6 +561,7 @@ def read_measurement(
     angle_range: float = 180.0,
     img_size: int | None = None,
     normalize: bool = False,
+    peak: float | None = None,
     device=None,
 ) -> Measurement:
     r"""Read a measured file as y and build the operator that maps the unknown image to it.
@@ -590,6 +591,12 @@ def read_measurement(
     by :func:`estimate_noise_sigma` (on observed pixels for inpainting; on k-space, from the
     median absolute deviation of the sampled real and imaginary parts in the outer half of
     both frequency axes, where natural images have little energy) and the notes say so.
+
+    ``peak``: photon-limited data, y = g·P(A x / g) with g = 1/``peak`` (``peak`` photons make a
+    white pixel; y in the image units above, i.e. counts divided by ``peak``). The operator
+    then carries Poisson noise of gain g, plus Gaussian noise ``noise_sigma`` when it is given
+    (read noise; not estimated: 0 when None), which solvers with a Poisson data term read
+    (:mod:`restorekit.operators.likelihood`).
     """
     if operator not in MEASURED_OPERATORS:
         raise ValueError(f"operator must be one of {', '.join(MEASURED_OPERATORS)}, got {operator!r}")
@@ -620,7 +627,13 @@ def read_measurement(
     # 1. the measurement and a builder of its operator for a given noise level
     p = _PROBLEMS[operator](data, args, notes)
     y = p.y.to(args["device"])
-    # 2. the noise level, given or estimated
+    # 2. the noise level, given or estimated (Poisson data: the Gaussian part defaults to 0)
+    if peak is not None:
+        from .checks import real_number
+
+        peak = real_number(peak, "peak", low=0.0, low_open=True)
+        notes.append(f"Poisson noise: {peak:g} photons at white (gain {1 / peak:.4g})")
+        noise_sigma = 0.0 if noise_sigma is None else noise_sigma
     estimated = noise_sigma is None
     if noise_sigma is None:
         noise_sigma = _estimate(y, p.observed, operator)
@@ -633,9 +646,12 @@ def read_measurement(
             f"noise std estimated from the data: {noise_sigma:.4g} (median absolute deviation of {how})"
         )
     noise_sigma = min(noise_sigma, 1.0)
+    built = p.build(noise_sigma)
+    if peak is not None:
+        _with_noise(built, noise_sigma, args["device"], poisson=1 / peak)
     return Measurement(
         y,
-        p.build(noise_sigma),
+        built,
         noise_sigma,
         estimated,
         cast("tuple[int, int]", tuple(p.size)),
@@ -787,10 +803,10 @@ def _estimate(y, observed, operator) -> float:
     return float(values.abs().flatten().median() / 0.6745)
 
 
-def _with_noise(operator, sigma, device):
+def _with_noise(operator, sigma, device, poisson=None):
     from .operators._common import noise_model
 
-    operator.noise_model = noise_model(sigma, None, None, device)
+    operator.noise_model = noise_model(sigma, poisson, None, device)
     return operator
 
 

@@ -134,7 +134,8 @@ def test_help_shows_defaults_in_plain_text(capsys):
     with pytest.raises(SystemExit):
         main(["solve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "(default: 0.01)" in text and "(default: chambolle-pock)" in text and "``" not in text
+    assert "(default 0.01; 0 with --peak)" in text and "(default: 0.9)" in text
+    assert "(default: chambolle-pock)" in text and "``" not in text and "default: None" not in text
 
 
 def test_metrics_and_figures_measure_the_clamped_estimate(monkeypatch, tmp_path):
