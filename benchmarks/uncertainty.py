@@ -29,16 +29,6 @@ from restorekit.uncertainty import krcps, mean_length, pixel_risk, posterior_sam
 CROP = 32
 
 
-def crops(names, per_image, size=96):
-    """``per_image`` non-overlapping 32² crops of each image resized to ``size``²."""
-    out = []
-    for name in names:
-        img = rk.data.load_image(name, size=size, color=False)
-        cells = [(i, j) for i in range(0, size, CROP) for j in range(0, size, CROP)]
-        out += [img[..., i : i + CROP, j : j + CROP] for i, j in cells[:per_image]]
-    return torch.cat(out)
-
-
 def statistics(x, prior, solver, k, steps, seed):
     op = blur("gaussian", sigma=1.5, noise_sigma=0.02, generator=torch.Generator().manual_seed(seed))
     y = op(x)
@@ -61,8 +51,8 @@ def main():
     prior = rk.priors.load("diffusion-gray")
     start = time.time()
     train = [n for n in rk.data.TRAINING if n in rk.data.GRAY_IMAGES][:8]
-    x_cal = crops(train, args.crops)
-    x_test = crops(rk.data.HELD_OUT, args.crops)
+    x_cal = rk.data.grid_crops(train, args.crops, crop=CROP)
+    x_test = rk.data.grid_crops(rk.data.HELD_OUT, args.crops, crop=CROP)
     cal = statistics(x_cal, prior, args.solver, args.k, args.steps, 0)
     test = statistics(x_test, prior, args.solver, args.k, args.steps, 100)
     seconds = time.time() - start

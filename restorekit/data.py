@@ -154,6 +154,23 @@ def held_out(size: int = 128, color: bool = False, device=None) -> torch.Tensor:
     return torch.cat([load_image(n, size=size, color=color, device=device) for n in HELD_OUT])
 
 
+def grid_crops(names, per_image: int, *, crop: int = 32, size: int = 96, device=None) -> torch.Tensor:
+    """The first ``per_image`` non-overlapping crop×crop tiles (row by row) of each named gray
+    image resized to size², stacked as (len(names)·per_image, 1, crop, crop): many small,
+    fixed test or calibration images from a few photographs (e.g. for
+    :mod:`restorekit.uncertainty`, whose guarantees count images)."""
+    cells = [(i, j) for i in range(0, size - crop + 1, crop) for j in range(0, size - crop + 1, crop)]
+    if isinstance(per_image, bool) or not isinstance(per_image, int) or not 1 <= per_image <= len(cells):
+        raise ValueError(
+            f"per_image must be an int in [1, {len(cells)}] for {crop}² crops of {size}², got {per_image!r}"
+        )
+    out = []
+    for name in names:
+        img = load_image(name, size=size, color=False, device=device)
+        out += [img[..., i : i + crop, j : j + crop] for i, j in cells[:per_image]]
+    return torch.cat(out)
+
+
 def dead_leaves(
     size: int = 64,
     channels: int = 1,

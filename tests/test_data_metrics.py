@@ -74,3 +74,15 @@ def test_psnr_and_ssim_match_skimage():
             use_sample_covariance=False,
         )
         assert ssim(y, x, gaussian=True)[b].item() == pytest.approx(ref_g, abs=1e-6)
+
+
+def test_grid_crops_are_the_tiles_of_the_resized_images_in_row_order():
+    from restorekit import data
+
+    tiles = data.grid_crops(["moon", "brick"], 4, crop=16, size=48)
+    assert tiles.shape == (8, 1, 16, 16)
+    brick = data.load_image("brick", size=48, color=False)
+    assert torch.equal(tiles[4 + 3], brick[0, :, 16:32, 0:16])  # brick's 4th tile: row 1, column 0
+    assert not torch.equal(tiles[0], tiles[1])
+    with pytest.raises(ValueError, match="per_image"):
+        data.grid_crops(["moon"], 10, crop=16, size=48)

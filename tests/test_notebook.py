@@ -34,6 +34,9 @@ def test_compare_priors_notebook_runs_quick(monkeypatch):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 2, "expected the comparison figure and the convergence plot"
+    assert len(images) >= 3, "expected the comparison figure, the convergence plot and the uncertainty figure"
+    text = "".join(o.get("text", "") for o in outputs)
+    calibrated = float(text.split("calibrated ")[1].split()[0])
+    assert calibrated < float(text.split("outside: raw ")[1].split(",")[0])  # calibration widened them
     table = next(o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {}))
     assert table.count("\n") >= 2  # header, rule and at least one method row
