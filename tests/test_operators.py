@@ -84,6 +84,12 @@ CASES = [
     ("ct-full", lambda dt: O.ct(img_size=16, dtype=dt), (2, 1, 16, 16), True),
     ("ct-sparse", lambda dt: O.ct(img_size=16, views=6, dtype=dt), (2, 1, 16, 16), True),
     ("ct-limited", lambda dt: O.ct(img_size=16, angle_range=90.0, dtype=dt), (2, 1, 16, 16), True),
+    (
+        "ct-disc",
+        lambda dt: O.ct(img_size=16, views=6, field_of_view="disc", dtype=dt),
+        (2, 1, 16, 16),
+        True,
+    ),
     ("mri-1coil", lambda dt: O.mri(img_size=SIZE, generator=gen(), dtype=dt), (2, 1) + SIZE, True),
     ("mri-4coils", lambda dt: O.mri(img_size=SIZE, coils=4, generator=gen(), dtype=dt), (2, 1) + SIZE, True),
     ("mri-4coils-float32", lambda dt: O.mri(img_size=SIZE, coils=4, generator=gen()), (2, 1) + SIZE, False),
@@ -370,6 +376,22 @@ def test_ct_fbp():
         assert torch.equal(x_fbp, op.A_dagger(y))
         errors[name] = ((x_fbp - x).norm() / x.norm()).item()
     assert errors["full"] < 0.2 < errors["sparse"] < errors["limited"]
+
+
+def test_ct_disc_field_of_view():
+    """The disc field of view is the square one's sinogram on the cells |s| ≤ N/2 (17 of 23 at
+    N = 16), rescaled to unit norm; Aᴴ back-projects it zero-padded."""
+    square = O.ct(img_size=16, views=8, dtype=F64)
+    disc = O.ct(img_size=16, views=8, field_of_view="disc", dtype=F64)
+    x = torch.rand(1, 1, 16, 16, generator=gen(), dtype=F64)
+    y = disc.A(x)
+    assert y.shape == (1, 1, 17, 8) and square.A(x).shape == (1, 1, 23, 8)
+    torch.testing.assert_close(y * disc.operator_norm, square.A(x)[..., 3:20, :] * square.operator_norm)
+    assert O.operator_norm(disc, (1, 16, 16), dtype=F64) == pytest.approx(1.0, rel=1e-3)
+    padded = torch.nn.functional.pad(y, (0, 0, 3, 3)) * square.operator_norm / disc.operator_norm
+    torch.testing.assert_close(disc.A_adjoint(y), square.A_adjoint(padded))
+    with pytest.raises(ValueError, match="field_of_view"):
+        O.ct(img_size=16, field_of_view="circle")
 
 
 def test_ct_norm_is_one():

@@ -16,6 +16,9 @@ from ._common import (
 )
 from .linalg import power_iteration
 
+#: the detector spans: the whole square image, or only its inscribed disc
+FIELDS_OF_VIEW = ("square", "disc")
+
 
 class ParallelBeamCT(Tomography):
     r"""deepinv :class:`~deepinv.physics.Tomography` (parallel beam, whole square image, exact
@@ -24,9 +27,19 @@ class ParallelBeamCT(Tomography):
 
     The scaling ‖R‖₂ is computed here by a seeded power iteration (deepinv's own normalisation
     draws its start vector from the global generator and only runs in float32).
+
+    ``field_of_view="disc"`` keeps only the detector cells whose rays pass within N/2 of the
+    rotation axis (cell offsets |s| ≤ N/2, 2⌊N/2⌋ + 1 cells for the ⌈√2N⌉-cell grid of deepinv
+    when that grid has odd size): the scanner's field of view is the inscribed disc, as in
+    scikit-image's ``radon(circle=True)``. Unlike deepinv's ``circle=True`` the image is not
+    masked: the corners outside the disc still enter the views whose rays reach them (the
+    near-axis ones). A is the cropped sinogram, so Aᴴ (autograd through A) back-projects the
+    cropped sinogram, zero-padded.
     """
 
-    def __init__(self, angles: torch.Tensor, img_width: int, *, device, dtype, **kwargs):
+    def __init__(
+        self, angles: torch.Tensor, img_width: int, *, device, dtype, field_of_view: str = "square", **kwargs
+    ):
         super().__init__(
             angles=angles,
             img_width=img_width,
@@ -38,6 +51,11 @@ class ParallelBeamCT(Tomography):
             dtype=dtype,
             **kwargs,
         )
+        self.cells = slice(None)
+        cells = self.A(torch.zeros(1, 1, img_width, img_width, device=device, dtype=dtype)).shape[-2]
+        offset = torch.arange(cells, dtype=torch.float64) - (cells - 1) / 2  # s in pixels
+        keep = offset.abs() <= img_width / 2 if field_of_view == "disc" else offset.abs() >= 0
+        self.cells = slice(int(keep.nonzero()[0]), int(keep.nonzero()[-1]) + 1)
         norm = power_iteration(
             self, (1, img_width, img_width), max_iter=30, tol=1e-3, dtype=dtype, device=device
         )
@@ -45,6 +63,10 @@ class ParallelBeamCT(Tomography):
         self.register_buffer("operator_norm", torch.tensor(norm, dtype=dtype, device=device))
         self.normalize = True
         self._auto_grad_adjoint_fn = None  # the cached autograd adjoint predates the scaling
+
+    def A(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        """The sinogram (B, C, cells, views) of x on the detector cells of the field of view."""
+        return super().A(x, **kwargs)[..., self.cells, :]
 
     def A_dagger(self, y: torch.Tensor, **kwargs) -> torch.Tensor:
         """Filtered back-projection of the sinogram ``y`` (an approximate inverse, exact as the
@@ -62,12 +84,22 @@ def ct(
     generator: torch.Generator | None = None,
     device=None,
     dtype=torch.float32,
+    field_of_view: str = "square",
 ):
     r"""Parallel-beam CT operator y = R x / ‖R‖₂ + n on square (N, N) gray images.
 
     The sinogram has ``views`` projections at angles θ_k = k·angle_range/views degrees,
-    k = 0…views−1, each with ⌈√2·N⌉ detector cells (the whole square image is projected).
+    k = 0…views−1, each with ⌈√2·N⌉ detector cells (the whole square image is projected), or
+    with ``field_of_view="disc"`` only the cells whose rays cross the inscribed disc (|s| ≤ N/2
+    from the rotation axis), the reconstruction circle of a scanner and of scikit-image's
+    ``radon(circle=True)``.
     ``A_dagger`` (and :func:`fbp`) is the filtered back-projection.
+
+    The disc field of view is the better-posed one for sparse views: at N = 16 with 8 views
+    the square one has rank 158 and σ_min/σ_max = 2.0e-4 (κ(AᴴA) = 2.5e7): its four smallest
+    singular directions are read by the outermost cells of the oblique views, rays that graze
+    the square's corners (80–97 % of their left singular vectors' energy, row norms 0.01–0.16 of
+    the largest); the disc one has rank 133 and σ_min/σ_max = 6.3e-3 (κ = 2.5e4).
 
     Parameters
     ----------
@@ -76,6 +108,7 @@ def ct(
     angle_range : angular range in degrees, in (0, 180]; below 180 gives limited-angle CT.
     noise_sigma, poisson : Gaussian noise std and Poisson gain on the normalised sinogram.
     generator : draws the measurement noise.
+    field_of_view : "square" (default) or "disc", the detector's extent (see above).
     """
     check_generator(generator)
     device, dtype = as_device(device), check_dtype(dtype)
@@ -85,11 +118,14 @@ def ct(
     views = h if views is None else positive_int(views, "views")
     angle_range = real_number(angle_range, "angle_range", low=0.0, high=180.0, low_open=True)
     angles = torch.arange(views, dtype=dtype, device=device) * (angle_range / views)
+    if field_of_view not in FIELDS_OF_VIEW:
+        raise ValueError(f"field_of_view must be one of {FIELDS_OF_VIEW}, got {field_of_view!r}")
     return ParallelBeamCT(
         angles,
         h,
         device=device,
         dtype=dtype,
+        field_of_view=field_of_view,
         noise_model=noise_model(noise_sigma, poisson, generator, device),
     )
 
