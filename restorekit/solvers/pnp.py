@@ -231,7 +231,7 @@ class PnPADMM(Solver):
         data_weight: λ_d (None: :func:`~restorekit.solvers.steps.data_weight`, i.e. 1 except
             for fixed-scale priors).
         sigma: denoiser level σ for denoiser priors (None: max(2σ_y, 0.02)); unused by Proximal ones.
-        warmup: continuation iterations W (None: :attr:`WARMUP`; 0: the fixed level σ from the
+        warmup: continuation iterations W (None: ``max_iter``, the whole run; 0: the fixed level σ from the
             start). For k < W a denoiser prior runs at σ_k, geometric from the first level of
             PnP-HQS's schedule for the operator's kind (49/255; 0.5 for inpainting) down to σ,
             with ρ_k = ρ·σ²/σ_k² so that ρ_kσ_k², the prior weight of the MAP reading, stays
@@ -262,8 +262,6 @@ class PnPADMM(Solver):
 
     name = "pnp-admm"
     needs = Denoiser
-    #: Default continuation length W (see ``warmup``).
-    WARMUP: ClassVar[int] = 20
 
     def __init__(
         self,
@@ -293,7 +291,7 @@ class PnPADMM(Solver):
         self.lam = positive(lam, "lam")
         self.data_weight = positive(data_weight, "data_weight", allow_none=True)
         self.sigma = positive(sigma, "sigma", allow_none=True)
-        self.warmup = self.WARMUP if warmup is None else positive_int(warmup, "warmup", minimum=0)
+        self.warmup = None if warmup is None else positive_int(warmup, "warmup", minimum=0)
         self.tol = positive(tol, "tol")
         self.clip = bool(clip)
         self.cg_iter = positive(cg_iter, "cg_iter", integer=True)
@@ -320,8 +318,8 @@ class PnPADMM(Solver):
         lam_d = data_weight(prior, sigma_y) if self.data_weight is None else self.data_weight
         z = initial_estimate(y, operator, x_init)
         u = torch.zeros_like(z)
-        first = first_level(operator, prior)
-        levels = [continuation_level(k, first, sigma, self.warmup) for k in range(self.max_iter + 1)]
+        first, warmup = first_level(operator, prior), self.max_iter if self.warmup is None else self.warmup
+        levels = [continuation_level(k, first, sigma, warmup) for k in range(self.max_iter + 1)]
         for i in loop.range(self.max_iter):
             sigma_k = levels[i]
             rho_k = rho * (sigma / sigma_k) ** 2
@@ -335,7 +333,7 @@ class PnPADMM(Solver):
             # 3. dual ascent; the scaled dual u = dual/ρ follows ρ_k → ρ_{k+1}
             u = (u + x - z_new) * (levels[i + 1] / sigma_k) ** 2
             z, settled = z_new, loop.settled(i, z_new, z, self.tol, sigma_k)
-            if settled and i >= self.warmup:
+            if settled and i >= warmup:
                 break
         return z.clamp(0, 1) if self.clip else z
 
@@ -359,8 +357,12 @@ class PnPPGD(Solver):
     Parameters
         max_iter: iterations at most (100).
         step: η·‖A‖², in (0, 2) for convergence with a Proximal prior (1.0).
-        sigma: denoiser level σ for denoiser priors (None: max(2σ_y, 0.02)); unused by Proximal ones.
-        warmup: continuation iterations W (None: :attr:`WARMUP`; 0: the fixed level σ from the
+        sigma: denoiser level σ for denoiser priors (None: σ_y·√(λη), at least 0.001: the MAP
+            reading of D(·, σ) as prox_{η·λσ_y²Φ}, the PGD step on ½‖Ax − y‖² + λσ_y²Φ with
+            DPIR's prior weight; 0.48σ_y at ‖A‖ = 1); unused by Proximal priors.
+        lam: λ, the weight of a denoiser prior against the data (DPIR's 0.23, as ``pnp-hqs``;
+            it sets the default σ only).
+        warmup: continuation iterations W (None: ``max_iter``, the whole run; 0: the fixed level σ from the
             start): for k < W a denoiser prior runs at σ_k, geometric from PnP-HQS's first level
             for the operator's kind down to σ (:func:`~restorekit.solvers.steps.continuation_level`);
             no stopping test before W.
@@ -369,8 +371,6 @@ class PnPPGD(Solver):
 
     name = "pnp-pgd"
     needs = Denoiser
-    #: Default continuation length W (see ``warmup``).
-    WARMUP: ClassVar[int] = 20
 
     def __init__(
         self,
@@ -378,30 +378,35 @@ class PnPPGD(Solver):
         max_iter: int = 100,
         step: float = 1.0,
         sigma: float | None = None,
+        lam: float = 0.23,
         warmup: int | None = None,
         tol: float = 1e-5,
     ):
         self.max_iter = positive(max_iter, "max_iter", integer=True)
         self.step = positive(step, "step")
+        self.lam = positive(lam, "lam")
         self.sigma = positive(sigma, "sigma", allow_none=True)
-        self.warmup = self.WARMUP if warmup is None else positive_int(warmup, "warmup", minimum=0)
+        self.warmup = None if warmup is None else positive_int(warmup, "warmup", minimum=0)
         self.tol = positive(tol, "tol")
 
     def _run(self, y, operator, prior, x_init, loop):
-        sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior)
         x = initial_estimate(y, operator, x_init)
         lipschitz = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device) ** 2
         gamma_fixed = fixed_prox_weight(prior)
         eta = self.step / lipschitz if gamma_fixed is None else gamma_fixed
+        if self.sigma is None and not isinstance(prior, Proximal):
+            sigma = max(math.sqrt(self.lam * eta) * loop.sigma_y, SIGMA_FLOOR)
+        else:
+            sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior)
         lam_d = 1.0 if gamma_fixed is None else self.step / (gamma_fixed * lipschitz)
-        first = first_level(operator, prior)
+        first, warmup = first_level(operator, prior), self.max_iter if self.warmup is None else self.warmup
         for i in loop.range(self.max_iter):
-            sigma_k = continuation_level(i, first, sigma, self.warmup)
+            sigma_k = continuation_level(i, first, sigma, warmup)
             # 1. gradient step on (λ_d/2)‖Ax − y‖²
             v = x - eta * lam_d * operator.A_adjoint(operator.A(x) - y)
             # 2. prior step
             x_new = prior_step(prior, v, sigma_k, eta, loop)
             x, settled = x_new, loop.settled(i, x_new, x, self.tol, sigma_k)
-            if settled and i >= self.warmup:
+            if settled and i >= warmup:
                 break
         return x.clamp(0, 1)

@@ -41,7 +41,7 @@ class RED(Solver):
         max_iter: iterations at most (100).
         lam: λ, the weight of the RED term (None: :meth:`default_lam`).
         sigma: denoiser level σ (None: max(σ_y, 0.02)).
-        warmup: continuation iterations W (None: :attr:`WARMUP`; 0: the fixed level σ from the
+        warmup: continuation iterations W (None: ``max_iter``, the whole run; 0: the fixed level σ from the
             start): for k < W the denoiser runs at σ_k, geometric from PnP-HQS's first level
             for the operator's kind (49/255; 0.5 for inpainting) down to σ
             (:func:`~restorekit.solvers.steps.continuation_level`), so that what the start
@@ -56,8 +56,6 @@ class RED(Solver):
 
     #: λ_R (pixels in [0, 255]); Romano et al. use 0.02 with a fixed denoiser level, see above.
     LAM_RED = 0.005
-    #: Default continuation length W (see ``warmup``).
-    WARMUP = 20
 
     def __init__(
         self,
@@ -72,7 +70,7 @@ class RED(Solver):
         self.max_iter = positive(max_iter, "max_iter", integer=True)
         self.lam = positive(lam, "lam", allow_none=True)
         self.sigma = positive(sigma, "sigma", allow_none=True)
-        self.warmup = self.WARMUP if warmup is None else positive_int(warmup, "warmup", minimum=0)
+        self.warmup = None if warmup is None else positive_int(warmup, "warmup", minimum=0)
         self.step = positive(step, "step")
         self.tol = positive(tol, "tol")
 
@@ -90,14 +88,14 @@ class RED(Solver):
         x = initial_estimate(y, operator, x_init)
         norm_a = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device)
         mu = self.step / (norm_a**2 + lam)
-        first = first_level(operator, prior)
+        first, warmup = first_level(operator, prior), self.max_iter if self.warmup is None else self.warmup
         for i in loop.range(self.max_iter):
-            sigma_k = continuation_level(i, first, sigma, self.warmup)
+            sigma_k = continuation_level(i, first, sigma, warmup)
             # 1. denoiser residual
             residual = x - loop.evaluate(prior.denoise, x, sigma_k)
             # 2. gradient step on data term + RED term
             x_new = x - mu * (operator.A_adjoint(operator.A(x) - y) + lam * residual)
             x, settled = x_new, loop.settled(i, x_new, x, self.tol, sigma_k)
-            if settled and i >= self.warmup:
+            if settled and i >= warmup:
                 break
         return x.clamp(0, 1)
