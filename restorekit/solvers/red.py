@@ -6,7 +6,14 @@ from ..checks import positive_int
 from ..operators import operator_norm
 from ..priors.base import Denoiser
 from .base import Solver, positive, register
-from .steps import continuation_level, denoiser_sigma, first_level, initial_estimate, warn_tv_as_denoiser
+from .steps import (
+    continuation_level,
+    denoiser_sigma,
+    first_level,
+    initial_estimate,
+    warn_tv_as_denoiser,
+    warn_weak_default,
+)
 
 #: Noise level below which RED's default λ stops shrinking (see :meth:`RED.default_lam`).
 LAM_NOISE_FLOOR = 0.01
@@ -83,6 +90,7 @@ class RED(Solver):
 
     def _run(self, y, operator, prior, x_init, loop):
         warn_tv_as_denoiser(self.name, prior)
+        warn_weak_default(self.name, operator)
         sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior, factor=1.0)
         lam = self.default_lam(loop.sigma_y) if self.lam is None else self.lam
         x = initial_estimate(y, operator, x_init)

@@ -137,3 +137,25 @@ def warn_tv_as_denoiser(solver: str, prior) -> None:
             UserWarning,
             stacklevel=5,
         )
+
+
+#: (solver, operator kind) pairs whose defaults stay below the truncated-CG start + 0.5 dB on
+#: TRAINING images (clock, brick, grass, moon at 64², σ_y = 0.01, diffusion-gray), with what to
+#: use instead: PGD on ×4 SR +0.08 dB (continuation included), RED on box inpainting +0.34 (its
+#: gradient step moves a hole by μλ ≈ 3 % per iteration).
+WEAK_DEFAULTS = {("pnp-pgd", "sr"): "'pnp-hqs' or 'pnp-admm'", ("red", "inpainting"): "'pnp-hqs'"}
+
+
+def warn_weak_default(solver: str, operator) -> None:
+    """Warn when (``solver``, the operator's kind) is in :data:`WEAK_DEFAULTS`."""
+    import warnings
+
+    kind = operator_task(operator)
+    instead = WEAK_DEFAULTS.get((solver, kind))
+    if instead is not None:
+        warnings.warn(
+            f"solver {solver!r} at its defaults does not beat the truncated-CG start on {kind} "
+            f"(benchmarks/defaults_results.md); use {instead} instead",
+            UserWarning,
+            stacklevel=5,
+        )
