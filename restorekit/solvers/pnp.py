@@ -24,18 +24,23 @@ from typing import ClassVar
 
 import torch
 
+from ..checks import positive_int
 from ..operators import operator_norm
 from ..priors.base import Denoiser, Proximal, fixed_prox_weight
 from .base import Solver, positive, register
 from .steps import (
+    FIRST_LEVEL,
     SIGMA_FLOOR,
+    continuation_level,
     data_prox,
     data_weight,
     denoiser_sigma,
+    first_level,
     initial_estimate,
     operator_task,
     prior_step,
     warn_tv_as_denoiser,
+    warn_weak_default,
 )
 
 
@@ -74,7 +79,7 @@ class PnPHQS(Solver):
     Parameters (DPIR's published settings: λ = 0.23, σ from 49/255 down)
         max_iter: K (None: per task, see above).
         lam: λ, the weight of a denoiser prior against the data (0.23).
-        sigma_max: first denoiser level σ_1 (None: per task, :attr:`TASKS`: DPIR's 49/255, and
+        sigma_max: first denoiser level σ_1 (None: per task, :data:`~restorekit.solvers.steps.FIRST_LEVEL`: DPIR's 49/255, and
             0.5 for inpainting, whose start has holes far from any image: on the four gray
             TRAINING images at 64², 50 % random mask, σ_y = 0.01, σ_1 = 49/255 → 0.5 took
             ``dncnn`` from 31.64 to 34.36 dB and ``denoiser-gray`` from 28.33 to 33.82 dB,
@@ -90,10 +95,10 @@ class PnPHQS(Solver):
     needs = Denoiser
     #: Per-task defaults (DPIR): iterations and whether the last level is max(sf/255, σ_y).
     TASKS: ClassVar[dict] = {
-        "blur": {"max_iter": 8, "sigma_max": 49 / 255},
-        "sr": {"max_iter": 24, "sigma_max": 49 / 255},
-        "inpainting": {"max_iter": 24, "sigma_max": 0.5},
-        "other": {"max_iter": 24, "sigma_max": 49 / 255},
+        "blur": {"max_iter": 8},
+        "sr": {"max_iter": 24},
+        "inpainting": {"max_iter": 24},
+        "other": {"max_iter": 24},
     }
 
     def __init__(
@@ -132,7 +137,7 @@ class PnPHQS(Solver):
         else:
             lo = sigma_y
         lo = max(lo, SIGMA_FLOOR)
-        first = self.sigma_max if self.sigma_max is not None else self.TASKS[self.task(operator)]["sigma_max"]
+        first = self.sigma_max if self.sigma_max is not None else FIRST_LEVEL[self.task(operator)]
         hi = max(first, lo)
         return torch.logspace(math.log10(hi), math.log10(lo), self.iterations(operator), dtype=torch.float64)
 
@@ -218,11 +223,20 @@ class PnPADMM(Solver):
 
     Parameters
         max_iter: iterations at most (100).
-        rho: penalty ρ (None: 0.5, or 1/γ* for a prior with a fixed prox weight γ* — an LPN);
-            larger trusts the prior step more per iteration.
+        rho: penalty ρ (None: λ·max(σ_y, 0.001)²/σ² for a denoiser prior — DPIR's penalty
+            α = λσ_y²/σ² at the level σ, the MAP reading of D(·, σ) as the prox of
+            (λσ_y²/ρ)·Φ; 0.5 for a Proximal prior, whose minimiser does not depend on ρ; 1/γ*
+            for a prior with a fixed prox weight γ* — an LPN).
+        lam: λ, the weight of a denoiser prior against the data (DPIR's 0.23, as ``pnp-hqs``;
+            it sets the default ρ only).
         data_weight: λ_d (None: :func:`~restorekit.solvers.steps.data_weight`, i.e. 1 except
             for fixed-scale priors).
-        sigma: denoiser level for denoiser priors (None: max(2σ_y, 0.02)); unused by Proximal ones.
+        sigma: denoiser level σ for denoiser priors (None: max(2σ_y, 0.02)); unused by Proximal ones.
+        warmup: continuation iterations W (None: ``max_iter``, the whole run; 0: the fixed level σ from the
+            start). For k < W a denoiser prior runs at σ_k, geometric from the first level of
+            PnP-HQS's schedule for the operator's kind (49/255; 0.5 for inpainting) down to σ,
+            with ρ_k = ρ·σ²/σ_k² so that ρ_kσ_k², the prior weight of the MAP reading, stays
+            ρσ² (Chan, Wang & Elgendy 2017's increasing ρ); no stopping test before W.
         tol: relative-change stopping threshold (1e-5).
         clip: clip the result to [0, 1].
         cg_iter, cg_tol: CG budget for operators without a closed-form prox.
@@ -255,7 +269,9 @@ class PnPADMM(Solver):
         *,
         max_iter: int = 100,
         rho: float | None = None,
+        lam: float = 0.23,
         sigma: float | None = None,
+        warmup: int | None = None,
         data_weight: float | None = None,
         tol: float = 1e-5,
         clip: bool = True,
@@ -273,8 +289,10 @@ class PnPADMM(Solver):
         self.inner_iter = positive(inner_iter, "inner_iter", integer=True)
         self.max_iter = positive(max_iter, "max_iter", integer=True)
         self.rho = positive(rho, "rho", allow_none=True)
+        self.lam = positive(lam, "lam")
         self.data_weight = positive(data_weight, "data_weight", allow_none=True)
         self.sigma = positive(sigma, "sigma", allow_none=True)
+        self.warmup = None if warmup is None else positive_int(warmup, "warmup", minimum=0)
         self.tol = positive(tol, "tol")
         self.clip = bool(clip)
         self.cg_iter = positive(cg_iter, "cg_iter", integer=True)
@@ -292,23 +310,31 @@ class PnPADMM(Solver):
             )
         sigma = denoiser_sigma(self.sigma, sigma_y, prior)
         gamma_fixed = fixed_prox_weight(prior)
-        rho = self.rho if self.rho is not None else 0.5 if gamma_fixed is None else 1 / gamma_fixed
+        if self.rho is not None:
+            rho = self.rho
+        elif gamma_fixed is not None:
+            rho = 1 / gamma_fixed
+        else:
+            rho = 0.5 if isinstance(prior, Proximal) else self.lam * max(sigma_y, SIGMA_FLOOR) ** 2 / sigma**2
         lam_d = data_weight(prior, sigma_y) if self.data_weight is None else self.data_weight
         z = initial_estimate(y, operator, x_init)
         u = torch.zeros_like(z)
-        weight = lam_d / rho
+        first, warmup = first_level(operator, prior), self.max_iter if self.warmup is None else self.warmup
+        levels = [continuation_level(k, first, sigma, warmup) for k in range(self.max_iter + 1)]
         for i in loop.range(self.max_iter):
+            sigma_k = levels[i]
+            rho_k = rho * (sigma / sigma_k) ** 2
             # 1. data step on the scaled-form augmented Lagrangian
             if self.data_term == "poisson":
-                x = poisson_step(z - u, weight * lik.gain)
+                x = poisson_step(z - u, lam_d / rho_k * lik.gain)
             else:
-                x = data_prox(operator, z - u, y, weight, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
+                x = data_prox(operator, z - u, y, lam_d / rho_k, cg_iter=self.cg_iter, cg_tol=self.cg_tol)
             # 2. prior step
-            z_new = prior_step(prior, x + u, sigma, 1 / rho, loop)
-            # 3. dual ascent
-            u = u + x - z_new
-            z, settled = z_new, loop.settled(i, z_new, z, self.tol, sigma)
-            if settled:
+            z_new = prior_step(prior, x + u, sigma_k, 1 / rho_k, loop)
+            # 3. dual ascent; the scaled dual u = dual/ρ follows ρ_k → ρ_{k+1}
+            u = (u + x - z_new) * (levels[i + 1] / sigma_k) ** 2
+            z, settled = z_new, loop.settled(i, z_new, z, self.tol, sigma_k)
+            if settled and i >= warmup:
                 break
         return z.clamp(0, 1) if self.clip else z
 
@@ -332,7 +358,15 @@ class PnPPGD(Solver):
     Parameters
         max_iter: iterations at most (100).
         step: η·‖A‖², in (0, 2) for convergence with a Proximal prior (1.0).
-        sigma: denoiser level for denoiser priors (None: max(2σ_y, 0.02)); unused by Proximal ones.
+        sigma: denoiser level σ for denoiser priors (None: σ_y·√(λη), at least 0.001: the MAP
+            reading of D(·, σ) as prox_{η·λσ_y²Φ}, the PGD step on ½‖Ax − y‖² + λσ_y²Φ with
+            DPIR's prior weight; 0.48σ_y at ‖A‖ = 1); unused by Proximal priors.
+        lam: λ, the weight of a denoiser prior against the data (DPIR's 0.23, as ``pnp-hqs``;
+            it sets the default σ only).
+        warmup: continuation iterations W (None: ``max_iter``, the whole run; 0: the fixed level σ from the
+            start): for k < W a denoiser prior runs at σ_k, geometric from PnP-HQS's first level
+            for the operator's kind down to σ (:func:`~restorekit.solvers.steps.continuation_level`);
+            no stopping test before W.
         tol: relative-change stopping threshold (1e-5).
     """
 
@@ -340,26 +374,41 @@ class PnPPGD(Solver):
     needs = Denoiser
 
     def __init__(
-        self, *, max_iter: int = 100, step: float = 1.0, sigma: float | None = None, tol: float = 1e-5
+        self,
+        *,
+        max_iter: int = 100,
+        step: float = 1.0,
+        sigma: float | None = None,
+        lam: float = 0.23,
+        warmup: int | None = None,
+        tol: float = 1e-5,
     ):
         self.max_iter = positive(max_iter, "max_iter", integer=True)
         self.step = positive(step, "step")
+        self.lam = positive(lam, "lam")
         self.sigma = positive(sigma, "sigma", allow_none=True)
+        self.warmup = None if warmup is None else positive_int(warmup, "warmup", minimum=0)
         self.tol = positive(tol, "tol")
 
     def _run(self, y, operator, prior, x_init, loop):
-        sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior)
+        warn_weak_default(self.name, operator)
         x = initial_estimate(y, operator, x_init)
         lipschitz = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device) ** 2
         gamma_fixed = fixed_prox_weight(prior)
         eta = self.step / lipschitz if gamma_fixed is None else gamma_fixed
+        if self.sigma is None and not isinstance(prior, Proximal):
+            sigma = max(math.sqrt(self.lam * eta) * loop.sigma_y, SIGMA_FLOOR)
+        else:
+            sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior)
         lam_d = 1.0 if gamma_fixed is None else self.step / (gamma_fixed * lipschitz)
+        first, warmup = first_level(operator, prior), self.max_iter if self.warmup is None else self.warmup
         for i in loop.range(self.max_iter):
+            sigma_k = continuation_level(i, first, sigma, warmup)
             # 1. gradient step on (λ_d/2)‖Ax − y‖²
             v = x - eta * lam_d * operator.A_adjoint(operator.A(x) - y)
             # 2. prior step
-            x_new = prior_step(prior, v, sigma, eta, loop)
-            x, settled = x_new, loop.settled(i, x_new, x, self.tol, sigma)
-            if settled:
+            x_new = prior_step(prior, v, sigma_k, eta, loop)
+            x, settled = x_new, loop.settled(i, x_new, x, self.tol, sigma_k)
+            if settled and i >= warmup:
                 break
         return x.clamp(0, 1)

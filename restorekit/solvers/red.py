@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from ..checks import positive_int
 from ..operators import operator_norm
 from ..priors.base import Denoiser
 from .base import Solver, positive, register
-from .steps import denoiser_sigma, initial_estimate, warn_tv_as_denoiser
+from .steps import (
+    continuation_level,
+    denoiser_sigma,
+    first_level,
+    initial_estimate,
+    warn_tv_as_denoiser,
+    warn_weak_default,
+)
 
 #: Noise level below which RED's default λ stops shrinking (see :meth:`RED.default_lam`).
 LAM_NOISE_FLOOR = 0.01
@@ -39,7 +47,13 @@ class RED(Solver):
     Parameters
         max_iter: iterations at most (100).
         lam: λ, the weight of the RED term (None: :meth:`default_lam`).
-        sigma: denoiser level (None: max(σ_y, 0.02)).
+        sigma: denoiser level σ (None: max(σ_y, 0.02)).
+        warmup: continuation iterations W (None: ``max_iter``, the whole run; 0: the fixed level σ from the
+            start): for k < W the denoiser runs at σ_k, geometric from PnP-HQS's first level
+            for the operator's kind (49/255; 0.5 for inpainting) down to σ
+            (:func:`~restorekit.solvers.steps.continuation_level`), so that what the start
+            lacks (inpainting holes) is filled before the fixed-level descent; no stopping test
+            before W.
         step: μ·(‖A‖² + λ), in (0, 2) (1.0).
         tol: relative-change stopping threshold (1e-5).
     """
@@ -56,12 +70,14 @@ class RED(Solver):
         max_iter: int = 100,
         lam: float | None = None,
         sigma: float | None = None,
+        warmup: int | None = None,
         step: float = 1.0,
         tol: float = 1e-5,
     ):
         self.max_iter = positive(max_iter, "max_iter", integer=True)
         self.lam = positive(lam, "lam", allow_none=True)
         self.sigma = positive(sigma, "sigma", allow_none=True)
+        self.warmup = None if warmup is None else positive_int(warmup, "warmup", minimum=0)
         self.step = positive(step, "step")
         self.tol = positive(tol, "tol")
 
@@ -74,17 +90,20 @@ class RED(Solver):
 
     def _run(self, y, operator, prior, x_init, loop):
         warn_tv_as_denoiser(self.name, prior)
+        warn_weak_default(self.name, operator)
         sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior, factor=1.0)
         lam = self.default_lam(loop.sigma_y) if self.lam is None else self.lam
         x = initial_estimate(y, operator, x_init)
         norm_a = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device)
         mu = self.step / (norm_a**2 + lam)
+        first, warmup = first_level(operator, prior), self.max_iter if self.warmup is None else self.warmup
         for i in loop.range(self.max_iter):
+            sigma_k = continuation_level(i, first, sigma, warmup)
             # 1. denoiser residual
-            residual = x - loop.evaluate(prior.denoise, x, sigma)
+            residual = x - loop.evaluate(prior.denoise, x, sigma_k)
             # 2. gradient step on data term + RED term
             x_new = x - mu * (operator.A_adjoint(operator.A(x) - y) + lam * residual)
-            x, settled = x_new, loop.settled(i, x_new, x, self.tol, sigma)
-            if settled:
+            x, settled = x_new, loop.settled(i, x_new, x, self.tol, sigma_k)
+            if settled and i >= warmup:
                 break
         return x.clamp(0, 1)

@@ -85,6 +85,30 @@ def data_weight(prior, sigma_y: float) -> float:
     return float(sigma0) ** 2 / (gamma * max(sigma_y, SIGMA_FLOOR) ** 2)
 
 
+#: First denoiser level σ_1 of the plug-and-play schedules per operator kind
+#: (:func:`operator_task`): DPIR's 49/255, and 0.5 for inpainting, whose start has holes far from
+#: any image (chosen for PnP-HQS on TRAINING images; see its docstring).
+FIRST_LEVEL = {"blur": 49 / 255, "sr": 49 / 255, "inpainting": 0.5, "other": 49 / 255}
+
+
+def first_level(operator, prior) -> float:
+    """σ_1 of :data:`FIRST_LEVEL` for the operator's kind; 0 (no schedule) for a Proximal
+    prior, whose prox weight, not a denoiser level, sets its strength."""
+    return 0.0 if isinstance(prior, Proximal) else FIRST_LEVEL[operator_task(operator)]
+
+
+def continuation_level(k: int, first: float, last: float, warmup: int) -> float:
+    """σ_k of a fixed-level plug-and-play scheme run with continuation: geometric from ``first``
+    (k = 0) down to ``last`` (k = ``warmup``), then ``last``; ``first`` ≤ ``last`` or
+    ``warmup`` = 0 gives ``last`` throughout. A strong first denoiser removes what the start
+    carries (holes, amplified noise) before the scheme settles at its own level, as DPIR's
+    schedule does for HQS and the increasing penalty ρ_k of Chan, Wang & Elgendy (IEEE TCI
+    2017, Algorithm 2) does for ADMM."""
+    if warmup <= 0 or first <= last or k >= warmup:
+        return last
+    return first * (last / first) ** (k / warmup)
+
+
 def denoiser_sigma(sigma: float | None, sigma_y: float, prior=None, factor: float = 2.0) -> float:
     """The fixed denoiser level of ADMM/PGD (``factor`` 2) and RED (1): ``sigma``, or when None
     max(factor·σ_y, 0.02) and never below the level σ₀ of a prior with a fixed prox weight (an
@@ -110,6 +134,28 @@ def warn_tv_as_denoiser(solver: str, prior) -> None:
             f"solver {solver!r} with the TV prior at its defaults does not beat the truncated-CG "
             "start on most operators (benchmarks/defaults_results.md); use 'chambolle-pock', "
             "TV's own solver, instead",
+            UserWarning,
+            stacklevel=5,
+        )
+
+
+#: (solver, operator kind) pairs whose defaults stay below the truncated-CG start + 0.5 dB on
+#: TRAINING images (clock, brick, grass, moon at 64², σ_y = 0.01, diffusion-gray), with what to
+#: use instead: PGD on ×4 SR +0.08 dB (continuation included), RED on box inpainting +0.34 (its
+#: gradient step moves a hole by μλ ≈ 3 % per iteration).
+WEAK_DEFAULTS = {("pnp-pgd", "sr"): "'pnp-hqs' or 'pnp-admm'", ("red", "inpainting"): "'pnp-hqs'"}
+
+
+def warn_weak_default(solver: str, operator) -> None:
+    """Warn when (``solver``, the operator's kind) is in :data:`WEAK_DEFAULTS`."""
+    import warnings
+
+    kind = operator_task(operator)
+    instead = WEAK_DEFAULTS.get((solver, kind))
+    if instead is not None:
+        warnings.warn(
+            f"solver {solver!r} at its defaults does not beat the truncated-CG start on {kind} "
+            f"(benchmarks/defaults_results.md); use {instead} instead",
             UserWarning,
             stacklevel=5,
         )
