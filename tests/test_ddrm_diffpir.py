@@ -172,6 +172,24 @@ def test_parameter_checks(tiny_prior):
         solve(y, op, tiny_prior, "diffpir", steps=2, x_init=y)
 
 
+def test_ddrm_noise_temperature_per_task(tiny_prior):
+    """DDRM's default noise temperature follows the operator's task: deepinv's 1/√2 for
+    inpainting, 0.85 for blur (chosen on TRAINING images, see DDRM's docstring)."""
+    x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+
+    def run(op, **params):
+        y = op.A(x)
+        return solve(
+            y, op, tiny_prior, "ddrm", steps=3, generator=torch.Generator().manual_seed(5), **params
+        ).x
+
+    for op_name, own, other in [("inpainting-random", 2**-0.5, 0.85), ("gaussian-blur", 0.85, 2**-0.5)]:
+        op = make(op_name, 16, 1, noise_sigma=0.02, generator=torch.Generator().manual_seed(0))
+        default = run(op)
+        torch.testing.assert_close(default, run(op, noise_scale=own), rtol=0, atol=1e-6)
+        assert (default - run(op, noise_scale=other)).abs().max() > 1e-3, op_name
+
+
 # ---- against deepinv's DDRM on real images ------------------------------------------------------
 #: TRAINING images (gray) on which deepinv's DDRM was 0.38 dB ahead of ours at the paper's noise.
 PHOTOS = ("page", "text", "cell", "gravel", "microaneurysms", "coffee", "chelsea", "rocket")
@@ -201,6 +219,7 @@ def ddrm_vs_deepinv_psnr(**ours) -> tuple[float, float]:
 def test_ddrm_level_with_deepinv_on_inpainting():
     """At its defaults our DDRM is within 0.1 dB of deepinv's or better. With the paper's full
     noise (noise_scale = 1, the old default) it was 0.38 dB behind on these images (and 1.2 dB on
-    HELD_OUT): deepinv draws its noise at 1/√2 of the stated std."""
+    HELD_OUT): deepinv draws its noise at 1/√2 of the stated std, which our inpainting default
+    now shares."""
     ours, theirs = ddrm_vs_deepinv_psnr()
     assert ours >= theirs - 0.1, f"ours {ours:.2f} dB, deepinv {theirs:.2f} dB"

@@ -130,6 +130,15 @@ def ct(
     )
 
 
+def angular_range(operator: Tomography) -> float:
+    """The angular range in degrees covered by the views of a CT ``operator`` (views ×
+    spacing, as :func:`ct` places them: 180 for a full scan, below for limited-angle CT)."""
+    angles = operator.angles.reshape(-1)
+    if angles.numel() < 2:
+        return 0.0
+    return float(angles.numel() * (angles[1] - angles[0]).abs())
+
+
 def fbp(operator, y: torch.Tensor) -> torch.Tensor:
     """Filtered back-projection of the sinogram ``y`` by the CT ``operator`` (from :func:`ct`)."""
     if not isinstance(operator, Tomography):
