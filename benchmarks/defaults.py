@@ -254,7 +254,7 @@ def summary(cache: dict, tag: str) -> list[str]:
 
 def report(cache: dict, out: str) -> None:
     tags = sorted({k.split("|")[0] for k in cache} - {"baseline", "tv"})
-    main_tag = "after" if "after" in tags else (tags[-1] if tags else None)
+    main_tag = next((t for t in ("current", "after") if t in tags), tags[-1] if tags else None)
     lines = [
         "# Defaults matrix",
         "",
