@@ -215,6 +215,25 @@ def test_poisson_options_fail_clearly():
         PoissonLikelihood(0.0)
 
 
+def test_spiral_tap_default_stop_reaches_the_minimum_when_a_pixel_hits_zero():
+    """b = 0, TRAINING image moon 64², peak 100, denoising, TV 0.04: the second step drives
+    pixels with y > 0 to x = 0, the BB curvature jumps to ~1e9 and steps become tiny. A
+    relative-change stop ended there (3 subproblems, objective 3.45 photons above the minimum);
+    the gradient-mapping stop must land within 0.01 of the minimum (a 300-iteration run,
+    tol 1e-12) at the default tol."""
+    x = rk.data.load_image("moon", size=64, color=False)
+    op = denoising(noise_sigma=0, poisson=0.01, generator=torch.Generator().manual_seed(0))
+    y = op(x)
+    lik, tv = PoissonLikelihood(0.01), TV(0.04)
+
+    def objective(v):
+        return (0.01 * lik.value(v, y) + tv.value(v)).item()
+
+    default = objective(solve(y, op, tv, "spiral-tap").x)
+    minimum = objective(solve(y, op, tv, "spiral-tap", tol=1e-12, max_iter=300).x)
+    assert minimum <= default <= minimum + 0.01, (default, minimum)
+    assert default < objective(y.clamp(0, 1)) - 1  # far from the start
+
 @pytest.mark.slow
 def test_spiral_tap_beats_the_gaussian_term_on_held_out_photon_counts():
     """HELD_OUT images at 64², peak 10 photons (gain 0.1), denoising, as in benchmarks/poisson.py:
