@@ -234,6 +234,7 @@ def test_spiral_tap_default_stop_reaches_the_minimum_when_a_pixel_hits_zero():
     assert minimum <= default <= minimum + 0.01, (default, minimum)
     assert default < objective(y.clamp(0, 1)) - 1  # far from the start
 
+
 @pytest.mark.slow
 def test_spiral_tap_beats_the_gaussian_term_on_held_out_photon_counts():
     """HELD_OUT images at 64², peak 10 photons (gain 0.1), denoising, as in benchmarks/poisson.py:
