@@ -9,22 +9,30 @@ deepinv's Poisson noise as drawn by the operators. Two tasks:
     (F the Poisson NLL in photons; the solver's own per-photon weighting) vs Anscombe + the TV denoiser (ROF at weight c·σ_a
     on the stabilised image scaled to [0, 1], σ_a its noise std there, then the exact unbiased
     inverse);
-  * CNN: PnP-ADMM with the shipped ``denoiser-gray`` and the Gaussian term vs the same with
+  * CNN (the shipped ``dncnn`` in every row, ``--denoiser``): PnP-ADMM with the Gaussian term vs the same with
     ``data_term="poisson"`` (denoiser level σ = k·√g and ρ = c/k², so that ADMM targets
     g·F + ρσ²·Φ = g·(F + c·Φ), c = 1 the MAP; the Gaussian twin denoises at k·σ_y, σ_y the
-    solver's own noise reading √mean(g·y), with ρ from its grid) vs Anscombe + the same network at its noise level, inverse as above;
+    solver's own noise reading √mean(g·y), with ρ from its grid) vs Anscombe + the same network at its noise level, inverse as above
+    (:func:`~restorekit.operators.likelihood.anscombe_denoise`) vs
+    :func:`~restorekit.operators.likelihood.iterative_poisson_denoise` (Azzari & Foi's
+    noisy + estimate combinations denoised with a per-pixel Poisson noise map) and its twin
+    with a constant map (``noise="gaussian"``);
 - deblurring (periodic Gaussian blur, std 1 px): Chambolle–Pock vs SPIRAL-TAP (TV), PnP-ADMM
   Gaussian vs Poisson (CNN). The Anscombe baseline needs A = I and is not run there.
 
 Data discipline: every hyperparameter (TV weight λ; the denoiser level multiplier k and ρ or c)
-is chosen per method, task and peak by grid search on TRAINING images (``brick``, ``moon``) and then applied unchanged to the HELD_OUT images, where PSNR is reported (mean over
+is chosen per method, task and peak by grid search on TRAINING images
+(``restorekit.evaluation.TUNING_IMAGES``: brick, grass, clock, moon) and then applied unchanged
+to the HELD_OUT images, where PSNR is reported (mean over
 the images; each image with its own noise seed).
 
 Run: ``python benchmarks/poisson.py [--size 64] [--threads 1] [--tasks denoising,deblurring]
 [--peaks 2,10,30,100] [--out PREFIX]``; writes ``PREFIX.md`` (and ``PREFIX.json`` with the
 per-image numbers and chosen parameters). The README tables come from
-``--tasks denoising --out benchmarks/poisson_results_denoising`` and ``--tasks deblurring
---peaks 10,30,100 --out benchmarks/poisson_results_deblurring``.
+``--tasks denoising --peaks 10,30,100 --out benchmarks/poisson_results_denoising`` and
+``--tasks deblurring --peaks 10,30,100 --out benchmarks/poisson_results_deblurring`` (its TV
+rows re-run after the spiral-tap stopping fix: ``--methods chambolle-pock,spiral-tap --out
+benchmarks/poisson_results_deblurring_tv``).
 """
 
 from __future__ import annotations
