@@ -288,7 +288,8 @@ def for_solve(prior, operator, y: torch.Tensor, tile):
     network prior (not Proximal, no Energy, not already tiled) in 256-px windows with a 32-px
     overlap when the image's larger side exceeds :data:`AUTO_TILE_ABOVE` = 512 px; an int
     tiles it in windows of that side (overlap tile/8, at least 8 px); None or False never
-    tiles. The image size is read from Aᴴy."""
+    tiles. The image size is read from Aᴴy, or from ``img_shape`` for a non-linear operator
+    (:func:`~restorekit.solvers.diffusion_steps.image_shape`)."""
     if tile is None or tile is False:
         return prior
     if not (tile == "auto" or (isinstance(tile, int) and not isinstance(tile, bool))):
@@ -298,8 +299,10 @@ def for_solve(prior, operator, y: torch.Tensor, tile):
     if tile == "auto":
         if isinstance(prior, (Proximal, Energy)) or not callable(getattr(prior, "denoise", None)):
             return prior
+        from .solvers.diffusion_steps import image_shape
+
         with torch.no_grad():
-            size = max(operator.A_adjoint(y).shape[-2:])
+            size = max(image_shape(y, operator)[-2:])
         return tiled(prior) if size > AUTO_TILE_ABOVE else prior
     return tiled(prior, tile=tile, overlap=max(8, tile // 8) if tile >= 16 else tile // 2)
 

@@ -36,6 +36,17 @@ def test_linear_solvers_refuse_and_dps_runs():
     assert res.x.shape == x.shape and torch.isfinite(res.x).all()
 
 
+def test_auto_tiling_reads_a_nonlinear_operators_image_shape():
+    """solve's ``tile="auto"`` sizes the image of a non-linear operator from ``img_shape`` (it
+    has no Aᴴ): a network prior stays whole at 32² and is tiled above 512 px."""
+    from restorekit.tiling import TiledDiffusion, for_solve
+
+    prior = rk.priors.load("diffusion-gray")
+    small, large = PhaseRetrieval(32, oversampling=2.0), PhaseRetrieval(520, oversampling=1.0)
+    assert for_solve(prior, small, torch.zeros(1, 1, 64, 64), "auto") is prior
+    assert isinstance(for_solve(prior, large, torch.zeros(1, 1, 520, 520), "auto"), TiledDiffusion)
+
+
 def test_hio_then_er_retrieves_a_simple_image():
     """Noiseless, oversampling 2, a 16² phantom: HIO (β = 0.9) with an ER step every 20
     iterations, best of 4 random starts by measurement residual; the selected one fits the

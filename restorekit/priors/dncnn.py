@@ -27,7 +27,9 @@
   α ≥ 0, so it is well behaved for noise levels and intensities between those it saw.
 
 Both take (B, 1, H, W) tensors in [0, 1] and a noise level sigma (float or (B,) tensor) in
-the same units; colour images are denoised channel by channel.
+the same units; colour images are denoised channel by channel. The noise-level channel may also
+be a per-pixel (B, 1, H, W) map (signal-dependent noise, as in FFDNet: Zhang, Zuo & Zhang, IEEE
+TIP 2018); the networks saw constant maps in training, so a map is best kept smooth.
 """
 
 from __future__ import annotations
@@ -38,18 +40,29 @@ import torch.nn.functional as F
 
 
 def _sigma_map(x: torch.Tensor, sigma) -> torch.Tensor:
-    """A (B, 1, H, W) constant map of the per-sample noise level."""
-    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
-    return s.expand(x.shape[0], 1, *x.shape[-2:])
+    """The (B, 1, H, W) noise-level channel: constant per sample for a float or a (B,) tensor;
+    a 4-D tensor (B or 1, 1, H, W) is a per-pixel map, taken as it is."""
+    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    if s.ndim == 4:
+        if s.shape[1] != 1 or s.shape[-2:] != x.shape[-2:]:
+            raise ValueError(
+                f"a per-pixel sigma map must be (B, 1, H, W) with H, W of x, got {tuple(s.shape)}"
+            )
+        return s.expand(x.shape[0], 1, *x.shape[-2:])
+    return s.reshape(-1, 1, 1, 1).expand(x.shape[0], 1, *x.shape[-2:])
 
 
 def _per_channel(net_fn, x: torch.Tensor, sigma) -> torch.Tensor:
-    """Apply a one-channel denoiser to every channel of x (sigma broadcast per sample)."""
+    """Apply a one-channel denoiser to every channel of x (sigma broadcast per sample, or a
+    per-pixel (B, 1, H, W) map shared by the channels)."""
     B, C, H, W = x.shape
     if C == 1:
         return net_fn(x, sigma)
-    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
-    s = s.expand(B).repeat_interleave(C)
+    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    if s.ndim == 4:
+        s = s.expand(B, 1, H, W).repeat_interleave(C, 0)
+    else:
+        s = s.reshape(-1).expand(B).repeat_interleave(C)
     return net_fn(x.reshape(B * C, 1, H, W), s).reshape(B, C, H, W)
 
 

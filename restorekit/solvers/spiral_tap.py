@@ -107,14 +107,22 @@ class SpiralTAP(Solver):
     separable penalties such as :class:`L1` and an approximation otherwise.
 
     Starts from the truncated-CG pseudo-inverse clipped to [0, 1] (or ``x_init``); stops when
-    ‖x_{k+1} − x_k‖/‖x_{k+1}‖ < ``tol`` for every sample. The gain g comes from the operator's
-    Poisson noise model.
+    the gradient mapping α_k·(x_{k+1} − x_k) (Nesterov, "Gradient methods for minimizing
+    composite functions", Math. Program. 2013, eq. (2.6): zero exactly at a minimiser, for any
+    α) is small against the iterate, α_k·‖x_{k+1} − x_k‖/‖x_{k+1}‖ < ``tol``, for every sample
+    — the relative change of the step taken at unit curvature, that of g·F at white.
+    Why not the relative change alone: it also vanishes when α_k is huge, and with b = 0 it is
+    whenever a pixel with y > 0 is driven to x = 0, where the BB curvature y/μ² ≈ y·10¹²
+    (μ floored at :data:`~restorekit.operators.likelihood.RATE_FLOOR`): α then decays by about
+    4× per iteration from ~1e9, and a relative-change test stopped there (moon 64², peak 100,
+    TV 0.04: after 3 subproblems, objective 3.4 photons above the minimum, 27.54 dB against
+    27.64). The gain g comes from the operator's Poisson noise model.
     Returns x clipped to [0, 1]. ``nfe`` counts the subproblems solved (backtracking included).
 
     Parameters (defaults of the authors' code: α_0 = 1, [α_min, α_max] = [1e-30, 1e30],
     η = 2, σ = 0.1, M = 10)
         max_iter: outer iterations at most (100).
-        tol: relative-change stopping threshold (1e-5).
+        tol: threshold of the gradient-mapping stopping test above (1e-5).
         background: b ≥ 0 in image units (0).
         gain: g (None: read from the operator's Poisson noise model; a float for data whose
             operator carries no noise model).
@@ -209,8 +217,10 @@ class SpiralTAP(Solver):
             num = (y.clamp_min(0) / mu**2 * a_delta**2).flatten(1).sum(1)
             den = delta.flatten(1).pow(2).sum(1)
             bb = (num / den.clamp_min(torch.finfo(x.dtype).tiny)).clamp(self.alpha_min, self.alpha_max)
+            # 4. stop on the gradient mapping α_k·(x_{k+1} − x_k), relative to x_{k+1}
+            loop.log(i, x_new)
+            settled = (alpha * relative_change(x_new, x)).max().item() < self.tol
             alpha = torch.where(den > 0, bb, alpha)  # a sample that did not move keeps its α
-            settled = loop.settled(i, x_new, x, self.tol)
             x, dual = x_new, dual_new
             past.append(obj_new)
             if settled:
