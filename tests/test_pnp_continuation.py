@@ -84,3 +84,10 @@ def test_admm_default_penalty_is_dpir_alpha_at_its_level():
     assert torch.allclose(default, rk.solve(y, op, prior, "pnp-admm", rho=rho, **kw).x, atol=1e-6)
     assert not torch.allclose(default, rk.solve(y, op, prior, "pnp-admm", rho=0.5, **kw).x, atol=1e-3)
     assert math.isclose(rho, 0.0575, rel_tol=0.05)
+
+
+@pytest.mark.parametrize("solver", ["pnp-hqs", "red", "implicit-prior"])
+def test_denoiser_schemes_with_tv_warn_and_name_chambolle_pock(solver):
+    op = make("gaussian-blur", 16)
+    with pytest.warns(UserWarning, match="use 'chambolle-pock'"):
+        rk.solve(op(torch.rand(1, 1, 16, 16)), op, rk.priors.TV(weight=0.02), solver, progress=False)
