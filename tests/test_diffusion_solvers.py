@@ -157,10 +157,25 @@ CASES = [
     # bar is 0.055 (half the least-squares A†y, 0.110, all of it in the null space of A), but
     # E[x|y] − m still has 0.085 of its norm along the 12 directions with σ in (3e-3, 0.03],
     # which M = 5 CG steps leave near the prior (DDS at its default M: 0.105, 64 samples).
-    # DDS with M = 30 resolves them (0.046 at 512 samples, the MC error 0.013 under bar/3);
-    # RED-Diff's 200 Adam steps do not (0.119 at 64 samples: 0.069 of it in the σ ∈ (0.01, 0.03]
-    # band). MCG and DPS: not run (MCG at 200 steps × 30 CG iterations did not finish 64
-    # samples in 10 min on 2 shared cores).
+    # DDS with M = 30 resolves them (0.046 at 512 samples, the MC error 0.013 under bar/3).
+    # RED-Diff: 0.119 here (512 samples). Settings swept at 128-256 samples (MC error
+    # 0.027/0.019): 1000 steps 0.088 (λ 0.05), 0.074 (λ 0.01, lr 0.05 or 0.2), 0.073 (λ 0.002);
+    # lr 0.2 or λ 0.01 at 200 steps 0.101; λ 0.25 0.182; the exact A†y start 0.135 (200 steps)
+    # / 0.088 (1000); 1000 is the most steps the schedule allows. Of the best (1000 steps, λ 0.01,
+    # 64 samples: 0.073), 0.054 lies in the range of A (0.046 in the σ ∈ (0.01, 0.03] band; the
+    # same with lr 0.5 or Adam β₂ 0.999, so not a step-size matter) and 0.049 in its null space,
+    # where only the regulariser acts: its mean gradient on a Gaussian N(m, C) is
+    # λ·s²(a²C + s²I)⁻¹(μ − m), a precision that is C⁻¹ only for components with variance
+    # ≫ s²/a², so its fixed point is not E[x|y] (that part alone is 0.89 of the bar).
+    # DPS (ζ = 1, 1000 steps): 0.098 at 320 samples, the MC error 0.017 under bar/3 (ζ = 3:
+    # 0.107 at 64); at 128 samples (0.105) 0.071 lies in the σ ∈ (0.01, 0.03] band and 0.055 in
+    # the null space.
+    # MCG (cg_iter = 30) ends on the measurements (0.016 in the range of A), but its projections
+    # alone (α = 0, the ablation; for a Gaussian prior DDPM + exact projections nearly samples the
+    # posterior) score as well: 50 steps, 64 samples, same noise: 0.061 (α = 1), 0.054 (α = 5),
+    # 0.063 (α = 0); 200 steps 0.056 vs 0.062 (α = 0). That ablation sets the bar near 0.025, whose
+    # MC check needs ~1400 samples (× 2 with the ablation): at 64 samples the case fails there,
+    # after computing the ablation; the measured ratio to the ablation is 0.85-0.9, not 0.5.
     pytest.param(
         "dds", ("ct-disc", 0.0), dict(clip_x0=False, cg_steps=30), 512, marks=SLOW, id="dds-ct-disc"
     ),
@@ -173,11 +188,38 @@ CASES = [
             SLOW,
             pytest.mark.xfail(
                 strict=True,
-                reason="measured 0.119 (512 samples) vs bar 0.055: 200 Adam steps leave the "
-                "σ ∈ (3e-3, 0.03] directions near the prior",
+                reason="measured 0.119 (512 samples; best swept setting 0.073) vs bar 0.055: "
+                "0.046 of it along the σ ∈ (0.01, 0.03] directions, and the "
+                "regulariser's fixed point is not E[x|y] in the null space (see above)",
             ),
         ],
         id="red-diff-ct-disc",
+    ),
+    pytest.param(
+        "mcg",
+        ("ct-disc", 0.0),
+        dict(steps=50, cg_iter=30),
+        64,
+        marks=[
+            SLOW,
+            pytest.mark.xfail(
+                strict=True,
+                reason="MCG 0.061 vs its projections-only ablation 0.063 (64 samples): the "
+                "ablation's bar needs ~1400 samples for the MC check, and the ratio is ~0.9",
+            ),
+        ],
+        id="mcg-ct-disc",
+    ),
+    pytest.param(
+        "dps",
+        ("ct-disc", 0.0),
+        dict(steps=1000, zeta=1.0),
+        320,
+        marks=[
+            SLOW,
+            pytest.mark.xfail(strict=True, reason="measured 0.098 (320 samples) vs bar 0.055"),
+        ],
+        id="dps-ct-disc",
     ),
     # CT with σ_y = 0.01 (the settings of the blur problem, not tuned on CT)
     pytest.param("dds", ("ct", 0.01), dict(clip_x0=False), 256, marks=SLOW, id="dds-ct-noisy"),
