@@ -91,3 +91,15 @@ def test_denoiser_schemes_with_tv_warn_and_name_chambolle_pock(solver):
     op = make("gaussian-blur", 16)
     with pytest.warns(UserWarning, match="use 'chambolle-pock'"):
         rk.solve(op(torch.rand(1, 1, 16, 16)), op, rk.priors.TV(weight=0.02), solver, progress=False)
+
+
+def test_admm_prior_weight_is_larger_on_denoising():
+    """λ = 2 on a denoising operator (ρ = 0.5 at σ = 2σ_y), DPIR's 0.23 elsewhere."""
+    x = tuning_batch(("moon",), 24, False)
+    op = make("denoising", 24, generator=torch.Generator().manual_seed(1))
+    y = op(x)
+    prior = rk.priors.load("dncnn")
+    kw = dict(max_iter=6, progress=False)
+    default = rk.solve(y, op, prior, "pnp-admm", **kw).x
+    assert torch.allclose(default, rk.solve(y, op, prior, "pnp-admm", rho=0.5, **kw).x, atol=1e-6)
+    assert not torch.allclose(default, rk.solve(y, op, prior, "pnp-admm", lam=0.23, **kw).x, atol=1e-3)

@@ -269,7 +269,7 @@ class PnPADMM(Solver):
         *,
         max_iter: int = 100,
         rho: float | None = None,
-        lam: float = 0.23,
+        lam: float | None = None,
         sigma: float | None = None,
         warmup: int | None = None,
         data_weight: float | None = None,
@@ -289,7 +289,7 @@ class PnPADMM(Solver):
         self.inner_iter = positive(inner_iter, "inner_iter", integer=True)
         self.max_iter = positive(max_iter, "max_iter", integer=True)
         self.rho = positive(rho, "rho", allow_none=True)
-        self.lam = positive(lam, "lam")
+        self.lam = positive(lam, "lam", allow_none=True)
         self.data_weight = positive(data_weight, "data_weight", allow_none=True)
         self.sigma = positive(sigma, "sigma", allow_none=True)
         self.warmup = None if warmup is None else positive_int(warmup, "warmup", minimum=0)
@@ -297,6 +297,14 @@ class PnPADMM(Solver):
         self.clip = bool(clip)
         self.cg_iter = positive(cg_iter, "cg_iter", integer=True)
         self.cg_tol = positive(cg_tol, "cg_tol")
+
+    def prior_weight(self, operator) -> float:
+        """λ: ``lam``, or 2 on a denoising operator and DPIR's 0.23 otherwise."""
+        from deepinv.physics import Denoising
+
+        if self.lam is not None:
+            return self.lam
+        return 2.0 if isinstance(operator, Denoising) else 0.23
 
     def _run(self, y, operator, prior, x_init, loop):
         sigma_y = loop.sigma_y
@@ -315,7 +323,11 @@ class PnPADMM(Solver):
         elif gamma_fixed is not None:
             rho = 1 / gamma_fixed
         else:
-            rho = 0.5 if isinstance(prior, Proximal) else self.lam * max(sigma_y, SIGMA_FLOOR) ** 2 / sigma**2
+            rho = (
+                0.5
+                if isinstance(prior, Proximal)
+                else self.prior_weight(operator) * max(sigma_y, SIGMA_FLOOR) ** 2 / sigma**2
+            )
         lam_d = data_weight(prior, sigma_y) if self.data_weight is None else self.data_weight
         z = initial_estimate(y, operator, x_init)
         u = torch.zeros_like(z)
