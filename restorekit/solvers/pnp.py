@@ -31,11 +31,10 @@ from .base import Solver, positive, register
 from .steps import (
     FIRST_LEVEL,
     SIGMA_FLOOR,
-    continuation_level,
+    continuation_levels,
     data_prox,
     data_weight,
     denoiser_sigma,
-    first_level,
     initial_estimate,
     operator_task,
     prior_step,
@@ -331,8 +330,7 @@ class PnPADMM(Solver):
         lam_d = data_weight(prior, sigma_y) if self.data_weight is None else self.data_weight
         z = initial_estimate(y, operator, x_init)
         u = torch.zeros_like(z)
-        first, warmup = first_level(operator, prior), self.max_iter if self.warmup is None else self.warmup
-        levels = [continuation_level(k, first, sigma, warmup) for k in range(self.max_iter + 1)]
+        levels, warmup = continuation_levels(operator, prior, sigma, self.max_iter, self.warmup)
         for i in loop.range(self.max_iter):
             sigma_k = levels[i]
             rho_k = rho * (sigma / sigma_k) ** 2
@@ -413,9 +411,9 @@ class PnPPGD(Solver):
         else:
             sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior)
         lam_d = 1.0 if gamma_fixed is None else self.step / (gamma_fixed * lipschitz)
-        first, warmup = first_level(operator, prior), self.max_iter if self.warmup is None else self.warmup
+        levels, warmup = continuation_levels(operator, prior, sigma, self.max_iter, self.warmup)
         for i in loop.range(self.max_iter):
-            sigma_k = continuation_level(i, first, sigma, warmup)
+            sigma_k = levels[i]
             # 1. gradient step on (λ_d/2)‖Ax − y‖²
             v = x - eta * lam_d * operator.A_adjoint(operator.A(x) - y)
             # 2. prior step

@@ -7,9 +7,8 @@ from ..operators import operator_norm
 from ..priors.base import Denoiser
 from .base import Solver, positive, register
 from .steps import (
-    continuation_level,
+    continuation_levels,
     denoiser_sigma,
-    first_level,
     initial_estimate,
     warn_tv_as_denoiser,
     warn_weak_default,
@@ -96,9 +95,9 @@ class RED(Solver):
         x = initial_estimate(y, operator, x_init)
         norm_a = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device)
         mu = self.step / (norm_a**2 + lam)
-        first, warmup = first_level(operator, prior), self.max_iter if self.warmup is None else self.warmup
+        levels, warmup = continuation_levels(operator, prior, sigma, self.max_iter, self.warmup)
         for i in loop.range(self.max_iter):
-            sigma_k = continuation_level(i, first, sigma, warmup)
+            sigma_k = levels[i]
             # 1. denoiser residual
             residual = x - loop.evaluate(prior.denoise, x, sigma_k)
             # 2. gradient step on data term + RED term

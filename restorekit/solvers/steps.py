@@ -109,6 +109,14 @@ def continuation_level(k: int, first: float, last: float, warmup: int) -> float:
     return first * (last / first) ** (k / warmup)
 
 
+def continuation_levels(operator, prior, sigma: float, max_iter: int, warmup: int | None):
+    """(σ_0 … σ_max_iter, W): the levels of :func:`continuation_level` from the operator kind's
+    first level (:func:`first_level`) down to ``sigma`` over W = ``warmup`` iterations (None:
+    the whole run), as pnp-admm, pnp-pgd and red use them."""
+    first, warmup = first_level(operator, prior), max_iter if warmup is None else warmup
+    return [continuation_level(k, first, sigma, warmup) for k in range(max_iter + 1)], warmup
+
+
 def denoiser_sigma(sigma: float | None, sigma_y: float, prior=None, factor: float = 2.0) -> float:
     """The fixed denoiser level of ADMM/PGD (``factor`` 2) and RED (1): ``sigma``, or when None
     max(factor·σ_y, 0.02) and never below the level σ₀ of a prior with a fixed prox weight (an
