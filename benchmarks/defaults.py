@@ -34,6 +34,7 @@ import warnings
 import torch
 
 import restorekit as rk
+from restorekit.evaluation import tuning_batch
 from restorekit.operators import BUILDERS, make, truncated_pinv
 from restorekit.priors.base import require
 from restorekit.solvers import SOLVERS, solve
@@ -100,11 +101,23 @@ def build_prior(name: str):
     return rk.priors.TV(weight=TV_WEIGHT) if name == "tv" else rk.priors.load(name)
 
 
-def problem(op_name: str, size: int, color: bool):
-    """(x, operator, y) for the HELD_OUT batch; None when the operator is gray-only and color."""
+def training_images(color: bool) -> tuple[str, ...]:
+    """Every shipped TRAINING image of the kind (gray or colour), the set defaults are chosen on:
+    nine gray (textures, text, a clock, microscopy) or seven colour images, more varied than the
+    four tuning images of :data:`restorekit.evaluation.TUNING_IMAGES`."""
+    kind = rk.data.COLOR_IMAGES if color else rk.data.GRAY_IMAGES
+    return tuple(n for n in rk.data.TRAINING if n in kind)
+
+
+def problem(op_name: str, size: int, color: bool, training: bool = False):
+    """(x, operator, y) for the HELD_OUT batch (or, with ``training``, :func:`training_images`);
+    None when the operator is gray-only and color."""
     if color and BUILDERS[op_name].gray_only:
         return None
-    x = rk.data.held_out(size, color=color)
+    if training:
+        x = tuning_batch(training_images(color), size, color)
+    else:
+        x = rk.data.held_out(size, color=color)
     sigma = {} if op_name == "denoising" else {"noise_sigma": SIGMA_Y}
     op = make(op_name, size, x.shape[1], generator=torch.Generator().manual_seed(0), **sigma)
     with torch.no_grad():
@@ -164,7 +177,7 @@ def run(args) -> None:
     operators = args.operators.split(",") if args.operators else list(OPERATORS)
     color = args.color
     for op_name in operators:
-        built = problem(op_name, args.size, color)
+        built = problem(op_name, args.size, color, training=args.training)
         if built is None:
             continue
         x, op, y = built
@@ -189,7 +202,7 @@ def run(args) -> None:
                 cache[key] = run_cell(solver, prior, x, op, y)
                 print(json.dumps(cache[key]), flush=True)
                 save_cache(args.cache, key, cache[key])
-    report(load_all([args.cache, *args.also]), args.out)
+    report(load_all([args.cache, *args.also]), args.out, args.training)
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -252,7 +265,7 @@ def summary(cache: dict, tag: str) -> list[str]:
     return lines
 
 
-def report(cache: dict, out: str) -> None:
+def report(cache: dict, out: str, training: bool = False) -> None:
     tags = sorted({k.split("|")[0] for k in cache} - {"baseline", "tv"})
     main_tag = next((t for t in ("current", "after") if t in tags), tags[-1] if tags else None)
     lines = [
@@ -262,8 +275,13 @@ def report(cache: dict, out: str) -> None:
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), "
         f"torch {torch.__version__}; a shared 2-core machine, so seconds are indicative only.",
         "",
-        f"Every cell: the HELD_OUT images ({', '.join(rk.data.HELD_OUT)}) in one batch, "
-        f"σ_y = {SIGMA_Y} (denoising 0.1), the solver and prior at their defaults. "
+        (
+            f"TRAINING images (where defaults are chosen): gray {', '.join(training_images(False))}; "
+            f"colour {', '.join(training_images(color=True))}. "
+            if training
+            else f"Every cell: the HELD_OUT images ({', '.join(rk.data.HELD_OUT)}) in one batch, "
+        )
+        + f"σ_y = {SIGMA_Y} (denoising 0.1), the solver and prior at their defaults. "
         "`margin` = PSNR − max(truncated-CG start, measurement where it is an image); the rule is "
         f"margin ≥ {MARGIN_DB} dB or a refusal with a message. ✗ marks a failing cell.",
         "",
@@ -325,8 +343,8 @@ def main():
     ap.add_argument("--tag", default="after", help="label of the cells (e.g. before/after a change)")
     ap.add_argument("--force", action="store_true", help="recompute cached cells")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--cache", default=os.path.join(HERE, "defaults_cache.json"))
-    ap.add_argument("--out", default=os.path.join(HERE, "defaults_results.md"))
+    ap.add_argument("--cache", default=None, help="default: benchmarks/defaults[_training]_cache.json")
+    ap.add_argument("--out", default=None, help="default: benchmarks/defaults[_training]_results.md")
     ap.add_argument(
         "--also",
         nargs="*",
@@ -334,10 +352,21 @@ def main():
         help="more caches merged into the report (default: the 'before' cells)",
     )
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from the cache")
+    ap.add_argument(
+        "--training",
+        action="store_true",
+        help="the tuning images instead of HELD_OUT (where defaults are chosen), in their own "
+        "cache and report",
+    )
     args = ap.parse_args()
+    suffix = "_training" if args.training else ""
+    args.cache = args.cache or os.path.join(HERE, f"defaults{suffix}_cache.json")
+    args.out = args.out or os.path.join(HERE, f"defaults{suffix}_results.md")
+    if args.training:
+        args.also = []
     torch.set_num_threads(args.threads)
     if args.report:
-        report(load_all([args.cache, *args.also]), args.out)
+        report(load_all([args.cache, *args.also]), args.out, args.training)
     else:
         run(args)
 

@@ -15,8 +15,9 @@ deepinv's Poisson noise as drawn by the operators. Two tasks:
     solver's own noise reading √mean(g·y), with ρ from its grid) vs Anscombe + the same network at its noise level, inverse as above
     (:func:`~restorekit.operators.likelihood.anscombe_denoise`) vs
     :func:`~restorekit.operators.likelihood.iterative_poisson_denoise` (Azzari & Foi's
-    noisy + estimate combinations denoised with a per-pixel Poisson noise map) and its twin
-    with a constant map (``noise="gaussian"``);
+    noisy + estimate combinations, each stabilised by Anscombe's transform at its own gain as
+    in their paper, ``noise="vst"``, or denoised with a per-pixel Poisson noise map,
+    ``noise="poisson"``) and the map's twin with a constant map (``noise="gaussian"``);
 - deblurring (periodic Gaussian blur, std 1 px): Chambolle–Pock vs SPIRAL-TAP (TV), PnP-ADMM
   Gaussian vs Poisson (CNN). The Anscombe baseline needs A = I and is not run there.
 
@@ -66,6 +67,8 @@ ANSCOMBE_CNN_GRID = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
 ITERATIVE_GRID = [(k, 1, 1.0) for k in (0.9, 1.0, 1.1, 1.25)] + [
     (k, n, lam) for k in (1.0, 1.1, 1.25) for n in (2, 3) for lam in (0.3, 0.6)
 ]
+#: (level, K, λ_K) of iterative_poisson_denoise(noise="vst"), Azzari & Foi's own scheme
+VST_GRID = list(itertools.product((0.9, 1.0, 1.1, 1.25), (1, 2, 3, 4), (0.2, 0.4, 0.6, 0.8)))
 ITER = 30
 
 
@@ -149,6 +152,7 @@ def methods(cnn):
             ITERATIVE_GRID,
         ),
         "CNN, iterative, Poisson noise map": ("CNN", "poisson-map", iterative("poisson"), ITERATIVE_GRID),
+        "CNN, iterative, Anscombe per step (Azzari & Foi)": ("CNN", "vst", iterative("vst"), VST_GRID),
     }
 
 
@@ -177,7 +181,7 @@ def main():
     for task in args.tasks.split(","):
         for peak in peaks:
             for label, (family, term, run, grid) in methods(cnn).items():
-                if term in ("anscombe", "gaussian-map", "poisson-map") and task != "denoising":
+                if term in ("anscombe", "gaussian-map", "poisson-map", "vst") and task != "denoising":
                     continue
                 if args.methods and not any(m in label for m in args.methods.split(",")):
                     continue

@@ -114,36 +114,41 @@ def iterative_poisson_denoise(
     level: float = 1.1,
     noise: str = "poisson",
 ) -> torch.Tensor:
-    """Poisson denoising (A = I) by iterated denoising of noisy + estimate combinations with a
-    per-pixel noise-level map.
+    """Poisson denoising (A = I) by iterated denoising of noisy + estimate combinations.
 
     The scheme of Azzari & Foi, "Variance stabilization for noisy+estimate combination in
-    iterative Poisson denoising", IEEE SPL 23(8), 2016: from a pilot x̂_0, for k = 1 … K with
-    λ_k falling linearly from 1 to λ_K = ``lam_last``,
+    iterative Poisson denoising", IEEE SPL 23(8), 2016. From the pilot x̂_0 =
+    :func:`anscombe_denoise` (at the same ``level``), for k = 1 … K:
 
-        z_k = λ_k·y + (1 − λ_k)·x̂_{k−1}                    (mean x, variance ≈ λ_k²·g·x)
-        x̂_k = D(z_k, Σ_k),   Σ_k = ``level``·λ_k·√(g·max(x̂_{k−1}, g/4))   (per pixel)
+        z_k = λ_k·y + (1 − λ_k)·x̂_{k−1}              (mean ≈ x, variance ≈ λ_k²·g·x)
 
-    Azzari & Foi stabilise z_k by a generalised Anscombe transform and denoise at one level;
-    here the denoiser takes the per-pixel noise std of z_k instead (a noise-level map, as in
-    FFDNet). The pilot x̂_0 is :func:`anscombe_denoise` at the same ``level``. Measured
-    (benchmarks/poisson.py, dncnn, 64²): on the TRAINING images brick, grass, clock, moon it beats
-    Anscombe + the same network by +0.28/+0.30/+0.37 dB at peaks 10/30/100, and by about
-    +0.6 dB on synthetic ellipse phantoms; on HELD_OUT it wins on camera and coins but loses
-    1.0–1.5 dB on the Shepp–Logan phantom, which Anscombe + dncnn restores almost exactly
-    (29.7/32.1/36.2 dB), and trails on the mean (−0.28/−0.30/−0.35 dB).
-    With ``noise="gaussian"`` every map is the constant √mean(g·x̂) and the pilot is
-    D(y, level·√mean(g·y)): the same iterations under a homoscedastic Gaussian noise model,
-    the twin the benchmark compares against.
+    and x̂_k is a denoised z_k, the step ``noise`` names:
 
-    ``prior`` must take a per-pixel map (:func:`accepts_sigma_map`). Returns x̂_K in [0, 1].
+    - ``"vst"`` (the paper's): z_k/(g·λ_k²) has mean = variance, like photon counts, so z_k is
+      stabilised by Anscombe's transform at gain g·λ_k² and denoised at one level with the
+      exact unbiased inverse, x̂_k = :func:`anscombe_denoise` (z_k, g·λ_k²); λ_k falls linearly
+      from 1 (the pilot, k = 0) to λ_K = ``lam_last``. Any Gaussian denoiser works.
+    - ``"poisson"``: the denoiser takes z_k's per-pixel noise std as a map (as in FFDNet),
+      x̂_k = D(z_k, ``level``·λ_k·√(g·max(x̂_{k−1}, g/4))), with λ_k falling from 1 at k = 1.
+    - ``"gaussian"``: the same with the constant map √mean(g·x̂) and the pilot
+      D(y, ``level``·√mean(g·y)): the iterations under a homoscedastic Gaussian noise model,
+      the twin benchmarks/poisson.py compares against.
+
+    Measured (benchmarks/poisson_results_denoising.md, dncnn, 64², every setting chosen on the
+    TRAINING images brick, grass, clock, moon): see the README's Poisson table. The ``"poisson"``
+    map loses 1.0–1.5 dB to plain Anscombe + dncnn on the Shepp–Logan phantom (dncnn takes
+    non-uniform maps less well than the uniform noise it sees after stabilisation).
+
+    ``"poisson"`` and ``"gaussian"`` need a prior that takes a per-pixel map
+    (:func:`accepts_sigma_map`). Returns x̂_K in [0, 1].
     """
-    if noise not in ("poisson", "gaussian"):
-        raise ValueError(f"noise must be 'poisson' or 'gaussian', got {noise!r}")
-    if not accepts_sigma_map(prior):
+    if noise not in ("vst", "poisson", "gaussian"):
+        raise ValueError(f"noise must be 'vst', 'poisson' or 'gaussian', got {noise!r}")
+    if noise != "vst" and not accepts_sigma_map(prior):
         raise TypeError(
-            f"iterative_poisson_denoise needs a denoiser that takes a per-pixel noise map "
-            f"(the shipped dncnn or denoiser-gray), got {prior!r}"
+            f"iterative_poisson_denoise(noise={noise!r}) needs a denoiser that takes a per-pixel "
+            f"noise map (the shipped dncnn or denoiser-gray), got {prior!r}; noise='vst' takes "
+            "any denoiser"
         )
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
@@ -152,6 +157,13 @@ def iterative_poisson_denoise(
     if not 0 < level < math.inf:
         raise ValueError(f"level must be a positive number, got {level!r}")
     PoissonLikelihood(gain)  # checks the gain
+
+    if noise == "vst":
+        estimate = anscombe_denoise(y, gain, prior, level)
+        for k in range(1, iterations + 1):
+            lam = 1 - (1 - lam_last) * k / iterations
+            estimate = anscombe_denoise(lam * y + (1 - lam) * estimate, gain * lam**2, prior, level)
+        return estimate
 
     def noise_map(x):
         if noise == "gaussian":
