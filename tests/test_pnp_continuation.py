@@ -3,6 +3,7 @@ schedule helper, and the defaults beating the truncated-CG start where the fixed
 did not (box inpainting: the start's hole is far from any image)."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -61,13 +62,38 @@ def test_defaults_gain_over_the_old_fixed_level(solver, least, over_old, blur_pr
     assert gain["defaults"] >= least and gain["defaults"] >= gain["old"] + over_old, gain
 
 
-@pytest.mark.parametrize("solver, operator", [("pnp-pgd", "sr-x4"), ("red", "inpainting-box")])
-def test_weak_pairs_warn_and_name_the_alternative(solver, operator):
+@pytest.mark.parametrize(
+    "solver, operator, prior_name, warns",
+    [
+        ("pnp-pgd", "sr-x4", "dncnn", True),
+        ("pnp-pgd", "gaussian-blur", "dncnn", True),
+        ("pnp-pgd", "ct-sparse", "dncnn", True),
+        ("pnp-pgd", "inpainting-box", "dncnn", False),
+        ("implicit-prior", "sr-x2", "dncnn", True),
+        ("implicit-prior", "gaussian-blur", "denoiser-gray", True),
+        ("implicit-prior", "sr-x4", "diffusion-gray", True),
+        ("implicit-prior", "sr-x2", "diffusion-gray", False),
+        ("implicit-prior", "gaussian-blur", "diffusion-gray", False),
+        ("pnp-hqs", "sr-x2", "lpn-gray", True),
+        ("pnp-hqs", "sr-x2", "dncnn", False),
+    ],
+)
+def test_weak_pairs_warn_and_name_the_alternative(solver, operator, prior_name, warns):
+    """Each WEAK_DEFAULTS entry warns, naming an alternative and its evidence, for its own
+    solver, operator family and prior family, and only there."""
+    from restorekit.solvers.steps import weak_default
+
     op = make(operator, 16)
-    with pytest.warns(UserWarning, match="use 'pnp-hqs'"):
-        rk.solve(
-            op(torch.rand(1, 1, 16, 16)), op, rk.priors.load("dncnn"), solver, max_iter=1, progress=False
-        )
+    prior = rk.priors.load(prior_name)
+    assert (weak_default(solver, op, prior) is not None) == warns
+    y = op(torch.rand(1, 1, 16, 16))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rk.solve(y, op, prior, solver, max_iter=1, progress=False)
+    named = [str(w.message) for w in caught if f"solver {solver!r} at its defaults" in str(w.message)]
+    assert bool(named) == warns, named
+    if warns:
+        assert "use '" in named[0] and "dB" in named[0], named[0]
 
 
 def test_admm_default_penalty_is_dpir_alpha_at_its_level():

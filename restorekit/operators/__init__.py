@@ -8,7 +8,7 @@ x = cg_solve(op, z + gamma * op.A_adjoint(y), gamma=gamma)   # prox of gamma/2·
 from .blur import CircularBlur, blur, check_kernel, gaussian_kernel, motion_kernel
 from .ct import ParallelBeamCT, ct, fbp
 from .inpainting import box_mask, inpainting, random_mask
-from .linalg import cg_solve, operator_norm, truncated_pinv
+from .linalg import cg_solve, harmonic_fill, operator_norm, truncated_pinv
 from .mri import RealMRI, cartesian_mask, coil_maps, mri
 from .nonlinear import PhaseRetrieval, SpatiallyVaryingBlur, fienup, linear_ramp_weights
 from .registry import BUILDERS, Spec, make
@@ -26,6 +26,7 @@ __all__ = [
     "cg_solve",
     "operator_norm",
     "truncated_pinv",
+    "harmonic_fill",
     "BUILDERS",
     "Spec",
     "make",

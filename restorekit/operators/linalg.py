@@ -1,4 +1,5 @@
-"""The shared linear-algebra helpers: batched CG for (shift·I + gamma·AᴴA) x = b, and ‖A‖₂."""
+"""The shared linear-algebra helpers: batched CG for (shift·I + gamma·AᴴA) x = b, ‖A‖₂, the
+truncated-CG pseudo-inverse and the harmonic fill of missing pixels."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numbers
 import weakref
 
 import torch
+import torch.nn.functional as F
 from deepinv.optim.utils import conjugate_gradient
 from deepinv.physics import LinearPhysics
 
@@ -161,3 +163,51 @@ def truncated_pinv(operator, y: torch.Tensor, steps: int = 10) -> torch.Tensor:
     """
     aty = operator.A_adjoint(y)
     return cg_solve(operator, aty, gamma=1.0, shift=0.0, x0=torch.zeros_like(aty), max_iter=steps)
+
+
+def neumann_laplacian(u: torch.Tensor) -> torch.Tensor:
+    """−Δu with the 5-point stencil and reflecting (Neumann) borders: per pixel, the sum of
+    u_i − u_j over its 2–4 in-image neighbours j. Symmetric positive semi-definite."""
+    padded = F.pad(u, (1, 1, 1, 1), mode="replicate")
+    neighbours = (
+        padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:]
+    )
+    return 4 * u - neighbours
+
+
+def harmonic_fill(
+    y: torch.Tensor, mask: torch.Tensor, *, max_iter: int = 300, tol: float = 1e-4
+) -> torch.Tensor:
+    """y where ``mask`` is 1, and where it is 0 the harmonic interpolant of the observed pixels:
+    the u that solves Δu = 0 on the missing pixels with u = y on the observed ones (reflecting
+    image borders), i.e. the minimiser of the Dirichlet energy Σ‖∇u‖² that keeps the data.
+
+    Solved by CG on the missing pixels, (P L P) u = −P L (M y) with L = −Δ
+    (:func:`neumann_laplacian`), M = diag(mask), P = I − M: SPD on the missing set wherever
+    each hole touches an observed pixel. A hole of width w needs about w CG steps. A channel
+    with nothing observed is returned as is. ``mask`` broadcasts to y (1 observed, 0 missing)."""
+    if not isinstance(y, torch.Tensor) or y.ndim != 4:
+        raise ValueError(f"y must be a (B, C, H, W) tensor, got {getattr(y, 'shape', type(y).__name__)}")
+    known = torch.broadcast_to(mask.to(y.dtype), y.shape)
+    missing = 1 - known
+    observed = known * y
+    seen = known.flatten(2).sum(-1) > 0  # (B, C): channels with at least one observed pixel
+    b = -missing * neumann_laplacian(observed)
+    if not bool(missing.any()):
+        return y.clone()
+
+    def restricted(u):
+        return missing * neumann_laplacian(missing * u)
+
+    eps = torch.finfo(y.real.dtype).tiny
+    u = conjugate_gradient(
+        restricted,
+        b,
+        max_iter=positive_int(max_iter, "max_iter"),
+        tol=tol,
+        eps=eps,
+        parallel_dim=0,
+        init=torch.zeros_like(y),
+    )
+    filled = observed + missing * u
+    return torch.where(seen[..., None, None], filled, y)

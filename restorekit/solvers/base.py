@@ -173,9 +173,11 @@ class Solver:
     ) -> Result:
         from ..operators.noise import noise_level
         from ..priors.base import require, reset
+        from .steps import warn_weak_default
 
         require(prior, self.needs, self.name)
         self._check(y, operator, prior, x_init, x_true, generator)
+        warn_weak_default(self.name, operator, prior)
         if generator is None:
             generator = torch.Generator(device=y.device).manual_seed(0)
         loop = Loop(y, operator, x_true, generator, callback, progress, self.name, noise_level(operator, y))

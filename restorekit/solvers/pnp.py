@@ -39,7 +39,6 @@ from .steps import (
     operator_task,
     prior_step,
     warn_tv_as_denoiser,
-    warn_weak_default,
 )
 
 
@@ -401,7 +400,6 @@ class PnPPGD(Solver):
         self.tol = positive(tol, "tol")
 
     def _run(self, y, operator, prior, x_init, loop):
-        warn_weak_default(self.name, operator)
         x = initial_estimate(y, operator, x_init)
         lipschitz = operator_norm(operator, x.shape[1:], dtype=x.dtype, device=x.device) ** 2
         gamma_fixed = fixed_prox_weight(prior)

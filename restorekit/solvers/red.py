@@ -11,7 +11,6 @@ from .steps import (
     denoiser_sigma,
     initial_estimate,
     warn_tv_as_denoiser,
-    warn_weak_default,
 )
 
 #: Noise level below which RED's default λ stops shrinking (see :meth:`RED.default_lam`).
@@ -89,7 +88,6 @@ class RED(Solver):
 
     def _run(self, y, operator, prior, x_init, loop):
         warn_tv_as_denoiser(self.name, prior)
-        warn_weak_default(self.name, operator)
         sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior, factor=1.0)
         lam = self.default_lam(loop.sigma_y) if self.lam is None else self.lam
         x = initial_estimate(y, operator, x_init)
