@@ -146,3 +146,33 @@ def test_self_ensemble_averages_eight_calls():
     both = solve(y, op, prior, "pnp-hqs", ensemble=True)
     assert both.nfe == 8 * plain.nfe
     torch.testing.assert_close(both.x, plain.x, rtol=0, atol=1e-8)
+
+
+# ---- the committed matrix (fast: reads benchmarks/defaults_cache.json) -------------------------
+def test_committed_matrix_has_no_failing_cell():
+    """Every cell of tag ``current`` in the committed cache (HELD_OUT, measured by
+    benchmarks/defaults.py) is refused, warns and names an alternative, or beats the better of
+    the truncated-CG start and the measurement by 0.5 dB; and the matrix covers every operator
+    family in gray at 64²."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location("defaults_bench", bench / "defaults.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cache = json.loads((bench / "defaults_cache.json").read_text())
+    failing, families = [], set()
+    for size, col, op, prior, solver, cell, base, _ in module.cells(cache, "current"):
+        families.add((size, col, op))
+        if "refused" in cell:
+            continue
+        if "warning" in cell:
+            assert "use " in cell["warning"], cell["warning"]
+            continue
+        m = module.margin(cell, base)
+        if m is None or m < module.MARGIN_DB:
+            failing.append(f"{solver} + {prior} on {op} ({col}, {size}²): {m}")
+    assert not failing, "\n".join(failing)
+    assert {("64", "gray", op) for op in module.OPERATORS} <= families
