@@ -76,6 +76,13 @@ def test_defaults_gain_over_the_old_fixed_level(solver, least, over_old, blur_pr
         ("implicit-prior", "gaussian-blur", "diffusion-gray", False),
         ("pnp-hqs", "sr-x2", "lpn-gray", True),
         ("pnp-hqs", "sr-x2", "dncnn", False),
+        ("pnp-hqs", "sr-x4", "dncnn", True),
+        ("pnp-hqs", "sr-x2", "denoiser-gray", True),
+        ("pnp-hqs", "sr-x4", "diffusion-gray", False),
+        ("pnp-admm", "sr-x4", "diffusion-gray", True),
+        ("pnp-admm", "sr-x2", "dncnn", False),
+        ("red", "sr-x4", "dncnn", True),
+        ("red", "inpainting-box", "dncnn", False),
     ],
 )
 def test_weak_pairs_warn_and_name_the_alternative(solver, operator, prior_name, warns):

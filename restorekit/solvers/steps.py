@@ -218,6 +218,20 @@ WEAK_DEFAULTS = (
         "sparse-view CT −1.28 / −2.25 dB on held-out images (+2.5 / +3.1 on training images)",
     ),
     WeakDefault(
+        "pnp-admm",
+        "sr",
+        "'pnp-hqs' with 'diffusion-gray'",
+        "×4 SR +0.10 / −0.51 dB (diffusion-gray / dncnn) on training images",
+        min_factor=4,
+    ),
+    WeakDefault(
+        "red",
+        "sr",
+        "'pnp-hqs' with 'diffusion-gray'",
+        "×4 SR −0.10 / +0.15 dB (diffusion-gray / dncnn) on training images",
+        min_factor=4,
+    ),
+    WeakDefault(
         "implicit-prior",
         "blur",
         "'pnp-hqs' with the same prior, or this solver with 'diffusion-gray'",
