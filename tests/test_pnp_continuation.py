@@ -76,12 +76,18 @@ def test_defaults_gain_over_the_old_fixed_level(solver, least, over_old, blur_pr
         ("implicit-prior", "gaussian-blur", "diffusion-gray", False),
         ("pnp-hqs", "sr-x2", "lpn-gray", True),
         ("pnp-hqs", "sr-x2", "dncnn", False),
-        ("pnp-hqs", "sr-x4", "dncnn", True),
+        ("pnp-hqs", "sr-x4", "dncnn", False),
         ("pnp-hqs", "sr-x2", "denoiser-gray", True),
         ("pnp-hqs", "sr-x4", "diffusion-gray", False),
         ("pnp-admm", "sr-x4", "diffusion-gray", True),
         ("pnp-admm", "sr-x2", "dncnn", False),
         ("red", "sr-x4", "dncnn", True),
+        ("red", "sr-x4", "diffusion-gray", False),
+        ("pnp-admm", "sr-x4", "dncnn", False),
+        ("dds", "sr-x4", "diffusion-gray", False),
+        ("dds", "sr-x4", "diffusion-rgb", True),
+        ("diffpir", "sr-x4", "diffusion-rgb", True),
+        ("diffpir", "sr-x2", "diffusion-rgb", False),
         ("red", "inpainting-box", "dncnn", False),
     ],
 )
@@ -90,13 +96,15 @@ def test_weak_pairs_warn_and_name_the_alternative(solver, operator, prior_name, 
     solver, operator family and prior family, and only there."""
     from restorekit.solvers.steps import weak_default
 
-    op = make(operator, 16)
+    channels = 3 if prior_name.endswith("rgb") else 1
+    op = make(operator, 16, channels)
     prior = rk.priors.load(prior_name)
     assert (weak_default(solver, op, prior) is not None) == warns
-    y = op(torch.rand(1, 1, 16, 16))
+    y = op(torch.rand(1, channels, 16, 16))
+    short = {"steps": 1} if solver in ("dds", "diffpir") else {"max_iter": 1}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rk.solve(y, op, prior, solver, max_iter=1, progress=False)
+        rk.solve(y, op, prior, solver, progress=False, **short)
     named = [str(w.message) for w in caught if f"solver {solver!r} at its defaults" in str(w.message)]
     assert bool(named) == warns, named
     if warns:

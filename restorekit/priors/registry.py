@@ -151,11 +151,15 @@ def _load_network(name: str, directory: Path, device) -> torch.nn.Module:
 
 
 def load(name: str, device=None):
-    """Load the shipped prior ``name`` (one of :func:`available`) onto ``device`` (default CPU)."""
+    """Load the shipped prior ``name`` (one of :func:`available`) onto ``device`` (default CPU).
+    The prior's ``name`` is the registry name unless its class names itself."""
     directory = _directory(name)
     with _intact(name):
         verify(directory)
-        return _load(name, directory, device)
+        prior = _load(name, directory, device)
+    if getattr(prior, "name", None) is None:
+        prior.name = name
+    return prior
 
 
 def _load(name: str, directory: Path, device):
