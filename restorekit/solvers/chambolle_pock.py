@@ -27,7 +27,8 @@ class ChambollePock(Solver):
         x_new ← x − τ(Aᴴp − div q)            (then clipped to [0, 1] when ``box``)
         x̄ ← 2x_new − x
 
-    from x = x̄ = 10 truncated CG steps on AᴴA x = Aᴴy, clipped to [0, 1] (or ``x_init``),
+    from x = x̄ = :func:`~restorekit.solvers.steps.initial_estimate` (10 truncated CG steps on
+    AᴴA x = Aᴴy clipped to [0, 1]; the harmonic fill for inpainting) or ``x_init``,
     p = q = 0; stops when ‖x_new − x‖/‖x_new‖ < ``tol`` for every sample, or after
     ``max_iter`` iterations. λ and channel coupling come from the prior, which must have the
     :class:`~restorekit.priors.base.GradientSparse` capability (:class:`~restorekit.priors.TV`).

@@ -54,8 +54,9 @@ class PnPHQS(Solver):
         x_k = argmin_x (λ_d/2)‖A x − y‖² + (α_k/2)‖x − z_{k−1}‖²      (closed form or CG)
         z_k = D(x_k, σ_k)          — or prox(x_k, 1/α_k) for a Proximal prior
 
-    starting from z_0 (the truncated-CG pseudo-inverse, DPIR's shifted bicubic start for
-    super-resolution, or ``x_init``); returns z_K clipped to [0, 1]. A Proximal prior carries
+    starting from z_0 (:func:`~restorekit.solvers.steps.initial_estimate`: the truncated-CG
+    pseudo-inverse, the harmonic fill for inpainting; DPIR's shifted bicubic start for
+    super-resolution; or ``x_init``); returns z_K clipped to [0, 1]. A Proximal prior carries
     its own weight in R, so for it λ = 1 (``lam`` is not used) and the last step is
     prox(x, σ_y²/σ_K²): the penalty method for (P) with α rising to σ_y²/σ_K², which reaches
     the minimiser of ½‖Ax − y‖² + R(x) only as α → ∞; use ``pnp-admm`` for the exact
@@ -209,7 +210,8 @@ class PnPADMM(Solver):
         z_{k+1} = prox(x_{k+1} + u_k, 1/ρ)   — or D(x_{k+1} + u_k, σ) for a denoiser prior
         u_{k+1} = u_k + x_{k+1} − z_{k+1}
 
-    from z_0 = truncated CG on AᴴA x = Aᴴy (or ``x_init``), u_0 = 0; stops when
+    from z_0 = :func:`~restorekit.solvers.steps.initial_estimate` (truncated CG on AᴴA x = Aᴴy;
+    the harmonic fill for inpainting) or ``x_init``, u_0 = 0; stops when
     ‖z_{k+1} − z_k‖/‖z_{k+1}‖ < ``tol``.
     With a Proximal prior it converges to the minimiser of (λ_d/2)‖Ax − y‖² + R(x) for any ρ > 0
     (λ_d = 1 is (P)). Returns z clipped to [0, 1] when ``clip`` (default), else the raw iterate.
@@ -356,7 +358,8 @@ class PnPPGD(Solver):
         x_{k+1} = D(x_k − η Aᴴ(A x_k − y), σ)   — or prox(x_k − η Aᴴ(A x_k − y), η) for a
                                                   Proximal prior (ISTA on (P))
 
-    from truncated CG on AᴴA x = Aᴴy (or ``x_init``), with η = ``step``/‖A‖² (‖A‖ by power
+    from :func:`~restorekit.solvers.steps.initial_estimate` (truncated CG on AᴴA x = Aᴴy; the
+    harmonic fill for inpainting) or ``x_init``, with η = ``step``/‖A‖² (‖A‖ by power
     iteration, cached per operator); stops when the relative change falls below ``tol``.
     Returns x clipped to [0, 1].
     A prior with a fixed prox weight γ* (an LPN) keeps η = γ* and takes the step on

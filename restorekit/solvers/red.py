@@ -26,7 +26,8 @@ class RED(Solver):
 
     i.e. gradient descent on ½‖A x − y‖² + (λ/2)·xᵀ(x − D(x)) for a denoiser with a symmetric
     Jacobian. μ = ``step``/(‖A‖² + λ) (‖A‖ by power iteration, cached). Starts from the
-    truncated-CG pseudo-inverse clipped to [0, 1] (or ``x_init``); stops when the relative change falls below ``tol``. Always uses
+    truncated-CG pseudo-inverse clipped to [0, 1], the harmonic fill for inpainting
+    (:func:`~restorekit.solvers.steps.initial_estimate`), or ``x_init``; stops when the relative change falls below ``tol``. Always uses
     ``prior.denoise`` (for :class:`~restorekit.priors.TV` that is prox(x, σ²), see its notes).
     Returns x clipped to [0, 1].
 

@@ -106,7 +106,8 @@ class SpiralTAP(Solver):
     :func:`tv_prox_nonnegative`); for other priors prox then max(·, 0), which is exact for
     separable penalties such as :class:`L1` and an approximation otherwise.
 
-    Starts from the truncated-CG pseudo-inverse clipped to [0, 1] (or ``x_init``); stops when
+    Starts from :func:`~restorekit.solvers.steps.initial_estimate` (the truncated-CG
+    pseudo-inverse clipped to [0, 1], the harmonic fill for inpainting) or ``x_init``; stops when
     the gradient mapping α_k·(x_{k+1} − x_k) (Nesterov, "Gradient methods for minimizing
     composite functions", Math. Program. 2013, eq. (2.6): zero exactly at a minimiser, for any
     α) is small against the iterate, α_k·‖x_{k+1} − x_k‖/‖x_{k+1}‖ < ``tol``, for every sample
