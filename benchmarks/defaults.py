@@ -225,11 +225,12 @@ def margin(cell: dict, base: dict) -> float | None:
     return cell["psnr"] - ref
 
 
-def worst(cache: dict, tag: str, n: int = 10) -> list[str]:
+def worst(cache: dict, tag: str, n: int = 10, silent_only: bool = False) -> list[str]:
+    """The ``n`` cells with the lowest margin; ``silent_only``: among those that do not warn."""
     rows = []
     for size, col, op, prior, solver, cell, base, tv in cells(cache, tag):
         m = margin(cell, base)
-        if m is not None:
+        if m is not None and not (silent_only and "warning" in cell):
             status = "warns" if "warning" in cell else ("✓" if m >= MARGIN_DB else "✗")
             rows.append(
                 (
@@ -247,21 +248,23 @@ def worst(cache: dict, tag: str, n: int = 10) -> list[str]:
 def summary(cache: dict, tag: str) -> list[str]:
     """Per solver × prior: cells measured, passing (margin ≥ 0.5 dB or refused/warned), mean
     margin over the measured cells and the worst operator."""
-    groups: dict[tuple[str, str], list] = {}
+    groups: dict[tuple[int, str, str], list] = {}
     for size, col, op, prior, solver, cell, base, tv in cells(cache, tag):
-        groups.setdefault((solver, prior), []).append((op, cell, margin(cell, base)))
+        groups.setdefault((int(size), solver, prior), []).append((op, cell, margin(cell, base)))
     lines = [
-        "| solver | prior | cells | pass | refused | mean margin (dB) | worst (dB) |",
-        "|---|---|---|---|---|---|---|",
+        "| size | solver | prior | cells | pass | refused | mean margin (dB) | worst (dB) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for (solver, prior), rows in sorted(groups.items()):
+    for (size, solver, prior), rows in sorted(groups.items()):
         measured = [(m, op) for op, cell, m in rows if m is not None]
         refused = sum("refused" in cell for _, cell, _ in rows)
         passed = refused + sum(m >= MARGIN_DB or "warning" in cell for op, cell, m in rows if m is not None)
         mean = f"{sum(m for m, _ in measured) / len(measured):+.2f}" if measured else ""
         low = min(measured) if measured else None
         worst_op = f"{low[0]:+.2f} ({low[1]})" if low else ""
-        lines.append(f"| {solver} | {prior} | {len(rows)} | {passed} | {refused} | {mean} | {worst_op} |")
+        lines.append(
+            f"| {size}² | {solver} | {prior} | {len(rows)} | {passed} | {refused} | {mean} | {worst_op} |"
+        )
     return lines
 
 
@@ -326,6 +329,12 @@ def report(cache: dict, out: str, training: bool = False) -> None:
                 lines.append(f"| {op} ({col}, {size}²) | {ymeas} | {base['cg']['psnr']:.2f} | {tvp} |")
     for tag in tags:
         lines += ["", f"## Worst ten cells, tag `{tag}`", "", *worst(cache, tag)]
+        lines += [
+            "",
+            f"## Worst ten cells that do not warn, tag `{tag}`",
+            "",
+            *worst(cache, tag, silent_only=True),
+        ]
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {out}")
