@@ -1,4 +1,4 @@
-"""Diffusion solvers (DPS, MCG, DDS, RED-Diff) certified against the exact Gaussian posterior,
+"""Diffusion solvers (DPS, MCG, DDS, RED-Diff, DiffPIR, DDRM) certified against the exact Gaussian posterior,
 their callback and parameter checks, and the deepinv adapter. The contract they share with every
 solver (shape, finiteness, determinism, nfe, every operator) is tests/test_contract.py.
 
@@ -100,12 +100,27 @@ CASES = [
     pytest.param(
         "red-diff", ("blur", 0.01), dict(steps=200, lr=0.05, lam=0.05), 256, id="red-diff-blur-noisy"
     ),
+    pytest.param("diffpir", ("blur", 0.01), dict(clip_x0=False), 256, id="diffpir-blur-noisy"),
+    # DDRM at its defaults (20 steps, η = 0.85, η_b = 1) on this blur: 0.072 (ratio 0.55), the same
+    # at 1024 samples, so a bias; more steps move it further (50: 0.110, 100: 0.151), and
+    # deepinv's DDRM on the same prior gives 0.072 / 0.104 / 0.145: the sampler's, not ours.
+    # On the std-2 blur of tests/test_ddrm_diffpir.py it passes.
+    pytest.param(
+        "ddrm",
+        ("blur", 0.01),
+        dict(clip_x0=False),
+        256,
+        marks=pytest.mark.xfail(strict=True, reason="measured 0.072 vs bar 0.0665 (deepinv's DDRM: 0.072)"),
+        id="ddrm-blur-noisy",
+    ),
     pytest.param("mcg", ("blur", 0.01), dict(steps=200), 256, marks=SLOW, id="mcg-blur-noisy"),
     pytest.param("dps", ("blur", 0.01), dict(steps=1000, zeta=1.0), 256, marks=SLOW, id="dps-blur-noisy"),
     pytest.param("dds", ("inpainting", 0.0), dict(clip_x0=False), 128, id="dds-inpainting"),
     pytest.param(
         "red-diff", ("inpainting", 0.0), dict(steps=200, lr=0.05, lam=0.05), 128, id="red-diff-inpainting"
     ),
+    pytest.param("diffpir", ("inpainting", 0.0), dict(clip_x0=False), 128, id="diffpir-inpainting"),
+    pytest.param("ddrm", ("inpainting", 0.0), dict(clip_x0=False), 128, id="ddrm-inpainting"),
     pytest.param("mcg", ("inpainting", 0.0), dict(steps=200), 128, marks=SLOW, id="mcg-inpainting"),
     pytest.param("dps", ("inpainting", 0.0), dict(steps=200, zeta=1.0), 128, id="dps-inpainting"),
     # Noiseless 8-view CT, square field of view: E[x|y] − m has 0.134 of its norm along the four
@@ -221,16 +236,28 @@ CASES = [
         ],
         id="dps-ct-disc",
     ),
+    # DiffPIR (100 steps, λ = 7, ζ = 0.3 on CT) on noiseless disc CT: 0.073 at 256 samples
+    # (MC error 0.019), ratio 0.66, like RED-Diff, DPS and MCG above
+    pytest.param(
+        "diffpir",
+        ("ct-disc", 0.0),
+        dict(clip_x0=False),
+        512,
+        marks=[SLOW, pytest.mark.xfail(strict=True, reason="measured 0.073 (256 samples) vs bar 0.055")],
+        id="diffpir-ct-disc",
+    ),
     # CT with σ_y = 0.01 (the settings of the blur problem, not tuned on CT)
     pytest.param("dds", ("ct", 0.01), dict(clip_x0=False), 256, marks=SLOW, id="dds-ct-noisy"),
     pytest.param(
         "red-diff", ("ct", 0.01), dict(steps=200, lr=0.05, lam=0.05), 256, marks=SLOW, id="red-diff-ct-noisy"
     ),
+    pytest.param("diffpir", ("ct", 0.01), dict(clip_x0=False), 256, marks=SLOW, id="diffpir-ct-noisy"),
     pytest.param("mcg", ("ct", 0.01), dict(steps=200), 256, marks=SLOW, id="mcg-ct-noisy"),
     # measured at 256 samples (MC error 0.023): MCG 0.037 (ratio 0.25), DPS 0.068 (0.45)
     pytest.param("dps", ("ct", 0.01), dict(steps=1000, zeta=1.0), 256, marks=SLOW, id="dps-ct-noisy"),
     # ×2 super-resolution of this smooth oracle: A†y is already close (0.069), so the bar is
     # 0.035 and it takes 2048 samples to bring the Monte-Carlo error under a third of it
+    pytest.param("diffpir", ("sr", 0.0), dict(clip_x0=False), 2048, marks=SLOW, id="diffpir-sr"),
     pytest.param("dds", ("sr", 0.0), dict(clip_x0=False), 2048, marks=SLOW, id="dds-sr"),
     pytest.param(
         "red-diff", ("sr", 0.0), dict(steps=200, lr=0.05, lam=0.05), 2048, marks=SLOW, id="red-diff-sr"
