@@ -66,6 +66,8 @@ def test_defaults_gain_over_the_old_fixed_level(solver, least, over_old, blur_pr
     "solver, operator, prior_name, warns",
     [
         ("pnp-pgd", "sr-x4", "dncnn", True),
+        ("mcg", "gaussian-blur", "diffusion-gray", True),
+        ("mcg", "inpainting-random", "diffusion-gray", False),
         ("pnp-pgd", "gaussian-blur", "dncnn", True),
         ("pnp-pgd", "ct-sparse", "dncnn", True),
         ("pnp-pgd", "inpainting-box", "dncnn", False),
@@ -101,7 +103,7 @@ def test_weak_pairs_warn_and_name_the_alternative(solver, operator, prior_name, 
     prior = rk.priors.load(prior_name)
     assert (weak_default(solver, op, prior) is not None) == warns
     y = op(torch.rand(1, channels, 16, 16))
-    short = {"steps": 1} if solver in ("dds", "diffpir") else {"max_iter": 1}
+    short = {"steps": 1} if solver in ("dds", "diffpir", "mcg") else {"max_iter": 1}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rk.solve(y, op, prior, solver, progress=False, **short)
