@@ -7,7 +7,6 @@ import numbers
 import weakref
 
 import torch
-import torch.nn.functional as F
 from deepinv.optim.utils import conjugate_gradient
 from deepinv.physics import LinearPhysics
 
@@ -166,13 +165,13 @@ def truncated_pinv(operator, y: torch.Tensor, steps: int = 10) -> torch.Tensor:
 
 
 def neumann_laplacian(u: torch.Tensor) -> torch.Tensor:
-    """−Δu with the 5-point stencil and reflecting (Neumann) borders: per pixel, the sum of
-    u_i − u_j over its 2–4 in-image neighbours j. Symmetric positive semi-definite."""
-    padded = F.pad(u, (1, 1, 1, 1), mode="replicate")
-    neighbours = (
-        padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:]
-    )
-    return 4 * u - neighbours
+    """−Δu = ∇ᴴ∇u with the forward-difference gradient of TV and its reflecting (Neumann) borders
+    (:func:`~restorekit.priors.tv.gradient`, :func:`~restorekit.priors.tv.divergence`): per
+    pixel, the sum of u_i − u_j over its 2–4 in-image neighbours j. Symmetric positive
+    semi-definite."""
+    from ..priors.tv import divergence, gradient
+
+    return -divergence(gradient(u))
 
 
 def harmonic_fill(
@@ -190,11 +189,11 @@ def harmonic_fill(
         raise ValueError(f"y must be a (B, C, H, W) tensor, got {getattr(y, 'shape', type(y).__name__)}")
     known = torch.broadcast_to(mask.to(y.dtype), y.shape)
     missing = 1 - known
+    if not bool(missing.any()):
+        return y.clone()
     observed = known * y
     seen = known.flatten(2).sum(-1) > 0  # (B, C): channels with at least one observed pixel
     b = -missing * neumann_laplacian(observed)
-    if not bool(missing.any()):
-        return y.clone()
 
     def restricted(u):
         return missing * neumann_laplacian(missing * u)
