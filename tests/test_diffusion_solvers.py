@@ -88,6 +88,14 @@ def run(name, y, op, prior, n, **params):
 ABLATION = {"mcg": dict(alpha=0.0), "red-diff": dict(lam=0.0)}
 
 SLOW = pytest.mark.slow
+
+
+def known_miss(reason: str, slow: bool = True) -> list:
+    """The marks of a case that fails the bar for the measured ``reason`` (a strict xfail:
+    the test fails when the case starts to pass, so the list stays true)."""
+    return [SLOW] * slow + [pytest.mark.xfail(strict=True, reason=reason)]
+
+
 CT_REASON = (
     "measured {err} vs bar 0.056: at least 0.134 of the error lies along the four directions "
     "with singular value <= 1e-3 that the solver leaves at the prior (see the comment above)"
@@ -110,7 +118,7 @@ CASES = [
         ("blur", 0.01),
         dict(clip_x0=False),
         256,
-        marks=pytest.mark.xfail(strict=True, reason="measured 0.072 vs bar 0.0665 (deepinv's DDRM: 0.072)"),
+        marks=known_miss("measured 0.072 vs bar 0.0665 (deepinv's DDRM: 0.072)", slow=False),
         id="ddrm-blur-noisy",
     ),
     pytest.param("mcg", ("blur", 0.01), dict(steps=200), 256, marks=SLOW, id="mcg-blur-noisy"),
@@ -139,7 +147,7 @@ CASES = [
         ("ct", 0.0),
         dict(clip_x0=False),
         256,
-        marks=[SLOW, pytest.mark.xfail(strict=True, reason=CT_REASON.format(err=0.192))],
+        marks=known_miss(CT_REASON.format(err=0.192)),
         id="dds-ct",
     ),
     pytest.param(
@@ -147,7 +155,7 @@ CASES = [
         ("ct", 0.0),
         dict(steps=200, lr=0.05, lam=0.05),
         256,
-        marks=[SLOW, pytest.mark.xfail(strict=True, reason=CT_REASON.format(err=0.205))],
+        marks=known_miss(CT_REASON.format(err=0.205)),
         id="red-diff-ct",
     ),
     pytest.param(
@@ -155,7 +163,7 @@ CASES = [
         ("ct", 0.0),
         dict(steps=200, cg_iter=30),
         256,
-        marks=[SLOW, pytest.mark.xfail(strict=True, reason=CT_REASON.format(err=0.157))],
+        marks=known_miss(CT_REASON.format(err=0.157)),
         id="mcg-ct",
     ),
     pytest.param(
@@ -163,7 +171,7 @@ CASES = [
         ("ct", 0.0),
         dict(steps=1000, zeta=1.0),
         256,
-        marks=[SLOW, pytest.mark.xfail(strict=True, reason=CT_REASON.format(err=0.208))],
+        marks=known_miss(CT_REASON.format(err=0.208)),
         id="dps-ct",
     ),
     # Noiseless 8-view CT with the disc field of view (ct(field_of_view="disc"): the 17 detector
@@ -199,15 +207,11 @@ CASES = [
         ("ct-disc", 0.0),
         dict(steps=200, lr=0.05, lam=0.05),
         512,
-        marks=[
-            SLOW,
-            pytest.mark.xfail(
-                strict=True,
-                reason="measured 0.119 (512 samples; best swept setting 0.073) vs bar 0.055: "
-                "0.046 of it along the σ ∈ (0.01, 0.03] directions, and the "
-                "regulariser's fixed point is not E[x|y] in the null space (see above)",
-            ),
-        ],
+        marks=known_miss(
+            "measured 0.119 (512 samples; best swept setting 0.073) vs bar 0.055: "
+            "0.046 of it along the σ ∈ (0.01, 0.03] directions, and the "
+            "regulariser's fixed point is not E[x|y] in the null space (see above)"
+        ),
         id="red-diff-ct-disc",
     ),
     pytest.param(
@@ -215,14 +219,10 @@ CASES = [
         ("ct-disc", 0.0),
         dict(steps=50, cg_iter=30),
         64,
-        marks=[
-            SLOW,
-            pytest.mark.xfail(
-                strict=True,
-                reason="MCG 0.061 vs its projections-only ablation 0.063 (64 samples): the "
-                "ablation's bar needs ~1400 samples for the MC check, and the ratio is ~0.9",
-            ),
-        ],
+        marks=known_miss(
+            "MCG 0.061 vs its projections-only ablation 0.063 (64 samples): the "
+            "ablation's bar needs ~1400 samples for the MC check, and the ratio is ~0.9"
+        ),
         id="mcg-ct-disc",
     ),
     pytest.param(
@@ -230,10 +230,7 @@ CASES = [
         ("ct-disc", 0.0),
         dict(steps=1000, zeta=1.0),
         320,
-        marks=[
-            SLOW,
-            pytest.mark.xfail(strict=True, reason="measured 0.098 (320 samples) vs bar 0.055"),
-        ],
+        marks=known_miss("measured 0.098 (320 samples) vs bar 0.055"),
         id="dps-ct-disc",
     ),
     # DiffPIR (100 steps, λ = 7, ζ = 0.3 on CT) on noiseless disc CT: 0.075 at 512 samples
@@ -243,7 +240,7 @@ CASES = [
         ("ct-disc", 0.0),
         dict(clip_x0=False),
         512,
-        marks=[SLOW, pytest.mark.xfail(strict=True, reason="measured 0.075 (512 samples) vs bar 0.055")],
+        marks=known_miss("measured 0.075 (512 samples) vs bar 0.055"),
         id="diffpir-ct-disc",
     ),
     # CT with σ_y = 0.01 (the settings of the blur problem, not tuned on CT)
@@ -272,14 +269,10 @@ CASES = [
         ("sr", 0.0),
         dict(steps=200, cg_iter=30),
         2048,
-        marks=[
-            SLOW,
-            pytest.mark.xfail(
-                strict=True,
-                reason="MC check: the α = 0 ablation (0.0225) sets the bar at 0.011, which needs "
-                "~13,000 samples; MCG 0.019 at 512 samples (ratio 0.28 to least-squares A†y)",
-            ),
-        ],
+        marks=known_miss(
+            "MC check: the α = 0 ablation (0.0225) sets the bar at 0.011, which needs "
+            "~13,000 samples; MCG 0.019 at 512 samples (ratio 0.28 to least-squares A†y)"
+        ),
         id="mcg-sr",
     ),
     pytest.param("dps", ("sr", 0.0), dict(steps=1000, zeta=1.0), 2048, marks=SLOW, id="dps-sr"),
