@@ -7,12 +7,12 @@
 
 Each cell is one batched solve of all :data:`restorekit.data.HELD_OUT` images (gray, or colour
 with ``--color``) at ``--size``² with the solver's and prior's defaults (TV at the CLI's default
-weight 0.02), σ_y = 0.01 (denoising: the operator's own 0.1), operator and noise drawn from
+weight, noise-scaled), σ_y = 0.01 (denoising: the operator's own 0.1), operator and noise drawn from
 seeded generators. Recorded: mean PSNR and SSIM of the result clipped to [0, 1], seconds, NFE;
 a solver that refuses the pair (ValueError, or a warning) is recorded with its message. Per
 operator the baselines are the measurement (where it is an image), the truncated-CG start
 (:func:`~restorekit.operators.truncated_pinv`, the classical solvers' start) and TV
-(``chambolle-pock`` at weight 0.02).
+(``chambolle-pock`` at TV's default, noise-scaled weight).
 
 The rule checked (issue 14): every compatible pair at its defaults beats both the truncated-CG
 start and the measurement by ≥ 0.5 dB on the mean, or refuses the pair with a clear message.
@@ -38,6 +38,7 @@ from restorekit.evaluation import tuning_batch
 from restorekit.operators import BUILDERS, make, truncated_pinv
 from restorekit.priors.base import require
 from restorekit.solvers import SOLVERS, solve
+from restorekit.solvers.steps import weak_default
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: Operator families of the matrix (the registry's presets).
@@ -58,7 +59,6 @@ OPERATORS = (
 PRIORS = ("tv", "denoiser-gray", "dncnn", "lpn-gray", "diffusion-gray", "diffusion-rgb")
 SIGMA_Y = 0.01
 MARGIN_DB = 0.5
-TV_WEIGHT = 0.02
 
 
 def cell_key(tag, size, color, op, prior, solver) -> str:
@@ -98,7 +98,7 @@ def prior_channels(name: str) -> int | None:
 
 
 def build_prior(name: str):
-    return rk.priors.TV(weight=TV_WEIGHT) if name == "tv" else rk.priors.load(name)
+    return rk.priors.TV() if name == "tv" else rk.priors.load(name)
 
 
 def training_images(color: bool) -> tuple[str, ...]:
@@ -199,7 +199,12 @@ def run(args) -> None:
                 if not compatible(solver, prior):
                     continue
                 print(f"{key} ...", end=" ", flush=True)
-                cache[key] = run_cell(solver, prior, x, op, y)
+                weak = weak_default(solver, op, prior) if args.skip_warned else None
+                cache[key] = (
+                    {"warning": weak.message(), "not_run": True}
+                    if weak
+                    else run_cell(solver, prior, x, op, y)
+                )
                 print(json.dumps(cache[key]), flush=True)
                 save_cache(args.cache, key, cache[key])
     report(load_all([args.cache, *args.also]), args.out, args.training)
@@ -258,7 +263,12 @@ def summary(cache: dict, tag: str) -> list[str]:
     for (size, solver, prior), rows in sorted(groups.items()):
         measured = [(m, op) for op, cell, m in rows if m is not None]
         refused = sum("refused" in cell for _, cell, _ in rows)
-        passed = refused + sum(m >= MARGIN_DB or "warning" in cell for op, cell, m in rows if m is not None)
+        not_run = sum("not_run" in cell for _, cell, _ in rows)
+        passed = (
+            refused
+            + not_run
+            + sum(m >= MARGIN_DB or "warning" in cell for op, cell, m in rows if m is not None)
+        )
         mean = f"{sum(m for m, _ in measured) / len(measured):+.2f}" if measured else ""
         low = min(measured) if measured else None
         worst_op = f"{low[0]:+.2f} ({low[1]})" if low else ""
@@ -300,10 +310,13 @@ def report(cache: dict, out: str, training: bool = False) -> None:
         ]
         for size, col, op, prior, solver, cell, base, tv in cells(cache, main_tag):
             label = f"{op} ({col}, {size}²)"
-            if "refused" in cell:
-                lines.append(
-                    f"| {label} | {prior} | {solver} | refused: {cell['refused'][:140]} | | | | | | ✓ |"
+            if "refused" in cell or "not_run" in cell:
+                why = (
+                    f"refused: {cell['refused'][:140]}"
+                    if "refused" in cell
+                    else f"not run (warns: {cell['warning'][:100]})"
                 )
+                lines.append(f"| {label} | {prior} | {solver} | {why} | | | | | | ✓ |")
                 continue
             m = margin(cell, base)
             vs_tv = f"{cell['psnr'] - tv['psnr']:+.2f}" if "psnr" in tv else ""
@@ -359,6 +372,11 @@ def main():
         nargs="*",
         default=[os.path.join(HERE, "defaults_cache_before.json")],
         help="more caches merged into the report (default: the 'before' cells)",
+    )
+    ap.add_argument(
+        "--skip-warned",
+        action="store_true",
+        help="record pairs that warn (restorekit.solvers.steps.WEAK_DEFAULTS) as 'not run' without solving",
     )
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from the cache")
     ap.add_argument(

@@ -89,7 +89,7 @@ def build_prior(name: str, weight: float | None = None, device=None):
     from . import priors
 
     if name == "tv":
-        return priors.TV(weight=0.02 if weight is None else weight)
+        return priors.TV(weight=weight)
     if weight is not None:
         raise CLIError("--weight applies to --prior tv only")
     try:
@@ -126,7 +126,7 @@ def _cmd_list(args) -> int:
     for name, spec in BUILDERS.items():
         print(f"  {name:24s} {spec.description}{' (gray only)' if spec.gray_only else ''}")
     print("priors (gray/colour: the images each takes; solvers: the ones that accept it):")
-    tv = priors.TV(weight=0.02)
+    tv = priors.TV()
     print(f"  {'tv':24s} [gray or colour] isotropic total variation (--weight); solvers: {_families(tv)}")
     for name, description in priors.available().items():
         try:
@@ -748,7 +748,7 @@ def _parser() -> argparse.ArgumentParser:
         "--weight",
         type=_number(float, 0, low_open=True),
         default=None,
-        help="TV weight (prior tv only; default 0.02)",
+        help="TV weight λ (prior tv only; default: noise-scaled, λ = σ_y^1.5, 3·σ_y^1.5 for denoising)",
     )
     s.add_argument("--solver", default="chambolle-pock", help="solver name (restorekit list)")
     s.add_argument(

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import cast
 
 import torch
 
@@ -114,7 +113,7 @@ def build_prior(method: Method, device, channels: int = 1):
     from .validate import prior_channels
 
     if method.prior == "tv":
-        return TV(weight=cast(float, method.weight))  # None is TV's own TypeError, naming weight
+        return TV(weight=method.weight)  # None: the noise-scaled weight
     prior = registry.load(method.prior, device=device)
     return PerChannel(prior) if prior_channels(prior) == 1 and channels != 1 else prior
 

@@ -91,6 +91,16 @@ def test_defaults_gain_over_the_old_fixed_level(solver, least, over_old, blur_pr
         ("diffpir", "sr-x4", "diffusion-rgb", True),
         ("diffpir", "sr-x2", "diffusion-rgb", False),
         ("red", "inpainting-box", "dncnn", False),
+        ("pnp-pgd", "ct-limited", "dncnn", True),
+        ("pnp-hqs", "mri", "tv", True),
+        ("pnp-admm", "mri", "tv", False),
+        ("dps", "mri", "diffusion-gray", True),
+        ("red-diff", "gaussian-blur", "diffusion-gray", True),
+        ("red-diff", "inpainting-box", "diffusion-gray", False),
+        ("red-diff", "denoising", "diffusion-gray", False),
+        ("dds", "denoising", "diffusion-gray", True),
+        ("dds", "ct-limited", "diffusion-gray", True),
+        ("dds", "ct-sparse", "diffusion-gray", False),
     ],
 )
 def test_weak_pairs_warn_and_name_the_alternative(solver, operator, prior_name, warns):
@@ -100,10 +110,10 @@ def test_weak_pairs_warn_and_name_the_alternative(solver, operator, prior_name, 
 
     channels = 3 if prior_name.endswith("rgb") else 1
     op = make(operator, 16, channels)
-    prior = rk.priors.load(prior_name)
+    prior = rk.priors.TV(weight=0.02) if prior_name == "tv" else rk.priors.load(prior_name)
     assert (weak_default(solver, op, prior) is not None) == warns
     y = op(torch.rand(1, channels, 16, 16))
-    short = {"steps": 1} if solver in ("dds", "diffpir", "mcg") else {"max_iter": 1}
+    short = {"steps": 1} if solver in ("dds", "diffpir", "mcg", "dps", "red-diff") else {"max_iter": 1}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rk.solve(y, op, prior, solver, progress=False, **short)

@@ -66,14 +66,14 @@ def item_seed(name: str, seed: int = 0) -> int:
 
 
 def load_prior(name: str, weight: float | None = None, device="cpu"):
-    """The prior ``name`` (``"tv"`` with ``weight``, default 0.02, or a shipped prior), loaded once
+    """The prior ``name`` (``"tv"`` with ``weight``, default None: noise-scaled, or a shipped prior), loaded once
     per process and reused: networks are not reloaded for every item."""
     from .. import priors
 
     key = (name, weight, str(device))
     if key not in _PRIORS:
         if name == "tv":
-            _PRIORS[key] = priors.TV(weight=0.02 if weight is None else weight)
+            _PRIORS[key] = priors.TV(weight=weight)
         elif weight is not None:
             raise ValueError(f"weight applies to prior 'tv' only, got prior {name!r}")
         else:

@@ -22,7 +22,10 @@ Conventions a prior may declare without a method:
   solvers read them through :func:`fixed_prox_weight` (and ``data_weight`` in
   :mod:`restorekit.solvers.steps`);
 - per-run state: a prior with state across the steps of one solve (APG momentum) clears it in
-  ``reset()``; :func:`reset` calls it once per solve.
+  ``reset()``; :func:`reset` calls it once per solve;
+- strength from the data: a prior whose default strength follows the noise of y (TV's
+  noise-scaled weight) offers ``for_noise(sigma_y, family)`` → the prior fixed for one solve;
+  :func:`for_data` calls it once per solve.
 
 Conventions: images ``x`` are (B, C, H, W) in [0, 1]; ``sigma`` is a noise standard deviation
 in those units, a float or a (B,) tensor. Diffusion priors work on u = 2x − 1 internally and
@@ -133,6 +136,14 @@ def reset(prior) -> None:
     clear = getattr(prior, "reset", None)
     if callable(clear):
         clear()
+
+
+def for_data(prior, sigma_y: float, family: str):
+    """The prior as one solve uses it: ``prior.for_noise(sigma_y, family)`` for a prior whose
+    strength follows the noise level σ_y of the data and the operator ``family`` (TV with its
+    default weight), else ``prior`` itself; called once per solve by ``Solver.__call__``."""
+    fix = getattr(prior, "for_noise", None)
+    return fix(sigma_y, family) if callable(fix) else prior
 
 
 def require(prior, capability: type, solver: str) -> None:

@@ -58,6 +58,9 @@ class TV:
         (1, 1, H, W), (B, 1, H, W) or — only with ``channel_coupled=False`` — (B, C, H, W).
         It is λ in the problem ½‖Ax − y‖² + λ·TV(x) that :class:`~restorekit.solvers.ChambollePock`
         and the PnP solvers minimise, and ``weight`` of ``skimage``'s ``denoise_tv_chambolle``.
+        None (the default): noise-scaled, λ = c·σ_y^{3/2} with σ_y the noise level of the data
+        (at least 0.001), c = 3 for denoising and 1 otherwise (:meth:`noise_scaled_weight`);
+        each solve fixes it through :meth:`for_noise`.
     channel_coupled : take the ℓ2 norm over the gradients of all channels together (colour TV)
         instead of per channel.
     max_iter, tol : the proximal operator iterates until the relative change
@@ -82,6 +85,16 @@ class TV:
     smooths like ``denoise_tv_chambolle(x, weight=0.1)``. Solvers that can use ``prox`` (the PnP
     family) do so and never go through this mapping.
 
+    Noise-scaled weight
+    -------------------
+    The best λ on the nine gray TRAINING images (64², Chambolle–Pock at its defaults, grid
+    0.0003 … 0.3) grows faster than σ_y and slower than σ_y²: Gaussian blur 0.001 / 0.003 / 0.03
+    at σ_y = 0.01 / 0.03 / 0.1, ×2 SR 0.001 / 0.01 / 0.03, denoising 0.003 / 0.01 / 0.1. The
+    rule c·σ_y^{3/2} with c = 1 (3 for denoising, whose data term sees every pixel without a
+    blur) is within 0.25 dB of every optimum there; at σ_y = 0.01 it beats the truncated-CG
+    start on all eleven operator families of the defaults matrix (blur +1.0 dB, motion blur
+    +5.3, ×4 SR +0.6, sparse CT +5.2), where the former fixed 0.02 failed six of them.
+
     Examples
     --------
     >>> import torch
@@ -93,9 +106,15 @@ class TV:
     True
     """
 
+    #: c of the noise-scaled weight c·σ_y^{3/2} per operator family
+    #: (:func:`~restorekit.solvers.steps.operator_family`); 1 for the families not listed.
+    NOISE_SCALE = {"denoising": 3.0}
+    #: Smallest σ_y the noise-scaled weight uses (noiseless data keeps a trace of TV).
+    SIGMA_FLOOR = 0.001
+
     def __init__(
         self,
-        weight: float | torch.Tensor = 0.1,
+        weight: float | torch.Tensor | None = None,
         *,
         channel_coupled: bool = False,
         max_iter: int = 500,
@@ -118,12 +137,16 @@ class TV:
                 )
             if not torch.isfinite(weight).all() or (weight < 0).any():
                 raise ValueError("weight map must be finite and non-negative")
+        elif weight is None:
+            pass
         elif isinstance(weight, (int, float)) and not isinstance(weight, bool):
             if not math.isfinite(weight) or weight < 0:
                 raise ValueError(f"weight must be a finite non-negative number, got {weight}")
             weight = float(weight)
         else:
-            raise TypeError(f"weight must be a float or a tensor weight map, got {type(weight).__name__}")
+            raise TypeError(
+                f"weight must be a float, a tensor weight map or None (noise-scaled), got {type(weight).__name__}"
+            )
         if not isinstance(max_iter, int) or max_iter < 1:
             raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
         if not tol >= 0:
@@ -132,6 +155,26 @@ class TV:
         self.channel_coupled = bool(channel_coupled)
         self.max_iter = max_iter
         self.tol = float(tol)
+
+    @classmethod
+    def noise_scaled_weight(cls, sigma_y: float | torch.Tensor, family: str = "other"):
+        """λ = c·max(σ_y, 0.001)^{3/2}, c = :attr:`NOISE_SCALE` of the operator ``family``
+        (see the class notes for where the rule comes from); σ_y a float or a (B,) tensor."""
+        c = cls.NOISE_SCALE.get(family, 1.0)
+        if isinstance(sigma_y, torch.Tensor):
+            return c * sigma_y.clamp_min(cls.SIGMA_FLOOR) ** 1.5
+        return c * max(float(sigma_y), cls.SIGMA_FLOOR) ** 1.5
+
+    def for_noise(self, sigma_y: float, family: str = "other") -> TV:
+        """This prior for one solve: itself when it has a weight, else a copy with the
+        noise-scaled weight at σ_y (:meth:`noise_scaled_weight`)."""
+        return (
+            self if self.weight is not None else self.with_weight(self.noise_scaled_weight(sigma_y, family))
+        )
+
+    def with_weight(self, weight: float | torch.Tensor | None) -> TV:
+        """A copy with another ``weight`` and the same coupling and prox iterations."""
+        return TV(weight, channel_coupled=self.channel_coupled, max_iter=self.max_iter, tol=self.tol)
 
     # -- GradientSparse capability (the structure the Chambolle–Pock solver uses) -----------------
     grad_norm_sq = GRAD_NORM_SQ
@@ -145,6 +188,12 @@ class TV:
         match the image's shape.
         """
         w = self.weight
+        if w is None:
+            raise ValueError(
+                "TV() has the noise-scaled weight, which a solver fixes from the data's noise "
+                "level; outside a solver give a weight, TV(weight=...), or use "
+                "tv.for_noise(sigma_y)"
+            )
         if isinstance(w, torch.Tensor):
             B, C, H, W = x.shape
             if w.shape[-2:] != (H, W) or w.shape[0] not in (1, B) or w.shape[1] not in (1, C):
@@ -185,11 +234,15 @@ class TV:
         )
 
     def denoise(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
-        """MAP denoiser for p(x) ∝ exp(−weight·TV(x)): ``prox(x, sigma²)`` (see the class notes)."""
+        """MAP denoiser for p(x) ∝ exp(−weight·TV(x)): ``prox(x, sigma²)`` (see the class notes);
+        with the noise-scaled weight, ROF at strength :meth:`noise_scaled_weight` (σ, "denoising")."""
+        if self.weight is None:
+            return self.with_weight(1.0).prox(x, self.noise_scaled_weight(sigma, "denoising"))
         return self.prox(x, sigma**2)
 
     def __repr__(self):
-        w = f"map{tuple(self.weight.shape)}" if isinstance(self.weight, torch.Tensor) else self.weight
+        w = self.weight
+        w = f"map{tuple(w.shape)}" if isinstance(w, torch.Tensor) else ("noise-scaled" if w is None else w)
         return (
             f"TV(weight={w}, channel_coupled={self.channel_coupled}, max_iter={self.max_iter}, "
             f"tol={self.tol})"

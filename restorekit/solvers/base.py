@@ -172,8 +172,8 @@ class Solver:
         progress: bool | None = None,
     ) -> Result:
         from ..operators.noise import noise_level
-        from ..priors.base import require, reset
-        from .steps import warn_weak_default
+        from ..priors.base import for_data, require, reset
+        from .steps import operator_family, warn_weak_default
 
         require(prior, self.needs, self.name)
         self._check(y, operator, prior, x_init, x_true, generator)
@@ -181,6 +181,7 @@ class Solver:
         if generator is None:
             generator = torch.Generator(device=y.device).manual_seed(0)
         loop = Loop(y, operator, x_true, generator, callback, progress, self.name, noise_level(operator, y))
+        prior = for_data(prior, loop.sigma_y, operator_family(operator))
         reset(prior)
         start = time.perf_counter()
         with torch.no_grad():

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 
 from ..operators import cg_solve
-from ..operators.ct import angular_range
 from ..priors.base import Diffusion
 from ..priors.schedule import abar_at, ddim_step, randn, to_image, to_model
 from .base import Loop, Solver, register
 from .diffusion_steps import dds_options, log_step, no_x_init, noisy_data, start_noise, step_levels
-
-#: CT scans covering fewer degrees than this are limited-angle: DDS warns on them (see DDS).
-LIMITED_ANGLE_DEG = 180.0 - 1e-3
 
 
 @register
@@ -97,26 +91,7 @@ class DDS(Solver):
         )
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
-        from deepinv.physics import Denoising, Tomography
-
         no_x_init(self.name, x_init)
-        if isinstance(operator, Denoising):
-            warnings.warn(
-                "solver 'dds' does not beat the noisy input on denoising (its data step keeps "
-                "x̃0 ≈ (x̂0 + γy)/(1 + γ); a smaller γ drifts from the data; "
-                "benchmarks/defaults_results.md); use 'ddrm', 'diffpir' or the prior's one-step "
-                "prior.denoise(y, σ_y) instead",
-                UserWarning,
-                stacklevel=4,
-            )
-        if isinstance(operator, Tomography) and angular_range(operator) < LIMITED_ANGLE_DEG:
-            warnings.warn(
-                "solver 'dds' at its defaults barely beats the truncated-CG start on limited-angle "
-                "CT (+0.39 dB on the HELD_OUT images at 64², benchmarks/defaults_results.md); "
-                "use 'pnp-hqs' (+2.90 dB there with the same prior) or 'diffpir' instead",
-                UserWarning,
-                stacklevel=4,
-            )
         noisy = noisy_data(self.noisy, loop)
         ac = prior.alphas_cumprod
         aty = operator.A_adjoint(y)

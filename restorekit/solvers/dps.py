@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 
 from ..priors.base import Diffusion
@@ -69,17 +67,7 @@ class DPS(Solver):
         self.likelihood, self.background = likelihood, check_background(background)
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
-        from deepinv.physics import LinearPhysics
-
         no_x_init(self.name, x_init)
-        if isinstance(operator, LinearPhysics):
-            warnings.warn(
-                "solver 'dps' does not beat the truncated-CG start on linear inverse "
-                "problems with the shipped priors (benchmarks/defaults_results.md); "
-                "use 'ddrm' (operators with an SVD), 'diffpir' or 'dds' instead",
-                UserWarning,
-                stacklevel=4,
-            )
         ac = prior.alphas_cumprod
         u = start_noise(y, operator, loop)
         y_fit, op_fit = y, operator

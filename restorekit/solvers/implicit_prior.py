@@ -10,7 +10,7 @@ import torch
 from ..priors.base import Denoiser, fixed_prox_weight
 from ..priors.schedule import randn
 from .base import Loop, Solver, positive, register
-from .steps import data_prox, warn_tv_as_denoiser
+from .steps import data_prox
 
 
 def step_size(t: int, h0: float) -> float:
@@ -92,7 +92,6 @@ class ImplicitPrior(Solver):
         return data_prox(operator, u, y, (sigma / sigma_y) ** 2, cg_iter=self.cg_iter, cg_tol=1e-6)
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
-        warn_tv_as_denoiser(self.name, prior)
         sigma_y = loop.sigma_y
         like = operator.A_adjoint(y)
         n = like[0].numel()

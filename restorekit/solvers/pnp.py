@@ -38,7 +38,6 @@ from .steps import (
     initial_estimate,
     operator_task,
     prior_step,
-    warn_tv_as_denoiser,
 )
 
 
@@ -179,7 +178,6 @@ class PnPHQS(Solver):
         return out / 8
 
     def _run(self, y, operator, prior, x_init, loop):
-        warn_tv_as_denoiser(self.name, prior)
         sigma_y = max(loop.sigma_y, SIGMA_FLOOR)
         sigmas = self.sigmas(operator, loop.sigma_y).tolist()
         lam = 1.0 if isinstance(prior, Proximal) else self.lam  # a Proximal prior carries its weight

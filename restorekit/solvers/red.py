@@ -10,7 +10,6 @@ from .steps import (
     continuation_levels,
     denoiser_sigma,
     initial_estimate,
-    warn_tv_as_denoiser,
 )
 
 #: Noise level below which RED's default λ stops shrinking (see :meth:`RED.default_lam`).
@@ -88,7 +87,6 @@ class RED(Solver):
         return cls.LAM_RED * (255 * max(sigma_y, LAM_NOISE_FLOOR)) ** 2
 
     def _run(self, y, operator, prior, x_init, loop):
-        warn_tv_as_denoiser(self.name, prior)
         sigma = denoiser_sigma(self.sigma, loop.sigma_y, prior, factor=1.0)
         lam = self.default_lam(loop.sigma_y) if self.lam is None else self.lam
         x = initial_estimate(y, operator, x_init)

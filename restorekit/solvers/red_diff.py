@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import cast
 
 import torch
@@ -92,17 +91,6 @@ class REDDiff(Solver):
         return cls.LAM_PER_SIGMA * max(sigma_y, SIGMA_FLOOR)
 
     def _run(self, y, operator, prior, x_init, loop: Loop) -> torch.Tensor:
-        from deepinv.physics import Denoising, Inpainting
-
-        if not isinstance(operator, (Denoising, Inpainting)):
-            warnings.warn(
-                "solver 'red-diff' at its defaults does not beat the truncated-CG start "
-                "on blur, super-resolution, CT or MRI with the shipped priors "
-                "(benchmarks/defaults_results.md); use 'ddrm' (periodic blur) or 'dds' "
-                "instead",
-                UserWarning,
-                stacklevel=4,
-            )
         ac = prior.alphas_cumprod
         lam = self.default_lam(loop.sigma_y) if self.lam is None else self.lam
         x_start = x_init if x_init is not None else initial_guess(y, operator, self.init)
