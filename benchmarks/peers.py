@@ -165,7 +165,10 @@ def _biharmonic(y, op):
 
 def restore_methods(task: str) -> dict:
     bar = bar_methods(task)
-    m = {"TV-CP, default weight 0.1": tv_cp(0.1)}
+    m = {
+        "TV-CP, default weight (noise-scaled)": tv_cp(None),
+        "TV-CP, weight 0.1 (round-1 default)": tv_cp(0.1),
+    }
     if task == "deblur":
         m[f"Wiener (skimage, balance {WIENER_BALANCE:g})"] = _wiener
         if _have_bm3d():

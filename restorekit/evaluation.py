@@ -219,8 +219,9 @@ def composite_prior():
     )
 
 
-def tv_cp(weight: float) -> Callable:
-    """``restore(y, operator)``: TV(weight) by Chambolle–Pock, 300 iterations."""
+def tv_cp(weight: float | None) -> Callable:
+    """``restore(y, operator)``: TV(weight) by Chambolle–Pock, 300 iterations (None: TV's
+    noise-scaled default weight)."""
     from .priors import TV
     from .solvers import solve
 

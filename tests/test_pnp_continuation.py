@@ -92,7 +92,9 @@ def test_defaults_gain_over_the_old_fixed_level(solver, least, over_old, blur_pr
         ("diffpir", "sr-x2", "diffusion-rgb", False),
         ("red", "inpainting-box", "dncnn", False),
         ("pnp-pgd", "ct-limited", "dncnn", True),
-        ("pnp-hqs", "mri", "tv", True),
+        ("pnp-hqs", "mri", "tv", False),
+        ("red", "mri", "tv", True),
+        ("pnp-pgd", "gaussian-blur", "tv", False),
         ("pnp-admm", "mri", "tv", False),
         ("dps", "mri", "diffusion-gray", True),
         ("red-diff", "gaussian-blur", "diffusion-gray", True),
@@ -139,7 +141,7 @@ def test_admm_default_penalty_is_dpir_alpha_at_its_level():
     assert math.isclose(rho, 0.0575, rel_tol=0.05)
 
 
-@pytest.mark.parametrize("solver", ["pnp-hqs", "red", "implicit-prior"])
+@pytest.mark.parametrize("solver", ["red", "implicit-prior"])
 def test_denoiser_schemes_with_tv_warn_and_name_chambolle_pock(solver):
     op = make("gaussian-blur", 16)
     with pytest.warns(UserWarning, match="use 'chambolle-pock'"):
