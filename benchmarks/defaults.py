@@ -231,10 +231,11 @@ def rewarn(path: str) -> None:
 
 # ---- the report ------------------------------------------------------------------------------
 def cells(cache: dict, tag: str):
-    """(size, colour, operator, prior, solver, cell, baseline, tv) for every cached cell of ``tag``."""
+    """(size, colour, operator, prior, solver, cell, baseline, tv) for every cached cell of ``tag``
+    and the TV cells (Chambolle–Pock + TV, the pair every tag shares, cached under "tv")."""
     for key, cell in sorted(cache.items()):
         t, size, col, op, prior, solver = key.split("|")
-        if t != tag:
+        if t not in (tag, "tv"):
             continue
         base = cache.get(cell_key("baseline", size, col == "rgb", op, "-", "-"), {})
         tv = cache.get(cell_key("tv", size, col == "rgb", op, "tv", "chambolle-pock"), {})
