@@ -149,21 +149,11 @@ def test_self_ensemble_averages_eight_calls():
 
 
 # ---- the committed matrix (fast: reads benchmarks/defaults_cache.json) -------------------------
-#: Cells that fail the rule on HELD_OUT without a warning, each with why it is not warned: a
-#: warning must rest on the training images, and these pass there. The test fails if one of
-#: them starts to pass (then remove it) or if any other cell fails.
-KNOWN_FAILING = {
-    # −0.45 dB on held-out at 128² but +2.45 on the nine training images at 128² and +1.97 on
-    # held-out at 64², where it is the alternative other warnings name
-    ("128", "gray", "sr-x2", "diffusion-gray", "pnp-hqs"),
-}
-
-
 def test_committed_matrix_has_no_failing_cell():
     """Every cell of tag ``current`` in the committed cache (HELD_OUT, measured by
     benchmarks/defaults.py) is refused, warns and names an alternative, or beats the better of
-    the truncated-CG start and the measurement by 0.5 dB, except :data:`KNOWN_FAILING`; and the
-    matrix covers every operator family in gray at 64²."""
+    the truncated-CG start and the measurement by 0.5 dB; and the matrix covers every operator
+    family in gray at 64² and 128²."""
     import importlib.util
     import json
     from pathlib import Path
@@ -184,5 +174,45 @@ def test_committed_matrix_has_no_failing_cell():
         m = module.margin(cell, base)
         if m is None or m < module.MARGIN_DB:
             failing.append((size, col, op, prior, solver))
-    assert set(failing) == KNOWN_FAILING, set(failing) ^ KNOWN_FAILING
-    assert {("64", "gray", op) for op in module.OPERATORS} <= families
+    assert not failing, failing
+    assert {(size, "gray", op) for op in module.OPERATORS for size in ("64", "128")} <= families
+
+
+def test_committed_matrix_is_complete_and_its_warnings_current():
+    """At 64² the committed cache has every solver × compatible prior × operator family in gray
+    and colour (as ``restorekit list`` pairs them), and each measured cell warns exactly when
+    today's WEAK_DEFAULTS say so (a stale cache fails)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from restorekit.solvers import SOLVERS
+    from restorekit.solvers.steps import weak_default
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location("defaults_bench", bench / "defaults.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cache = json.loads((bench / "defaults_cache.json").read_text())
+    missing, stale = [], []
+    for prior_name in module.PRIORS:
+        prior = module.build_prior(prior_name)
+        for color in (False, True):
+            if module.prior_channels(prior_name) not in (None, 3 if color else 1):
+                continue
+            for op_name in module.OPERATORS:
+                if color and module.BUILDERS[op_name].gray_only:
+                    continue
+                op = make(op_name, 16, 3 if color else 1)
+                for solver in SOLVERS:
+                    if not module.compatible(solver, prior):
+                        continue
+                    tag = "tv" if (solver, prior_name) == ("chambolle-pock", "tv") else "current"
+                    cell = cache.get(module.cell_key(tag, 64, color, op_name, prior_name, solver))
+                    if cell is None:
+                        missing.append((color, op_name, prior_name, solver))
+                    elif "psnr" in cell and tag == "current":
+                        if ("warning" in cell) != (weak_default(solver, op, prior) is not None):
+                            stale.append((color, op_name, prior_name, solver))
+    assert not missing, missing
+    assert not stale, stale

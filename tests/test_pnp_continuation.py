@@ -81,6 +81,7 @@ def test_defaults_gain_over_the_old_fixed_level(solver, least, over_old, blur_pr
         ("pnp-hqs", "sr-x4", "dncnn", False),
         ("pnp-hqs", "sr-x2", "denoiser-gray", True),
         ("pnp-hqs", "sr-x4", "diffusion-gray", False),
+        ("pnp-hqs", "sr-x2", "diffusion-gray", True),
         ("pnp-admm", "sr-x4", "diffusion-gray", True),
         ("pnp-admm", "sr-x2", "dncnn", False),
         ("red", "sr-x4", "dncnn", True),
