@@ -328,14 +328,14 @@ WEAK_DEFAULTS = (
     ),
     WeakDefault(
         "pnp-admm",
-        "ct",
+        ("ct", "ct-limited"),
         "'dncnn' with this solver (+4.09 dB there) or with 'pnp-hqs'",
-        "sparse CT +0.26 dB on held-out images",
+        "sparse / limited-angle CT +0.26 / −0.26 dB on held-out images",
         prior="denoiser-gray",
     ),
     WeakDefault(
         "implicit-prior",
-        "ct",
+        ("ct", "ct-limited"),
         "'pnp-hqs' with the same prior, or this solver with 'dncnn' (+2.74 dB there)",
         "sparse CT +0.40 dB on held-out images",
         prior="denoiser-gray",
