@@ -25,6 +25,7 @@ solver), so the matrix can be run in pieces and resumed; ``--report`` writes
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -72,14 +73,19 @@ def load_cache(path: str) -> dict:
     return {}
 
 
-def save_cache(path: str, key: str, cell: dict) -> None:
-    """Add one cell to the cache file, re-reading it first (several runs may share it)."""
-    cache = load_cache(path)
-    cache[key] = cell
+def write_cache(path: str, cache: dict) -> None:
+    """Write the whole cache atomically (a temporary file, then a rename)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         json.dump(cache, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+def save_cache(path: str, key: str, cell: dict) -> None:
+    """Add one cell to the cache file, re-reading it first (several runs may share it)."""
+    cache = load_cache(path)
+    cache[key] = cell
+    write_cache(path, cache)
 
 
 def load_all(paths: list[str]) -> dict:
@@ -210,23 +216,34 @@ def run(args) -> None:
     report(load_all([args.cache, *args.also]), args.out, args.training)
 
 
+@functools.cache
+def family_operator(op_name: str, color: bool):
+    """A small instance of the operator preset: what WEAK_DEFAULTS reads (family, SR factor)
+    does not depend on the image size."""
+    return make(op_name, 16, 3 if color else 1)
+
+
+def current_warning(solver: str, op_name: str, color: bool, prior) -> str | None:
+    """The message today's :data:`~restorekit.solvers.steps.WEAK_DEFAULTS` give for the pair on
+    the operator preset, or None."""
+    weak = weak_default(solver, family_operator(op_name, color), prior)
+    return None if weak is None else weak.message()
+
+
 def rewarn(path: str) -> None:
-    """Re-read every measured cell's warning from today's
-    :data:`~restorekit.solvers.steps.WEAK_DEFAULTS` (a warning changes no result), so the report
-    shows the warnings a user gets now."""
+    """Re-read every measured cell's warning from :func:`current_warning` (a warning changes no
+    result), so the report shows the warnings a user gets now."""
     cache, priors = load_cache(path), {}
     for key, cell in cache.items():
         tag, size, col, op_name, prior_name, solver = key.split("|")
         if tag in ("baseline", "tv") or "psnr" not in cell:
             continue
-        op = make(op_name, 16, 3 if col == "rgb" else 1)
         prior = priors.setdefault(prior_name, build_prior(prior_name))
-        weak = weak_default(solver, op, prior)
+        warning = current_warning(solver, op_name, col == "rgb", prior)
         cell.pop("warning", None)
-        if weak is not None:
-            cell["warning"] = weak.message()
-    with open(path, "w") as f:
-        json.dump(cache, f, indent=1, sort_keys=True)
+        if warning is not None:
+            cell["warning"] = warning
+    write_cache(path, cache)
 
 
 # ---- the report ------------------------------------------------------------------------------

@@ -149,11 +149,8 @@ def test_self_ensemble_averages_eight_calls():
 
 
 # ---- the committed matrix (fast: reads benchmarks/defaults_cache.json) -------------------------
-def test_committed_matrix_has_no_failing_cell():
-    """Every cell of tag ``current`` in the committed cache (HELD_OUT, measured by
-    benchmarks/defaults.py) is refused, warns and names an alternative, or beats the better of
-    the truncated-CG start and the measurement by 0.5 dB; and the matrix covers every operator
-    family in gray at 64² and 128²."""
+def committed_matrix():
+    """(benchmarks/defaults.py as a module, its committed cache)."""
     import importlib.util
     import json
     from pathlib import Path
@@ -162,7 +159,15 @@ def test_committed_matrix_has_no_failing_cell():
     spec = importlib.util.spec_from_file_location("defaults_bench", bench / "defaults.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    cache = json.loads((bench / "defaults_cache.json").read_text())
+    return module, json.loads((bench / "defaults_cache.json").read_text())
+
+
+def test_committed_matrix_has_no_failing_cell():
+    """Every cell of tag ``current`` in the committed cache (HELD_OUT, measured by
+    benchmarks/defaults.py) is refused, warns and names an alternative, or beats the better of
+    the truncated-CG start and the measurement by 0.5 dB; and the matrix covers every operator
+    family in gray at 64² and 128²."""
+    module, cache = committed_matrix()
     failing, families = [], set()
     for size, col, op, prior, solver, cell, base, _ in module.cells(cache, "current"):
         families.add((size, col, op))
@@ -195,18 +200,9 @@ def test_committed_matrix_is_complete_and_its_warnings_current():
     """At 64² the committed cache has every solver × compatible prior × operator family in gray
     and colour (as ``restorekit list`` pairs them) but :data:`NOT_MEASURED`, and each measured
     cell warns exactly when today's WEAK_DEFAULTS say so (a stale cache fails)."""
-    import importlib.util
-    import json
-    from pathlib import Path
-
     from restorekit.solvers import SOLVERS
-    from restorekit.solvers.steps import weak_default
 
-    bench = Path(__file__).resolve().parents[1] / "benchmarks"
-    spec = importlib.util.spec_from_file_location("defaults_bench", bench / "defaults.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cache = json.loads((bench / "defaults_cache.json").read_text())
+    module, cache = committed_matrix()
     missing, stale = [], []
     for prior_name in module.PRIORS:
         prior = module.build_prior(prior_name)
@@ -216,7 +212,6 @@ def test_committed_matrix_is_complete_and_its_warnings_current():
             for op_name in module.OPERATORS:
                 if color and module.BUILDERS[op_name].gray_only:
                     continue
-                op = make(op_name, 16, 3 if color else 1)
                 for solver in SOLVERS:
                     if not module.compatible(solver, prior):
                         continue
@@ -225,7 +220,7 @@ def test_committed_matrix_is_complete_and_its_warnings_current():
                     if cell is None:
                         missing.append((color, op_name, prior_name, solver))
                     elif "psnr" in cell and tag == "current":
-                        if ("warning" in cell) != (weak_default(solver, op, prior) is not None):
+                        if cell.get("warning") != module.current_warning(solver, op_name, color, prior):
                             stale.append((color, op_name, prior_name, solver))
     assert set(missing) == NOT_MEASURED, set(missing) ^ NOT_MEASURED
     assert not stale, stale

@@ -196,22 +196,23 @@ class WeakDefault:
     min_factor: int = 1
     max_factor: int | None = None
 
+    def __post_init__(self):  # one family or prior given as a name: a tuple of one
+        for field in ("operators", "prior"):
+            if isinstance(getattr(self, field), str):
+                object.__setattr__(self, field, (getattr(self, field),))
+
     def matches(self, solver: str, operator, prior) -> bool:
-        families = (self.operators,) if isinstance(self.operators, str) else self.operators
-        if solver != self.solver or operator_family(operator) not in families:
+        if solver != self.solver or operator_family(operator) not in self.operators:
             return False
-        priors = (self.prior,) if isinstance(self.prior, str) else self.prior
-        if priors is not None and not {prior_family(prior), getattr(prior, "name", None)} & set(priors):
+        if self.prior is not None and not {prior_family(prior), getattr(prior, "name", None)} & set(
+            self.prior
+        ):
             return False
         factor = int(getattr(operator, "factor", 1))
         return self.min_factor <= factor <= (self.max_factor or factor)
 
     def message(self) -> str:
-        where = (
-            "linear operators"
-            if self.operators == LINEAR
-            else (self.operators if isinstance(self.operators, str) else " / ".join(self.operators))
-        )
+        where = "linear operators" if self.operators == LINEAR else " / ".join(self.operators)
         return (
             f"solver {self.solver!r} at its defaults does not beat the truncated-CG start on "
             f"{where} ({self.evidence}; benchmarks/defaults_results.md); use {self.instead} instead"
