@@ -96,6 +96,8 @@ def test_defaults_gain_over_the_old_fixed_level(solver, least, over_old, blur_pr
         ("red", "sr-x2", "dncnn", False),
         ("mcg", "sr-x4", "diffusion-gray", True),
         ("mcg", "sr-x2", "diffusion-gray", False),
+        ("mcg", "denoising", "diffusion-gray", True),
+        ("mcg", "denoising", "diffusion-rgb", True),
         ("red", "sr-x4", "dncnn", True),
         ("red", "sr-x4", "diffusion-gray", True),
         ("red", "sr-x2", "diffusion-gray", True),
