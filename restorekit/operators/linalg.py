@@ -162,8 +162,9 @@ def truncated_pinv(operator, y: torch.Tensor, steps: int = 10) -> torch.Tensor:
 
     Ten steps assume an image large enough that the Krylov space has not yet reached the
     near-null singular values: on a 16² Gaussian blur it has (few distinct singular values), the
-    start is then close to the inverse filter and a 1e-12 change of y moves it by 0.17; from 32²
-    on, a change of y moves it by about ten times as much.
+    start is then close to the inverse filter and a 1e-12 change of y moves it by 0.17. At 32² a
+    change of y moves the start by at most about 100 times as much, from 64² on 5–40 times (blur,
+    SR, CT, MRI; float32).
     """
     aty = operator.A_adjoint(y)
     return cg_solve(operator, aty, gamma=1.0, shift=0.0, x0=torch.zeros_like(aty), max_iter=steps)
