@@ -81,7 +81,11 @@ class PnPHQS(Solver):
             0.5 for inpainting, whose start has holes far from any image: on the four gray
             TRAINING images at 64², 50 % random mask, σ_y = 0.01, σ_1 = 49/255 → 0.5 took
             ``dncnn`` from 31.64 to 34.36 dB and ``denoiser-gray`` from 28.33 to 33.82 dB,
-            clock alone 30.1 → 41.1 and 18.9 → 41.0; the other three within 0.3 dB).
+            clock alone 30.1 → 41.1 and 18.9 → 41.0; the other three within 0.3 dB). That was
+            with the zero-filled start; from the harmonic-fill start the level hardly matters:
+            on the nine gray TRAINING images at 64² σ_1 = 49/255, 0.3, 0.5, 0.7 give 33.20 dB
+            each on random inpainting and 28.68/28.65/28.56/28.70 on box inpainting (mean of
+            dncnn, denoiser-gray, diffusion-gray; benchmarks/first_level.py), so 0.5 is kept.
         sigma_min: last level σ_K (None: per task, see above).
         data_weight: λ_d (None: :func:`data_weight`, i.e. 1 except for fixed-scale priors).
         ensemble: average the denoiser over the 8 flips/rotations of its input (DPIR's ×8

@@ -94,7 +94,8 @@ def data_weight(prior, sigma_y: float) -> float:
 
 #: First denoiser level σ_1 of the plug-and-play schedules per operator kind
 #: (:func:`operator_task`): DPIR's 49/255, and 0.5 for inpainting, whose start has holes far from
-#: any image (chosen for PnP-HQS on TRAINING images; see its docstring).
+#: any image (chosen for PnP-HQS on TRAINING images with a zero-filled start; from today's
+#: harmonic-fill start 49/255 … 0.7 lie within 0.14 dB: see PnPHQS's docstring).
 FIRST_LEVEL = {"blur": 49 / 255, "sr": 49 / 255, "inpainting": 0.5, "other": 49 / 255}
 
 
