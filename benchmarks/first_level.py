@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 
+import defaults
 import torch
 
-import defaults
 from restorekit.solvers import solve
 
 LEVELS = (49 / 255, 0.3, 0.5, 0.7)
@@ -30,7 +30,9 @@ def main() -> None:
         for prior_name in PRIORS:
             prior = defaults.build_prior(prior_name)
             for level in LEVELS:
-                r = solve(y, op, prior, "pnp-hqs", sigma_max=level, generator=torch.Generator().manual_seed(0))
+                r = solve(
+                    y, op, prior, "pnp-hqs", sigma_max=level, generator=torch.Generator().manual_seed(0)
+                )
                 psnr = defaults.metrics(r.x, x)["psnr"]
                 print(f"{op_name:18s} {prior_name:15s} σ_1 = {level:.3f}: {psnr:.2f} dB", flush=True)
 
