@@ -91,7 +91,9 @@ def test_pinned_problem_is_stable():
             solve(y_, op, prior, solver, generator=torch.Generator().manual_seed(2), **options).x
             for y_ in (y, y + jitter)
         )
-        assert (a - b).abs().max() < 1e-9, f"{case}: a 1e-13 change of y moves the result by {(a - b).abs().max():.1e}"
+        assert (a - b).abs().max() < 1e-9, (
+            f"{case}: a 1e-13 change of y moves the result by {(a - b).abs().max():.1e}"
+        )
 
 
 def stored() -> dict:
