@@ -177,3 +177,37 @@ def test_admm_prior_weight_is_larger_on_denoising():
     default = rk.solve(y, op, prior, "pnp-admm", **kw).x
     assert torch.allclose(default, rk.solve(y, op, prior, "pnp-admm", rho=0.5, **kw).x, atol=1e-6)
     assert not torch.allclose(default, rk.solve(y, op, prior, "pnp-admm", lam=0.23, **kw).x, atol=1e-3)
+
+
+def test_hole_width_tells_boxes_from_scattered_pixels():
+    """hole_width is the side of a missing box (rounded up to even), a few pixels for a random
+    mask, the whole side when nothing is observed and 0 without a mask; it keys the WEAK_DEFAULTS
+    entries that concern large holes only (min_hole)."""
+    from restorekit.operators import inpainting
+    from restorekit.solvers.steps import hole_width, weak_default
+
+    for size in (32, 64, 128):
+        assert hole_width(make("inpainting-box", size)) == size // 2
+        assert (
+            2 <= hole_width(make("inpainting-random", size, generator=torch.Generator().manual_seed(0))) <= 8
+        )
+    assert hole_width(make("gaussian-blur", 32)) == 0
+    for side, width in ((10, 10), (11, 12)):
+        mask = torch.ones(32, 32)
+        mask[5 : 5 + side, 9 : 9 + side] = 0
+        assert hole_width(inpainting(mask, img_size=32)) == width
+    corner = torch.zeros(16, 16)
+    corner[0, 0] = 1  # one observed pixel: the rest is one hole 15 erosions deep
+    assert hole_width(inpainting(corner, img_size=16)) == 30
+    prior = rk.priors.load("diffusion-gray")
+    warned = {
+        (op, size): weak_default("implicit-prior", make(op, size), prior) is not None
+        for op in ("inpainting-box", "inpainting-random")
+        for size in (64, 128)
+    }
+    assert warned == {
+        ("inpainting-box", 128): True,
+        ("inpainting-box", 64): False,
+        ("inpainting-random", 128): False,
+        ("inpainting-random", 64): False,
+    }
