@@ -217,16 +217,17 @@ def run(args) -> None:
 
 
 @functools.cache
-def family_operator(op_name: str, color: bool):
-    """A small instance of the operator preset: what WEAK_DEFAULTS reads (family, SR factor)
-    does not depend on the image size."""
-    return make(op_name, 16, 3 if color else 1)
+@functools.lru_cache(maxsize=None)
+def preset_operator(op_name: str, size: int, color: bool):
+    """The operator preset at the cell's size, as WEAK_DEFAULTS read it (family, SR factor,
+    inpainting hole width)."""
+    return make(op_name, size, 3 if color else 1, generator=torch.Generator().manual_seed(0))
 
 
-def current_warning(solver: str, op_name: str, color: bool, prior) -> str | None:
+def current_warning(solver: str, op_name: str, size: int, color: bool, prior) -> str | None:
     """The message today's :data:`~restorekit.solvers.steps.WEAK_DEFAULTS` give for the pair on
     the operator preset, or None."""
-    weak = weak_default(solver, family_operator(op_name, color), prior)
+    weak = weak_default(solver, preset_operator(op_name, int(size), color), prior)
     return None if weak is None else weak.message()
 
 
@@ -239,7 +240,7 @@ def rewarn(path: str) -> None:
         if tag in ("baseline", "tv") or "psnr" not in cell:
             continue
         prior = priors.setdefault(prior_name, build_prior(prior_name))
-        warning = current_warning(solver, op_name, col == "rgb", prior)
+        warning = current_warning(solver, op_name, size, col == "rgb", prior)
         cell.pop("warning", None)
         if warning is not None:
             cell["warning"] = warning

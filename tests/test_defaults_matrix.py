@@ -240,7 +240,7 @@ def test_committed_matrix_is_complete_and_its_warnings_current():
                         if cell is None:
                             missing.append(where)
                         elif "psnr" in cell and tag == "current":
-                            warning = module.current_warning(solver, op_name, color, prior)
+                            warning = module.current_warning(solver, op_name, size, color, prior)
                             if cell.get("warning") != warning:
                                 stale.append(where)
     assert set(missing) == NOT_MEASURED, set(missing) ^ NOT_MEASURED
