@@ -217,7 +217,6 @@ def run(args) -> None:
 
 
 @functools.cache
-@functools.lru_cache(maxsize=None)
 def preset_operator(op_name: str, size: int, color: bool):
     """The operator preset at the cell's size, as WEAK_DEFAULTS read it (family, SR factor,
     inpainting hole width)."""
