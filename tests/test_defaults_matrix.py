@@ -214,24 +214,22 @@ def test_committed_matrix_is_complete_and_its_warnings_current():
     missing, stale = [], []
     for prior_name in module.PRIORS:
         prior = module.build_prior(prior_name)
-        for size, colours in COMPLETE.items():
-            for color in colours:
-                if module.prior_channels(prior_name) not in (None, 3 if color else 1):
+        for size, color in ((size, color) for size, colours in COMPLETE.items() for color in colours):
+            if module.prior_channels(prior_name) not in (None, 3 if color else 1):
+                continue
+            for op_name in module.OPERATORS:
+                if color and module.BUILDERS[op_name].gray_only:
                     continue
-                for op_name in module.OPERATORS:
-                    if color and module.BUILDERS[op_name].gray_only:
+                for solver in SOLVERS:
+                    if not module.compatible(solver, prior):
                         continue
-                    for solver in SOLVERS:
-                        if not module.compatible(solver, prior):
-                            continue
-                        tag = "tv" if (solver, prior_name) == ("chambolle-pock", "tv") else "current"
-                        cell = cache.get(module.cell_key(tag, size, color, op_name, prior_name, solver))
-                        where = (size, color, op_name, prior_name, solver)
-                        if cell is None:
-                            missing.append(where)
-                        elif "psnr" in cell and tag == "current":
-                            warning = module.current_warning(solver, op_name, size, color, prior)
-                            if cell.get("warning") != warning:
-                                stale.append(where)
+                    tag = "tv" if (solver, prior_name) == ("chambolle-pock", "tv") else "current"
+                    cell = cache.get(module.cell_key(tag, size, color, op_name, prior_name, solver))
+                    where = (size, color, op_name, prior_name, solver)
+                    if cell is None:
+                        missing.append(where)
+                    elif "psnr" in cell and tag == "current":
+                        if cell.get("warning") != module.current_warning(solver, op_name, size, color, prior):
+                            stale.append(where)
     assert set(missing) == NOT_MEASURED, set(missing) ^ NOT_MEASURED
     assert not stale, stale
