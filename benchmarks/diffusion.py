@@ -186,7 +186,12 @@ def native_vs_deepinv(
     ]
     for op_name in ("gaussian-blur", "inpainting-random"):
         op = make(
-            op_name, size, 1, noise_sigma=0.01, generator=torch.Generator().manual_seed(0), device=device
+            op_name,
+            size,
+            1,
+            noise_sigma=0.01,
+            generator=torch.Generator(device).manual_seed(0),
+            device=device,
         )
         y = op(x)
         for name, steps in pairs:

@@ -130,7 +130,7 @@ class Smoother(torch.nn.Module):
         self.register_buffer("k", torch.full((1, 1, 3, 3), 1 / 9))
 
     def forward(self, x, sigma):
-        s = torch.as_tensor(sigma, dtype=x.dtype).clamp(0, 1).reshape(-1, 1, 1, 1) * 5
+        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).clamp(0, 1).reshape(-1, 1, 1, 1) * 5
         smooth = torch.nn.functional.conv2d(
             torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), self.k.to(x.dtype)
         )
@@ -198,11 +198,15 @@ def test_device_mismatch_and_gpu_run():
     x, op, y = problem("gaussian-blur")
     with pytest.raises(ValueError, match="cuda"):
         rk.solve(y.cuda(), op, TV(0.02), solver="chambolle-pock")
-    op_gpu = make("gaussian-blur", SIZE, 1, noise_sigma=NOISE, device="cuda")
-    r = rk.solve(op_gpu.A(x.cuda()), op_gpu, TV(0.02), solver="chambolle-pock", max_iter=50)
-    assert r.x.device.type == "cuda"
-    r = rk.solve(op_gpu.A(x.cuda()), op_gpu, DenoiserPrior(Smoother().cuda()), solver="pnp-hqs", max_iter=4)
-    assert r.x.device.type == "cuda"
+    runs = {"chambolle-pock": (TV(0.02), 50), "pnp-hqs": (DenoiserPrior(Smoother()), 4)}
+    on_cpu = {solver: rk.solve(y, op, prior, solver, max_iter=n).x for solver, (prior, n) in runs.items()}
+    op.to("cuda")  # the same operator (kernel, noise level), moved in place
+    runs["pnp-hqs"] = (DenoiserPrior(Smoother().cuda()), 4)
+    for solver, (prior, n) in runs.items():
+        r = rk.solve(y.cuda(), op, prior, solver, max_iter=n)
+        assert r.x.device.type == "cuda"
+        # the same iterations give the same image on both devices (float32 rounding aside)
+        assert torch.allclose(r.x.cpu(), on_cpu[solver], atol=1e-4), solver
 
 
 class FixedScaleQuadratic:

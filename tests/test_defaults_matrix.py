@@ -187,27 +187,11 @@ def test_committed_matrix_has_no_failing_cell():
 #: at 64² and 128²).
 COMPLETE = {64: (False, True), 128: (False, True)}
 
-#: Cells the 2-core machine did not measure, as (size, colour, operator, prior, solver): MCG on
-#: operators without an SVD at 128² and on CT at 64². MCG makes 1000 network calls with
-#: backpropagation per solve, and on those operators a CG projection at every step: its 64²
-#: multi-coil MRI cell took 20 minutes, its sparse-CT cell ran for over 40 minutes without
-#: finishing, and at 128² its cells that were measured took 29–49 minutes each on inpainting and
-#: ×2 SR (alongside other runs). A listed cell that gets measured fails the test, so the list
-#: only shrinks.
-NOT_MEASURED = {
-    *((64, False, op, "diffusion-gray", "mcg") for op in ("ct-sparse", "ct-limited")),
-    *(
-        (128, False, op, "diffusion-gray", "mcg")
-        for op in ("ct-sparse", "ct-limited", "mri", "mri-multicoil")
-    ),
-}
-
 
 def test_committed_matrix_is_complete_and_its_warnings_current():
     """For each size and colour of :data:`COMPLETE` the committed cache has every solver ×
-    compatible prior × operator family (as ``restorekit list`` pairs them) but
-    :data:`NOT_MEASURED`, and each measured cell warns exactly when today's WEAK_DEFAULTS say so
-    (a stale cache fails)."""
+    compatible prior × operator family (as ``restorekit list`` pairs them), and each measured cell
+    warns exactly when today's WEAK_DEFAULTS say so (a stale cache fails)."""
     from restorekit.solvers import SOLVERS
 
     module, cache = committed_matrix()
@@ -231,5 +215,5 @@ def test_committed_matrix_is_complete_and_its_warnings_current():
                     elif "psnr" in cell and tag == "current":
                         if cell.get("warning") != module.current_warning(solver, op_name, size, color, prior):
                             stale.append(where)
-    assert set(missing) == NOT_MEASURED, set(missing) ^ NOT_MEASURED
+    assert not missing, missing
     assert not stale, stale

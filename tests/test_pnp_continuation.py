@@ -99,6 +99,8 @@ def test_defaults_gain_over_the_old_fixed_level(solver, least, over_old, blur_pr
         ("mcg", "sr-x2", "diffusion-rgb", False),
         ("mcg", "denoising", "diffusion-gray", True),
         ("mcg", "denoising", "diffusion-rgb", True),
+        ("mcg", "ct-limited", "diffusion-gray", True),
+        ("mcg", "ct-sparse", "diffusion-gray", False),
         ("red", "sr-x4", "dncnn", True),
         ("red", "sr-x4", "diffusion-gray", True),
         ("red", "sr-x2", "diffusion-gray", True),

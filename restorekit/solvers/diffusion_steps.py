@@ -61,7 +61,7 @@ def step_levels(prior, steps: int, kind: str = "leading"):
     return list(zip(ts, ts[1:] + [-1]))
 
 
-def residual_norm_grad(prior, u_t: torch.Tensor, t: int, y: torch.Tensor, operator, loop):
+def residual_norm_grad(prior, u_t: torch.Tensor, t: int, y: torch.Tensor, operator, loop, gradient=True):
     """The DPS guidance term at (u_t, t), through the network (one counted evaluation).
 
     Returns (û0 clipped to [−1, 1], ε_renoise − ε̂, g) with
@@ -69,13 +69,17 @@ def residual_norm_grad(prior, u_t: torch.Tensor, t: int, y: torch.Tensor, operat
     (:func:`~restorekit.priors.schedule.model_residual`) so that published step sizes keep
     their meaning, and one norm per sample so that batch members never interact.
     ε_renoise − ε̂ is what the DDPM step adds to renoise as the prior asks (CFG++).
+    With ``gradient`` False (a zero step size) g is 0 and nothing is backpropagated.
     """
-    u = u_t.detach().requires_grad_(True)
-    with torch.enable_grad():
+    u = u_t.detach().requires_grad_(gradient)
+    with torch.set_grad_enabled(gradient):
         pred = loop.evaluate(prior.predict, u, t)
         x0 = pred.x0.clamp(-1, 1)
-        norm = model_residual(y, operator, x0).flatten(1).norm(dim=1)
-        (grad,) = torch.autograd.grad(norm.sum(), u)
+        if gradient:
+            norm = model_residual(y, operator, x0).flatten(1).norm(dim=1)
+            (grad,) = torch.autograd.grad(norm.sum(), u)
+        else:
+            grad = torch.zeros_like(u)
     return x0.detach(), (pred.eps_renoise - pred.eps).detach(), grad
 
 
