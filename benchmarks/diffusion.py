@@ -259,7 +259,12 @@ def main():
     ap.add_argument("--weights", default=None, help="a saved diffusion pipeline directory")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU")
-    ap.add_argument("--out", default=os.path.join(HERE, "diffusion_results.md"))
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="report path (default benchmarks/diffusion_results.md, with --vs-deepinv "
+        "benchmarks/diffusion_native_results.md)",
+    )
     ap.add_argument(
         "--vs-deepinv",
         action="store_true",
@@ -284,7 +289,7 @@ def main():
         native_vs_deepinv(
             device,
             args.size or 64,
-            os.path.join(HERE, "diffusion_native_results.md"),
+            args.out or os.path.join(HERE, "diffusion_native_results.md"),
             repeats=args.repeats,
             solvers=tuple(args.solvers.split(",")),
             timing_runs=args.timing_runs,
@@ -403,10 +408,11 @@ def main():
             "",
         ]
     )
-    with open(args.out, "w") as f:
+    out = args.out or os.path.join(HERE, "diffusion_results.md")
+    with open(out, "w") as f:
         f.write(text)
     print("\n".join(summary))
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
