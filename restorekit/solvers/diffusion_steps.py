@@ -61,7 +61,9 @@ def step_levels(prior, steps: int, kind: str = "leading"):
     return list(zip(ts, ts[1:] + [-1]))
 
 
-def residual_norm_grad(prior, u_t: torch.Tensor, t: int, y: torch.Tensor, operator, loop, gradient=True):
+def residual_norm_grad(
+    prior, u_t: torch.Tensor, t: int, y: torch.Tensor, operator, loop, gradient: bool = True
+):
     """The DPS guidance term at (u_t, t), through the network (one counted evaluation).
 
     Returns (û0 clipped to [−1, 1], ε_renoise − ε̂, g) with
