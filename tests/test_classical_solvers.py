@@ -198,12 +198,14 @@ def test_device_mismatch_and_gpu_run():
     x, op, y = problem("gaussian-blur")
     with pytest.raises(ValueError, match="cuda"):
         rk.solve(y.cuda(), op, TV(0.02), solver="chambolle-pock")
-    runs = {"chambolle-pock": (TV(0.02), 50), "pnp-hqs": (DenoiserPrior(Smoother()), 4)}
-    on_cpu = {solver: rk.solve(y, op, prior, solver, max_iter=n).x for solver, (prior, n) in runs.items()}
+    runs = {  # solver: (prior on a device, iterations)
+        "chambolle-pock": (lambda device: TV(0.02), 50),
+        "pnp-hqs": (lambda device: DenoiserPrior(Smoother().to(device)), 4),
+    }
+    on_cpu = {s: rk.solve(y, op, prior("cpu"), s, max_iter=n).x for s, (prior, n) in runs.items()}
     op.to("cuda")  # the same operator (kernel, noise level), moved in place
-    runs["pnp-hqs"] = (DenoiserPrior(Smoother().cuda()), 4)
     for solver, (prior, n) in runs.items():
-        r = rk.solve(y.cuda(), op, prior, solver, max_iter=n)
+        r = rk.solve(y.cuda(), op, prior("cuda"), solver, max_iter=n)
         assert r.x.device.type == "cuda"
         # the same iterations give the same image on both devices (float32 rounding aside)
         assert torch.allclose(r.x.cpu(), on_cpu[solver], atol=1e-4), solver

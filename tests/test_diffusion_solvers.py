@@ -477,6 +477,7 @@ def test_mcg_gradient_step_per_operator_family():
     other families; a given
     α always wins. At α = 0 no backward pass is made, and the samples are those of the gradient
     path with α = 0 (the same draws, the same network outputs)."""
+    from restorekit.solvers.base import Loop
     from restorekit.solvers.diffusion_steps import residual_norm_grad
     from restorekit.solvers.mcg import MCG
 
@@ -492,14 +493,10 @@ def test_mcg_gradient_step_per_operator_family():
     assert torch.equal(results[None], results[0.0])
     assert (results[1.0] - results[0.0]).abs().max() > 1e-3  # the gradient does act at α = 1
 
-    class Counter:
-        nfe = 0
-
-        def evaluate(self, fn, *args):
-            return fn(*args)
-
     u = torch.randn(x.shape, generator=g)
-    with_grad = residual_norm_grad(prior, u, 500, y, limited, Counter())
-    without = residual_norm_grad(prior, u, 500, y, limited, Counter(), gradient=False)
+    loop = Loop(y, limited, None, g, None, False, "mcg")
+    with_grad = residual_norm_grad(prior, u, 500, y, limited, loop)
+    without = residual_norm_grad(prior, u, 500, y, limited, loop, gradient=False)
+    assert loop.nfe == 2  # each is one counted network evaluation
     assert torch.equal(with_grad[0], without[0]) and torch.equal(with_grad[1], without[1])
     assert with_grad[2].abs().max() > 0 and not without[2].any() and not without[0].requires_grad
